@@ -1,0 +1,110 @@
+//! The config-backed `UserManager`: users listed in `[[users]]`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS};
+
+/// Users from the config file, with argon2 password hashes.
+pub struct ConfigUserManager {
+    users: HashMap<String, (Arc<User>, PasswordHash)>,
+    anonymous: Option<Arc<User>>,
+    verifier: PasswordVerifier,
+}
+
+impl ConfigUserManager {
+    /// Builds a manager from named users with their hashes and an optional anonymous user.
+    pub fn new(named: Vec<(User, PasswordHash)>, anonymous: Option<User>) -> Self {
+        let users = named
+            .into_iter()
+            .filter_map(|(user, hash)| Some((user.login.clone()?, (Arc::new(user), hash))))
+            .collect();
+        ConfigUserManager {
+            users,
+            anonymous: anonymous.map(Arc::new),
+            verifier: PasswordVerifier::new(),
+        }
+    }
+
+    fn anonymous_for(&self, login: &str) -> Option<&Arc<User>> {
+        // A configured login named `ftp` or `anonymous` takes precedence over the anonymous user.
+        if self.users.contains_key(login) {
+            return None;
+        }
+        let is_anonymous = ANONYMOUS_LOGINS.iter().any(|a| a.eq_ignore_ascii_case(login));
+        self.anonymous.as_ref().filter(|_| is_anonymous)
+    }
+}
+
+#[async_trait]
+impl UserManager for ConfigUserManager {
+    async fn get_user(&self, login: &str) -> LoginKind {
+        if self.anonymous_for(login).is_some() {
+            LoginKind::Anonymous
+        } else {
+            LoginKind::PasswordRequired
+        }
+    }
+
+    async fn authenticate(&self, login: &str, password: &Password) -> Option<Arc<User>> {
+        if let Some(user) = self.anonymous_for(login) {
+            return Some(user.clone());
+        }
+        let entry = self.users.get(login);
+        let ok = self.verifier.verify(entry.map(|(_, hash)| hash), password).await;
+        entry.filter(|_| ok).map(|(user, _)| user.clone())
+    }
+
+    async fn notify_logout(&self, _user: &User) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::hash_password;
+    use crate::path::VirtualPath;
+    use crate::storage::MemoryStorage;
+
+    fn user(login: Option<&str>) -> User {
+        User {
+            login: login.map(str::to_owned),
+            home: VirtualPath::root(),
+            permissions: Vec::new(),
+            storage: Arc::new(MemoryStorage::new()),
+        }
+    }
+
+    fn manager(with_anonymous: bool) -> ConfigUserManager {
+        let hash = PasswordHash::parse(&hash_password("pw").unwrap()).unwrap();
+        ConfigUserManager::new(
+            vec![(user(Some("alice")), hash)],
+            with_anonymous.then(|| user(None)),
+        )
+    }
+
+    #[tokio::test]
+    async fn unknown_logins_are_refused_not_mapped_to_anonymous() {
+        let m = manager(true);
+        assert_eq!(m.get_user("mallory").await, LoginKind::PasswordRequired);
+        assert!(m.authenticate("mallory", &Password::new("x")).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn anonymous_and_ftp_reach_the_anonymous_user_with_any_password() {
+        let m = manager(true);
+        assert_eq!(m.get_user("anonymous").await, LoginKind::Anonymous);
+        assert!(m.authenticate("FTP", &Password::new("me@example.com")).await.is_some());
+        let without = manager(false);
+        assert_eq!(without.get_user("anonymous").await, LoginKind::PasswordRequired);
+        assert!(without.authenticate("anonymous", &Password::new("")).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn named_users_need_their_password() {
+        let m = manager(false);
+        assert!(m.authenticate("alice", &Password::new("pw")).await.is_some());
+        assert!(m.authenticate("alice", &Password::new("nope")).await.is_none());
+    }
+}

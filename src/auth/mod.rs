@@ -1,0 +1,172 @@
+//! Users, their permissions, and the `UserManager` trait (aioftp's `AbstractUserManager`).
+//!
+//! A session asks the manager who a login is and whether a password fits;
+//! it never sees password hashes. Managers must make an unknown login cost
+//! the same as a wrong password, so replies and timing reveal nothing.
+
+mod config_users;
+mod password;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::path::VirtualPath;
+use crate::storage::Storage;
+
+pub use config_users::ConfigUserManager;
+pub use password::{hash_password, PasswordHash, PasswordVerifier};
+
+/// Logins that reach the anonymous user, when one is configured.
+pub const ANONYMOUS_LOGINS: [&str; 2] = ["anonymous", "ftp"];
+
+/// A password as typed by a client; hides itself from `Debug` and logs.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps the text a client sent with `PASS`.
+    pub fn new(text: impl Into<String>) -> Self {
+        Password(text.into())
+    }
+
+    /// The password text, for verification only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// Read/write rights on a virtual path and everything beneath it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permission {
+    /// The subtree this rule covers.
+    pub path: VirtualPath,
+    /// May list, enter and download.
+    pub readable: bool,
+    /// May upload, create, rename and delete.
+    pub writable: bool,
+}
+
+/// The rights that apply to one path after the most specific rule has been picked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// May list, enter and download.
+    pub readable: bool,
+    /// May upload, create, rename and delete.
+    pub writable: bool,
+}
+
+/// An authenticated user's account: where its files live and what it may do.
+pub struct User {
+    /// The login, or `None` for the anonymous user.
+    pub login: Option<String>,
+    /// The directory a session starts in.
+    pub home: VirtualPath,
+    /// Path rules; the most specific matching rule wins, no match means no access.
+    pub permissions: Vec<Permission>,
+    /// The user's file tree.
+    pub storage: Arc<dyn Storage>,
+}
+
+impl User {
+    /// The name used in logs: the login, or `anonymous`.
+    pub fn display_name(&self) -> &str {
+        self.login.as_deref().unwrap_or("anonymous")
+    }
+
+    /// Rights on `path`: those of the rule whose path is the longest prefix of it.
+    pub fn access(&self, path: &VirtualPath) -> Access {
+        self.permissions
+            .iter()
+            .filter(|rule| path.starts_with(&rule.path))
+            .max_by_key(|rule| rule.path.components().count())
+            .map(|rule| Access {
+                readable: rule.readable,
+                writable: rule.writable,
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("login", &self.login)
+            .field("home", &self.home)
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `USER` learns about a login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginKind {
+    /// Ask for a password and check it (also returned for unknown logins).
+    PasswordRequired,
+    /// The anonymous user: ask for a password (by custom, an e-mail) and accept any.
+    Anonymous,
+}
+
+/// Looks up users and checks their passwords (aioftp's `AbstractUserManager`).
+#[async_trait]
+pub trait UserManager: Send + Sync + 'static {
+    /// Tells `USER` how to proceed. Must not reveal whether a login exists.
+    async fn get_user(&self, login: &str) -> LoginKind;
+    /// Checks `password` for `login`; `None` for an unknown login or a wrong password,
+    /// at the same cost either way.
+    async fn authenticate(&self, login: &str, password: &Password) -> Option<Arc<User>>;
+    /// Called once when a logged-in session ends.
+    async fn notify_logout(&self, user: &User);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    fn user(rules: &[(&str, bool, bool)]) -> User {
+        User {
+            login: Some("alice".into()),
+            home: VirtualPath::root(),
+            permissions: rules
+                .iter()
+                .map(|&(path, readable, writable)| Permission {
+                    path: VirtualPath::new(path),
+                    readable,
+                    writable,
+                })
+                .collect(),
+            storage: Arc::new(MemoryStorage::new()),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins_whatever_its_order() {
+        let u = user(&[("/logs", true, false), ("/", true, true), ("/logs/old", false, false)]);
+        let at = |p: &str| u.access(&VirtualPath::new(p));
+        assert_eq!(at("/a.txt"), Access { readable: true, writable: true });
+        assert_eq!(at("/logs"), Access { readable: true, writable: false });
+        assert_eq!(at("/logs/x"), Access { readable: true, writable: false });
+        assert_eq!(at("/logs/old/y"), Access::default());
+        assert_eq!(at("/logsX"), Access { readable: true, writable: true });
+    }
+
+    #[test]
+    fn no_matching_rule_means_no_access() {
+        let u = user(&[("/pub", true, false)]);
+        assert_eq!(u.access(&VirtualPath::new("/private")), Access::default());
+        assert_eq!(u.access(&VirtualPath::root()), Access::default());
+    }
+
+    #[test]
+    fn passwords_do_not_show_in_debug() {
+        assert_eq!(format!("{:?}", Password::new("secret")), "Password(***)");
+    }
+}

@@ -1,0 +1,18 @@
+//! aioftpd: an FTP server core that a daemon (or any tokio program) can embed.
+//!
+//! The flow is one-way: [`config`] turns TOML into [`settings::Settings`] and a
+//! [`auth::UserManager`]; [`server::Server`] accepts control connections and
+//! runs a [`session`] for each; sessions reach files only through
+//! [`storage::Storage`], in [`path::VirtualPath`]s.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod data;
+pub mod listing;
+pub mod path;
+pub mod server;
+pub mod session;
+pub mod settings;
+pub mod storage;

@@ -1,0 +1,3 @@
+//! placeholder
+/// Local filesystem storage.
+pub struct FsStorage;

@@ -1,0 +1,3 @@
+//! placeholder
+/// In-memory storage.
+pub struct MemoryStorage;

@@ -1,0 +1,183 @@
+//! The `Storage` trait (aioftp's PathIO) and its backends.
+//!
+//! Sessions speak to storage only through this trait, in virtual paths.
+//! The trait keeps no local-only assumptions: data flows as async streams,
+//! metadata comes back as values, and a backend may refuse an operation
+//! with [`StorageError::Unsupported`]. Backends never run blocking I/O on
+//! the async workers.
+
+pub mod fs;
+pub mod memory;
+
+use std::io;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::path::VirtualPath;
+
+pub use fs::FsStorage;
+pub use memory::MemoryStorage;
+
+/// What kind of object a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link that stays inside the storage (listed, never followed out).
+    Symlink,
+}
+
+/// Metadata of one object, as a plain value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// File, directory or link.
+    pub kind: FileKind,
+    /// Size in bytes (0 for directories where the backend has no better figure).
+    pub size: u64,
+    /// Last modification time, if the backend knows it.
+    pub modified: Option<SystemTime>,
+    /// POSIX permission bits (`0o644`), for `LIST` and `UNIX.mode`.
+    pub mode: u32,
+    /// A value unique per object within the storage (inode on disk), for MLSD `unique`.
+    pub unique: Option<String>,
+}
+
+impl Metadata {
+    /// Whether this names a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name within its directory, lossily converted to UTF-8
+    /// when the name on disk is not valid UTF-8.
+    pub name: String,
+    /// The entry's metadata.
+    pub metadata: Metadata,
+}
+
+/// How an upload opens its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Replace the file. With `atomic` the bytes go to a temporary file in the
+    /// same directory that replaces the target only when the upload finishes,
+    /// so a failed upload leaves the old file intact.
+    Replace {
+        /// Write to a temporary name and rename on success.
+        atomic: bool,
+    },
+    /// Overwrite in place starting at this offset (`REST` + `STOR`); bytes
+    /// before the offset are kept and the file ends where the upload ends.
+    At(u64),
+    /// Append to the end (`APPE`), creating the file if needed.
+    Append,
+    /// Create a new file; fail with [`StorageError::AlreadyExists`] if it exists (`STOU`).
+    CreateNew,
+}
+
+/// A stream of directory entries, produced while the directory is read.
+pub type EntryStream = BoxStream<'static, Result<DirEntry, StorageError>>;
+
+/// A readable file, positioned at the requested offset.
+pub type ReadStream = Pin<Box<dyn AsyncRead + Send>>;
+
+/// An upload in progress. Dropping it without [`Upload::finish`] abandons
+/// the upload: an atomic replace leaves the old file as it was.
+#[async_trait]
+pub trait Upload: AsyncWrite + Send + Unpin {
+    /// Flushes and makes the upload visible under its target name.
+    async fn finish(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// Errors a backend reports; sessions map each kind to one reply code.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No such file or directory.
+    #[error("no such file or directory")]
+    NotFound,
+    /// The target exists already.
+    #[error("file exists")]
+    AlreadyExists,
+    /// A directory was expected.
+    #[error("not a directory")]
+    NotADirectory,
+    /// A file was expected.
+    #[error("is a directory")]
+    IsADirectory,
+    /// The directory still has entries.
+    #[error("directory not empty")]
+    DirectoryNotEmpty,
+    /// The backing store refused access, or the path would leave the storage root.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The name cannot be used by this backend.
+    #[error("invalid file name")]
+    InvalidName,
+    /// The disk or quota is full.
+    #[error("no space left on device")]
+    StorageFull,
+    /// This backend does not implement the operation.
+    #[error("operation not supported by this storage")]
+    Unsupported,
+    /// Any other I/O failure; the cause is logged, never sent to the client.
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+impl From<io::Error> for StorageError {
+    fn from(err: io::Error) -> Self {
+        use io::ErrorKind as K;
+        match err.kind() {
+            K::NotFound => StorageError::NotFound,
+            K::AlreadyExists => StorageError::AlreadyExists,
+            K::NotADirectory => StorageError::NotADirectory,
+            K::IsADirectory => StorageError::IsADirectory,
+            K::DirectoryNotEmpty => StorageError::DirectoryNotEmpty,
+            K::PermissionDenied => StorageError::PermissionDenied,
+            K::InvalidInput | K::InvalidFilename => StorageError::InvalidName,
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => StorageError::StorageFull,
+            K::Unsupported => StorageError::Unsupported,
+            _ => match err.raw_os_error() {
+                // ELOOP / EXDEV: cap-std reports a path that would escape the base this way.
+                Some(40) | Some(18) => StorageError::PermissionDenied,
+                _ => StorageError::Io(err),
+            },
+        }
+    }
+}
+
+/// A user's file tree, addressed by virtual paths (aioftp's `AbstractPathIO`).
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Metadata of `path`, without following a final symlink out of the storage.
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError>;
+    /// The entries of directory `path` (without `.` and `..`), streamed as read.
+    async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError>;
+    /// Opens file `path` for reading from byte `offset`.
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError>;
+    /// Opens file `path` for writing as `mode` says.
+    async fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<Box<dyn Upload>, StorageError>;
+    /// Creates directory `path` (its parent must exist).
+    async fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Removes the empty directory `path`.
+    async fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Removes the file (or symlink) `path`.
+    async fn remove(&self, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Renames `from` to `to`, replacing a file at `to`.
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
+    /// Sets the modification time of `path` (`MFMT`).
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError>;
+}
