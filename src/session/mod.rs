@@ -1,1 +1,407 @@
-//! placeholder
+//! One control connection, from greeting to close.
+//!
+//! The session reads one command at a time and answers in order. A transfer
+//! runs as a future owned by the session and polled beside the control
+//! connection, so `ABOR` is heard in every state; other commands sent during
+//! a transfer wait their turn. The session never blocks a worker thread and
+//! never outlives the server's shutdown.
+
+mod command;
+mod control;
+mod handlers;
+mod reply;
+mod transfer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth::User;
+use crate::data::PassiveListener;
+use crate::data::TransferError;
+use crate::listing::FactSet;
+use crate::path::VirtualPath;
+use crate::server::ServerContext;
+
+pub use command::{
+    find_spec, ArgRule, Command, CommandSpec, EpsvArg, ParseError, TransferType, COMMANDS,
+};
+pub use control::{AsyncStream, ControlChannel, Line, MAX_LINE_LENGTH};
+pub use reply::Reply;
+
+use transfer::{Transfer, TransferEvent};
+
+/// Commands queued while a transfer runs; past this, the session stops reading.
+const MAX_PENDING_COMMANDS: usize = 16;
+/// Over-long lines tolerated before the session is closed.
+const MAX_LINE_ABUSE: u32 = 3;
+
+/// Where a session is in the login sequence.
+enum LoginState {
+    /// Waiting for `USER`.
+    NeedUser,
+    /// `USER` given; waiting for `PASS`.
+    NeedPassword { login: String },
+    /// Logged in.
+    LoggedIn(Arc<User>),
+}
+
+/// How the next data connection will be made.
+enum DataSetup {
+    /// Neither PASV/EPSV nor PORT/EPRT was given.
+    None,
+    /// A passive listener is waiting for the client.
+    Passive(PassiveListener),
+    /// Connect to the client at this address.
+    Active(SocketAddr),
+}
+
+/// Per-session protocol state.
+struct State {
+    login: LoginState,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    restart_offset: u64,
+    rename_from: Option<VirtualPath>,
+    data: DataSetup,
+    epsv_all: bool,
+    facts: FactSet,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            login: LoginState::NeedUser,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            restart_offset: 0,
+            rename_from: None,
+            data: DataSetup::None,
+            epsv_all: false,
+            facts: FactSet::default(),
+        }
+    }
+}
+
+/// What a handler wants the session to do next.
+enum Action {
+    /// Send this reply and read the next command.
+    Reply(Reply),
+    /// Send this reply and close the connection.
+    Close(Reply),
+    /// A transfer has started; its replies come when it progresses.
+    Transfer(Transfer),
+}
+
+impl From<Reply> for Action {
+    fn from(reply: Reply) -> Self {
+        Action::Reply(reply)
+    }
+}
+
+/// A handler's result: the action, or the error reply that ends the command.
+type Handled = Result<Action, Reply>;
+
+/// What woke the session up.
+enum Event {
+    Line(std::io::Result<Line>),
+    Transfer(TransferEvent),
+    IdleTimeout,
+    Shutdown,
+}
+
+/// One control connection.
+pub struct Session {
+    control: ControlChannel,
+    peer: SocketAddr,
+    local: SocketAddr,
+    context: Arc<ServerContext>,
+    stop: CancellationToken,
+    state: State,
+    transfer: Option<Transfer>,
+    pending: VecDeque<String>,
+    long_lines: u32,
+}
+
+impl Session {
+    /// A session on a freshly accepted connection.
+    pub fn new(
+        io: Box<dyn AsyncStream>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        context: Arc<ServerContext>,
+        stop: CancellationToken,
+    ) -> Self {
+        Session {
+            control: ControlChannel::new(io),
+            peer,
+            local,
+            context,
+            stop,
+            state: State::new(),
+            transfer: None,
+            pending: VecDeque::new(),
+            long_lines: 0,
+        }
+    }
+
+    /// Runs the session to its end; never panics on client input.
+    pub async fn run(self) {
+        let span = tracing::info_span!("session", peer = %self.peer);
+        self.serve().instrument(span).await
+    }
+
+    async fn serve(mut self) {
+        tracing::debug!("connected");
+        let banner = self.context.settings.session.banner.clone();
+        if self.control.send(&Reply::new(220, banner)).await.is_err() {
+            return;
+        }
+        loop {
+            if self.transfer.is_none() {
+                if let Some(line) = self.pending.pop_front() {
+                    if !self.on_line(line).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let keep_going = match self.next_event().await {
+                Event::Line(Ok(Line::Text(line))) => self.on_line(line).await,
+                Event::Line(Ok(Line::TooLong)) => {
+                    self.long_lines += 1;
+                    if self.long_lines >= MAX_LINE_ABUSE {
+                        self.close(Reply::new(421, "Too many over-long lines, closing"))
+                            .await;
+                        false
+                    } else {
+                        self.send(Reply::new(500, "Line too long")).await
+                    }
+                }
+                Event::Line(Ok(Line::Closed)) | Event::Line(Err(_)) => false,
+                Event::Transfer(event) => self.on_transfer_event(event).await,
+                Event::IdleTimeout => {
+                    self.close(Reply::new(421, "Idle timeout, closing control connection"))
+                        .await;
+                    false
+                }
+                Event::Shutdown => {
+                    self.close(Reply::new(421, "Server shutting down")).await;
+                    false
+                }
+            };
+            if !keep_going {
+                break;
+            }
+        }
+        if let LoginState::LoggedIn(user) = &self.state.login {
+            self.context.users.notify_logout(user).await;
+        }
+        tracing::debug!("disconnected");
+    }
+
+    async fn next_event(&mut self) -> Event {
+        match &mut self.transfer {
+            Some(transfer) => {
+                let can_read = self.pending.len() < MAX_PENDING_COMMANDS;
+                tokio::select! {
+                    event = transfer.next() => Event::Transfer(event),
+                    line = self.control.read_line(), if can_read => Event::Line(line),
+                }
+            }
+            None => {
+                let idle = self.context.settings.session.idle_timeout;
+                tokio::select! {
+                    line = tokio::time::timeout(idle, self.control.read_line()) => {
+                        line.map_or(Event::IdleTimeout, Event::Line)
+                    }
+                    () = self.stop.cancelled() => Event::Shutdown,
+                }
+            }
+        }
+    }
+
+    /// Handles one line; `false` ends the session.
+    async fn on_line(&mut self, line: String) -> bool {
+        if self.transfer.is_some() {
+            if is_abort(&line) {
+                return self.abort_transfer().await;
+            }
+            self.pending.push_back(line);
+            return true;
+        }
+        log_command(&line);
+        let action = match Command::parse(&line) {
+            Err(ParseError(reply)) => Ok(Action::Reply(reply)),
+            Ok((command, spec)) => {
+                if spec.needs_login && !matches!(self.state.login, LoginState::LoggedIn(_)) {
+                    Err(Reply::new(530, "Please log in with USER and PASS first"))
+                } else {
+                    self.dispatch(command).await
+                }
+            }
+        };
+        match action.unwrap_or_else(Action::Reply) {
+            Action::Reply(reply) => self.send(reply).await,
+            Action::Close(reply) => {
+                self.close(reply).await;
+                false
+            }
+            Action::Transfer(transfer) => {
+                self.transfer = Some(transfer);
+                true
+            }
+        }
+    }
+
+    /// The one exhaustive match from command to handler.
+    async fn dispatch(&mut self, command: Command) -> Handled {
+        use Command as C;
+        // RFC 959 §4.1.3: RNTO must come right after RNFR.
+        let rename_from = self.state.rename_from.take();
+        match command {
+            C::User(login) => self.user(login).await,
+            C::Pass(password) => self.pass(password).await,
+            C::Acct => Ok(Reply::new(202, "ACCT not needed").into()),
+            C::Rein => self.rein().await,
+            C::Quit => Ok(Action::Close(Reply::new(221, "Goodbye"))),
+            C::Pwd => self.pwd(),
+            C::Cwd(path) => self.cwd(&path).await,
+            C::Cdup => self.cwd("..").await,
+            C::Mkd(path) => self.mkd(&path).await,
+            C::Rmd(path) => self.rmd(&path).await,
+            C::Dele(path) => self.dele(&path).await,
+            C::Rnfr(path) => self.rnfr(&path).await,
+            C::Rnto(path) => self.rnto(rename_from, &path).await,
+            C::Size(path) => self.size(&path).await,
+            C::Mdtm(path) => self.mdtm(&path).await,
+            C::Mfmt { time, path } => self.mfmt(&time, &path).await,
+            C::Retr(path) => self.retr(&path).await,
+            C::Stor(path) => self.stor(&path).await,
+            C::Appe(path) => self.appe(&path).await,
+            C::Stou(hint) => self.stou(hint.as_deref()).await,
+            C::Rest(offset) => self.rest(offset),
+            C::Abor => Ok(Reply::new(226, "No transfer to abort").into()),
+            C::Allo => Ok(Reply::new(202, "ALLO not needed").into()),
+            C::List(path) => self.list(path.as_deref()).await,
+            C::Nlst(path) => self.nlst(path.as_deref()).await,
+            C::Mlsd(path) => self.mlsd(path.as_deref()).await,
+            C::Mlst(path) => self.mlst(path.as_deref()).await,
+            C::Stat(path) => self.stat(path.as_deref()).await,
+            C::Pasv => self.pasv(),
+            C::Epsv(arg) => self.epsv(arg),
+            C::Port(addr) => self.port(addr, false),
+            C::Eprt(addr) => self.port(addr, true),
+            C::Type(kind) => self.type_(kind),
+            C::Mode(mode) => Self::mode(&mode),
+            C::Stru(stru) => Self::stru(&stru),
+            C::Feat => Ok(self.feat().into()),
+            C::Opts(args) => self.opts(&args),
+            C::Syst => Ok(Reply::new(215, "UNIX Type: L8").into()),
+            C::Noop => Ok(Reply::new(200, "NOOP ok").into()),
+            C::Help(verb) => Ok(Self::help(verb.as_deref()).into()),
+            C::Site(args) => Ok(Self::site(&args).into()),
+        }
+    }
+
+    async fn on_transfer_event(&mut self, event: TransferEvent) -> bool {
+        match event {
+            TransferEvent::Connected(Ok(())) => {
+                let opening = self
+                    .transfer
+                    .as_ref()
+                    .map(|t| t.opening.clone())
+                    .unwrap_or_default();
+                self.send(Reply::new(150, opening)).await
+            }
+            TransferEvent::Connected(Err(err)) => {
+                self.finish_transfer("failed", 0, Some(&err.to_string()));
+                self.send(Reply::new(425, "Cannot open data connection"))
+                    .await
+            }
+            TransferEvent::Finished(Ok(bytes)) => {
+                self.finish_transfer("ok", bytes, None);
+                self.send(Reply::new(226, "Transfer complete")).await
+            }
+            TransferEvent::Finished(Err(err)) => {
+                self.finish_transfer("failed", 0, Some(&err.to_string()));
+                let reply = match err {
+                    TransferError::Connection(_) => {
+                        Reply::new(426, "Connection closed; transfer aborted")
+                    }
+                    TransferError::Stalled => {
+                        Reply::new(426, "Data connection stalled; transfer aborted")
+                    }
+                    TransferError::Storage(err) => Reply::from(err),
+                };
+                self.send(reply).await
+            }
+        }
+    }
+
+    /// ABOR during a transfer: the transfer's own reply (426), then ABOR's (226).
+    async fn abort_transfer(&mut self) -> bool {
+        self.finish_transfer("aborted", 0, None);
+        self.send(Reply::new(426, "Transfer aborted")).await
+            && self.send(Reply::new(226, "ABOR successful")).await
+    }
+
+    /// Drops the transfer (closing its data connection) and logs its outcome.
+    fn finish_transfer(&mut self, result: &str, bytes: u64, error: Option<&str>) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        let user = self
+            .logged_in()
+            .map(|u| u.display_name().to_owned())
+            .unwrap_or_default();
+        tracing::info!(
+            %user,
+            peer = %self.peer.ip(),
+            verb = transfer.verb,
+            path = %transfer.path,
+            bytes,
+            millis = transfer.elapsed().as_millis() as u64,
+            connected = transfer.is_running(),
+            result,
+            error = error.unwrap_or(""),
+            "transfer"
+        );
+    }
+
+    /// Sends a reply; `false` if the client is gone.
+    async fn send(&mut self, reply: Reply) -> bool {
+        tracing::debug!(code = reply.code(), "reply");
+        self.control.send(&reply).await.is_ok()
+    }
+
+    async fn close(&mut self, reply: Reply) {
+        self.send(reply).await;
+        let _ = self.control.shutdown().await;
+    }
+
+    /// The logged-in user; handlers behind the login check may rely on it.
+    fn logged_in(&self) -> Result<&Arc<User>, Reply> {
+        match &self.state.login {
+            LoginState::LoggedIn(user) => Ok(user),
+            _ => Err(Reply::new(530, "Please log in with USER and PASS first")),
+        }
+    }
+}
+
+fn is_abort(line: &str) -> bool {
+    line.trim().eq_ignore_ascii_case("ABOR")
+}
+
+fn log_command(line: &str) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let shown = match line.get(..5) {
+            Some(verb) if verb.eq_ignore_ascii_case("PASS ") => "PASS ***",
+            _ => line,
+        };
+        tracing::debug!(command = shown, "command");
+    }
+}

@@ -1,0 +1,143 @@
+//! The transfer loops: file → data connection, data connection → file, and
+//! listing lines → data connection. Large buffers; every network read or write
+//! is bounded by the stall timeout.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::ascii::{FromNetwork, ToNetwork};
+use crate::storage::{ReadStream, StorageError, Upload};
+
+/// Why a transfer did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The data connection failed or was closed by the client (426).
+    #[error("data connection: {0}")]
+    Connection(io::Error),
+    /// No byte moved on the data connection for the stall timeout (426).
+    #[error("data connection stalled")]
+    Stalled,
+    /// Reading or writing the file failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+async fn network<T>(
+    stall: Duration,
+    op: impl Future<Output = io::Result<T>>,
+) -> Result<T, TransferError> {
+    match tokio::time::timeout(stall, op).await {
+        Ok(result) => result.map_err(TransferError::Connection),
+        Err(_) => Err(TransferError::Stalled),
+    }
+}
+
+/// Sends `file` over `data` (RETR), converting line endings when `ascii`.
+/// Returns the number of file bytes sent.
+pub async fn send_file<W: AsyncWrite + Unpin>(
+    mut file: ReadStream,
+    data: &mut W,
+    block_size: usize,
+    ascii: bool,
+    stall: Duration,
+) -> Result<u64, TransferError> {
+    let mut buf = vec![0u8; block_size];
+    let mut converted = Vec::new();
+    let mut conv = ToNetwork::default();
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).await.map_err(StorageError::from)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        let out = if ascii {
+            converted.clear();
+            conv.convert(&buf[..n], &mut converted);
+            &converted[..]
+        } else {
+            &buf[..n]
+        };
+        network(stall, data.write_all(out)).await?;
+    }
+    network(stall, data.flush()).await?;
+    network(stall, data.shutdown()).await?;
+    Ok(total)
+}
+
+/// Receives from `data` into `upload` (STOR, APPE, STOU) and finishes the
+/// upload at end of stream; an error leaves it unfinished (and so discarded
+/// or, for in-place modes, partial). Returns the number of bytes stored.
+pub async fn receive_file<R: AsyncRead + Unpin>(
+    data: &mut R,
+    mut upload: Box<dyn Upload>,
+    block_size: usize,
+    ascii: bool,
+    stall: Duration,
+) -> Result<u64, TransferError> {
+    let mut buf = vec![0u8; block_size];
+    let mut converted = Vec::new();
+    let mut conv = FromNetwork::default();
+    let mut total = 0u64;
+    loop {
+        let n = network(stall, data.read(&mut buf)).await?;
+        if n == 0 {
+            break;
+        }
+        let out = if ascii {
+            converted.clear();
+            conv.convert(&buf[..n], &mut converted);
+            &converted[..]
+        } else {
+            &buf[..n]
+        };
+        upload.write_all(out).await.map_err(StorageError::from)?;
+        total += out.len() as u64;
+    }
+    if ascii {
+        converted.clear();
+        conv.finish(&mut converted);
+        upload
+            .write_all(&converted)
+            .await
+            .map_err(StorageError::from)?;
+        total += converted.len() as u64;
+    }
+    upload.flush().await.map_err(StorageError::from)?;
+    upload.finish().await?;
+    Ok(total)
+}
+
+/// Streams listing lines over `data`, batching them into blocks so a long
+/// listing is neither buffered whole nor written line by line.
+pub async fn send_lines<W, S>(
+    lines: S,
+    data: &mut W,
+    block_size: usize,
+    stall: Duration,
+) -> Result<u64, TransferError>
+where
+    W: AsyncWrite + Unpin,
+    S: Stream<Item = Result<String, StorageError>>,
+{
+    let mut lines = std::pin::pin!(lines);
+    let mut buf = Vec::with_capacity(block_size.min(64 * 1024));
+    let mut total = 0u64;
+    while let Some(line) = lines.next().await {
+        buf.extend_from_slice(line?.as_bytes());
+        if buf.len() >= buf.capacity() / 2 {
+            network(stall, data.write_all(&buf)).await?;
+            total += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    network(stall, data.write_all(&buf)).await?;
+    total += buf.len() as u64;
+    network(stall, data.flush()).await?;
+    network(stall, data.shutdown()).await?;
+    Ok(total)
+}

@@ -1,0 +1,485 @@
+//! Every command the server knows, parsed in one place.
+//!
+//! [`COMMANDS`] declares each verb's preconditions (login, argument) and its
+//! help text; parsing checks the argument rule, dispatch checks the login
+//! rule, and `HELP`/`FEAT` are generated from the same table.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::reply::Reply;
+
+/// Whether a verb takes an argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgRule {
+    /// Takes none (any given is ignored).
+    None,
+    /// May take one.
+    Optional,
+    /// Needs one; without it the reply is 501.
+    Required,
+}
+
+/// A verb's declared preconditions and help.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// The verb, upper case.
+    pub verb: &'static str,
+    /// Whether the verb is refused with 530 before login.
+    pub needs_login: bool,
+    /// Whether it takes an argument.
+    pub arg: ArgRule,
+    /// Syntax shown by `HELP verb`.
+    pub syntax: &'static str,
+}
+
+const fn spec(
+    verb: &'static str,
+    needs_login: bool,
+    arg: ArgRule,
+    syntax: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        verb,
+        needs_login,
+        arg,
+        syntax,
+    }
+}
+
+use ArgRule::{None as NoArg, Optional, Required};
+
+/// Every verb the server implements.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("ABOR", false, NoArg, "ABOR (abort the running transfer)"),
+    spec("ACCT", false, Required, "ACCT <account> (not needed)"),
+    spec("ALLO", false, Optional, "ALLO <bytes> (not needed)"),
+    spec("APPE", true, Required, "APPE <path> (append to a file)"),
+    spec("CDUP", true, NoArg, "CDUP (go to the parent directory)"),
+    spec("CWD", true, Required, "CWD <path> (change directory)"),
+    spec("DELE", true, Required, "DELE <path> (delete a file)"),
+    spec(
+        "EPRT",
+        true,
+        Required,
+        "EPRT |<proto>|<address>|<port>| (active mode, RFC 2428)",
+    ),
+    spec(
+        "EPSV",
+        true,
+        Optional,
+        "EPSV [<proto> | ALL] (extended passive mode, RFC 2428)",
+    ),
+    spec("FEAT", false, NoArg, "FEAT (list extensions)"),
+    spec("HELP", false, Optional, "HELP [<command>]"),
+    spec(
+        "LIST",
+        true,
+        Optional,
+        "LIST [<path>] (ls -l style listing)",
+    ),
+    spec("MDTM", true, Required, "MDTM <path> (modification time)"),
+    spec(
+        "MFMT",
+        true,
+        Required,
+        "MFMT <YYYYMMDDHHMMSS> <path> (set modification time)",
+    ),
+    spec("MKD", true, Required, "MKD <path> (make directory)"),
+    spec(
+        "MLSD",
+        true,
+        Optional,
+        "MLSD [<path>] (machine listing, RFC 3659)",
+    ),
+    spec(
+        "MLST",
+        true,
+        Optional,
+        "MLST [<path>] (facts of one object, RFC 3659)",
+    ),
+    spec("MODE", false, Required, "MODE S (stream mode only)"),
+    spec("NLST", true, Optional, "NLST [<path>] (name list)"),
+    spec("NOOP", false, NoArg, "NOOP"),
+    spec("OPTS", false, Required, "OPTS UTF8 ON | OPTS MLST <facts>"),
+    spec("PASS", false, Optional, "PASS <password>"),
+    spec("PASV", true, NoArg, "PASV (passive mode)"),
+    spec(
+        "PORT",
+        true,
+        Required,
+        "PORT <h1,h2,h3,h4,p1,p2> (active mode)",
+    ),
+    spec("PWD", true, NoArg, "PWD (print working directory)"),
+    spec("QUIT", false, NoArg, "QUIT"),
+    spec("REIN", false, NoArg, "REIN (log out, keep the connection)"),
+    spec(
+        "REST",
+        true,
+        Required,
+        "REST <offset> (restart the next transfer at offset)",
+    ),
+    spec("RETR", true, Required, "RETR <path> (download)"),
+    spec("RMD", true, Required, "RMD <path> (remove directory)"),
+    spec("RNFR", true, Required, "RNFR <path> (rename from)"),
+    spec("RNTO", true, Required, "RNTO <path> (rename to)"),
+    spec("SITE", true, Required, "SITE HELP"),
+    spec("SIZE", true, Required, "SIZE <path> (file size)"),
+    spec(
+        "STAT",
+        false,
+        Optional,
+        "STAT [<path>] (status, or a listing over the control connection)",
+    ),
+    spec("STOR", true, Required, "STOR <path> (upload)"),
+    spec("STOU", true, Optional, "STOU (upload to a unique name)"),
+    spec("STRU", false, Required, "STRU F (file structure only)"),
+    spec("SYST", false, NoArg, "SYST"),
+    spec("TYPE", false, Required, "TYPE A | I | L 8"),
+    spec("USER", false, Required, "USER <login>"),
+    spec("XCUP", true, NoArg, "XCUP (same as CDUP)"),
+    spec("XCWD", true, Required, "XCWD <path> (same as CWD)"),
+    spec("XMKD", true, Required, "XMKD <path> (same as MKD)"),
+    spec("XPWD", true, NoArg, "XPWD (same as PWD)"),
+    spec("XRMD", true, Required, "XRMD <path> (same as RMD)"),
+];
+
+/// Finds a verb's spec, case-insensitively.
+pub fn find_spec(verb: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|s| s.verb.eq_ignore_ascii_case(verb))
+}
+
+/// How file data is represented on the data connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferType {
+    /// `TYPE A`: text, line endings converted to and from CRLF.
+    Ascii,
+    /// `TYPE I` (or `L 8`): bytes as they are.
+    Image,
+}
+
+/// A parsed command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant is its verb; see COMMANDS for the syntax
+pub enum Command {
+    Abor,
+    Acct,
+    Allo,
+    Appe(String),
+    Cdup,
+    Cwd(String),
+    Dele(String),
+    Eprt(SocketAddr),
+    Epsv(EpsvArg),
+    Feat,
+    Help(Option<String>),
+    List(Option<String>),
+    Mdtm(String),
+    Mfmt { time: String, path: String },
+    Mkd(String),
+    Mlsd(Option<String>),
+    Mlst(Option<String>),
+    Mode(String),
+    Nlst(Option<String>),
+    Noop,
+    Opts(String),
+    Pass(String),
+    Pasv,
+    Port(SocketAddr),
+    Pwd,
+    Quit,
+    Rein,
+    Rest(u64),
+    Retr(String),
+    Rmd(String),
+    Rnfr(String),
+    Rnto(String),
+    Site(String),
+    Size(String),
+    Stat(Option<String>),
+    Stor(String),
+    Stou(Option<String>),
+    Stru(String),
+    Syst,
+    Type(TransferType),
+    User(String),
+}
+
+/// What `EPSV` asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpsvArg {
+    /// Any protocol (that of the control connection).
+    Any,
+    /// Network protocol 1 (IPv4) or 2 (IPv6), RFC 2428 §3.
+    Protocol(u8),
+    /// `EPSV ALL`: from now on refuse every other data-connection setup command.
+    All,
+}
+
+/// A line that is not a valid command, with the reply it gets.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError(pub Reply);
+
+fn syntax(text: impl Into<String>) -> ParseError {
+    ParseError(Reply::new(501, text))
+}
+
+impl Command {
+    /// Parses one command line; the spec's argument rule is enforced here.
+    pub fn parse(line: &str) -> Result<(Command, &'static CommandSpec), ParseError> {
+        let line = line.trim_start();
+        let (verb, arg) = match line.split_once(' ') {
+            Some((verb, arg)) => (verb, arg),
+            None => (line, ""),
+        };
+        if verb.is_empty() {
+            return Err(ParseError(Reply::new(500, "Empty command")));
+        }
+        let Some(spec) = find_spec(verb) else {
+            let shown: String = verb.chars().take(32).filter(|c| !c.is_control()).collect();
+            return Err(ParseError(Reply::new(
+                500,
+                format!("Unknown command {shown:?}"),
+            )));
+        };
+        // Paths may legitimately end in spaces; only strip the line's leading blanks.
+        let arg_opt = (!arg.is_empty()).then(|| arg.to_owned());
+        if spec.arg == Required && arg_opt.is_none() {
+            return Err(syntax(format!("Syntax: {}", spec.syntax)));
+        }
+        let req = || arg.to_owned();
+        let command = match spec.verb {
+            "ABOR" => Command::Abor,
+            "ACCT" => Command::Acct,
+            "ALLO" => Command::Allo,
+            "APPE" => Command::Appe(req()),
+            "CDUP" | "XCUP" => Command::Cdup,
+            "CWD" | "XCWD" => Command::Cwd(req()),
+            "DELE" => Command::Dele(req()),
+            "EPRT" => Command::Eprt(parse_eprt(arg)?),
+            "EPSV" => Command::Epsv(parse_epsv(arg)?),
+            "FEAT" => Command::Feat,
+            "HELP" => Command::Help(arg_opt),
+            "LIST" => Command::List(strip_list_flags(arg)),
+            "MDTM" => Command::Mdtm(req()),
+            "MFMT" => {
+                let (time, path) = arg
+                    .split_once(' ')
+                    .filter(|(_, path)| !path.is_empty())
+                    .ok_or_else(|| syntax("Syntax: MFMT <YYYYMMDDHHMMSS> <path>"))?;
+                Command::Mfmt {
+                    time: time.to_owned(),
+                    path: path.to_owned(),
+                }
+            }
+            "MKD" | "XMKD" => Command::Mkd(req()),
+            "MLSD" => Command::Mlsd(arg_opt),
+            "MLST" => Command::Mlst(arg_opt),
+            "MODE" => Command::Mode(arg.trim().to_ascii_uppercase()),
+            "NLST" => Command::Nlst(strip_list_flags(arg)),
+            "NOOP" => Command::Noop,
+            "OPTS" => Command::Opts(req()),
+            "PASS" => Command::Pass(req()),
+            "PASV" => Command::Pasv,
+            "PORT" => Command::Port(parse_port(arg)?),
+            "PWD" | "XPWD" => Command::Pwd,
+            "QUIT" => Command::Quit,
+            "REIN" => Command::Rein,
+            "REST" => Command::Rest(
+                arg.trim()
+                    .parse()
+                    .map_err(|_| syntax("REST needs a non-negative byte offset"))?,
+            ),
+            "RETR" => Command::Retr(req()),
+            "RMD" | "XRMD" => Command::Rmd(req()),
+            "RNFR" => Command::Rnfr(req()),
+            "RNTO" => Command::Rnto(req()),
+            "SITE" => Command::Site(req()),
+            "SIZE" => Command::Size(req()),
+            "STAT" => Command::Stat(strip_list_flags(arg)),
+            "STOR" => Command::Stor(req()),
+            "STOU" => Command::Stou(arg_opt),
+            "STRU" => Command::Stru(arg.trim().to_ascii_uppercase()),
+            "SYST" => Command::Syst,
+            "TYPE" => Command::Type(parse_type(arg)?),
+            "USER" => Command::User(req()),
+            other => {
+                return Err(ParseError(Reply::new(
+                    502,
+                    format!("{other} not implemented"),
+                )));
+            }
+        };
+        Ok((command, spec))
+    }
+}
+
+/// Drops `ls`-style flags (`-a`, `-la`) that clients put before a LIST path.
+fn strip_list_flags(arg: &str) -> Option<String> {
+    let mut rest = arg.trim_start();
+    while rest.starts_with('-') {
+        rest = rest
+            .split_once(' ')
+            .map_or("", |(_, after)| after)
+            .trim_start();
+    }
+    (!rest.is_empty()).then(|| rest.to_owned())
+}
+
+fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
+    let words: Vec<String> = arg
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["A"] | ["A", "N"] => Ok(TransferType::Ascii),
+        ["I"] | ["L", "8"] | ["L8"] => Ok(TransferType::Image),
+        ["A" | "E" | "L", ..] => Err(ParseError(Reply::new(
+            504,
+            "Only TYPE A, A N, I and L 8 are supported",
+        ))),
+        _ => Err(syntax("Syntax: TYPE A | I | L 8")),
+    }
+}
+
+/// `PORT h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2).
+fn parse_port(arg: &str) -> Result<SocketAddr, ParseError> {
+    let fields: Vec<u8> = arg
+        .trim()
+        .split(',')
+        .map(|f| f.trim().parse::<u8>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| syntax("Syntax: PORT h1,h2,h3,h4,p1,p2"))?;
+    let [a, b, c, d, p1, p2] = fields[..] else {
+        return Err(syntax("Syntax: PORT h1,h2,h3,h4,p1,p2"));
+    };
+    let ip = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    Ok(SocketAddr::new(ip, u16::from(p1) << 8 | u16::from(p2)))
+}
+
+/// `EPRT |1|132.235.1.2|6275|` (RFC 2428 §2); any delimiter in 33..=126 is allowed.
+fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
+    let bad = || syntax("Syntax: EPRT |<1 or 2>|<address>|<port>|");
+    let arg = arg.trim();
+    let delim = arg
+        .chars()
+        .next()
+        .filter(|c| ('!'..='~').contains(c))
+        .ok_or_else(bad)?;
+    let parts: Vec<&str> = arg.split(delim).collect();
+    let ["", proto, addr, port, ""] = parts[..] else {
+        return Err(bad());
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip: IpAddr = match proto {
+        "1" => IpAddr::V4(addr.parse().map_err(|_| bad())?),
+        "2" => IpAddr::V6(addr.parse().map_err(|_| bad())?),
+        _ => {
+            return Err(ParseError(Reply::new(
+                522,
+                "Network protocol not supported, use (1,2)",
+            )))
+        }
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
+    match arg.trim().to_ascii_uppercase().as_str() {
+        "" => Ok(EpsvArg::Any),
+        "ALL" => Ok(EpsvArg::All),
+        "1" => Ok(EpsvArg::Protocol(1)),
+        "2" => Ok(EpsvArg::Protocol(2)),
+        _ => Err(ParseError(Reply::new(
+            522,
+            "Network protocol not supported, use (1,2)",
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Command, u16> {
+        Command::parse(line)
+            .map(|(c, _)| c)
+            .map_err(|ParseError(r)| r.code())
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive_and_aliases_map() {
+        assert_eq!(parse("user alice"), Ok(Command::User("alice".into())));
+        assert_eq!(parse("XPWD"), Ok(Command::Pwd));
+        assert_eq!(parse("xcwd /a"), Ok(Command::Cwd("/a".into())));
+    }
+
+    #[test]
+    fn unknown_verbs_are_500_and_missing_arguments_501() {
+        assert_eq!(parse("FOO bar"), Err(500));
+        assert_eq!(parse(""), Err(500));
+        assert_eq!(parse("RETR"), Err(501));
+        assert_eq!(parse("REST abc"), Err(501));
+    }
+
+    #[test]
+    fn paths_keep_inner_and_trailing_spaces() {
+        assert_eq!(parse("STOR my file "), Ok(Command::Stor("my file ".into())));
+    }
+
+    #[test]
+    fn list_flags_are_ignored() {
+        assert_eq!(parse("LIST -la"), Ok(Command::List(None)));
+        assert_eq!(
+            parse("LIST -a /pub"),
+            Ok(Command::List(Some("/pub".into())))
+        );
+        assert_eq!(parse("NLST"), Ok(Command::Nlst(None)));
+    }
+
+    #[test]
+    fn type_variants() {
+        assert_eq!(parse("TYPE I"), Ok(Command::Type(TransferType::Image)));
+        assert_eq!(parse("TYPE a n"), Ok(Command::Type(TransferType::Ascii)));
+        assert_eq!(parse("TYPE L 8"), Ok(Command::Type(TransferType::Image)));
+        assert_eq!(parse("TYPE E"), Err(504));
+        assert_eq!(parse("TYPE X"), Err(501));
+    }
+
+    #[test]
+    fn port_and_eprt_arguments() {
+        let v4: SocketAddr = "127.0.0.1:1234".parse().unwrap();
+        assert_eq!(parse("PORT 127,0,0,1,4,210"), Ok(Command::Port(v4)));
+        assert_eq!(parse("PORT 127,0,0,1,4"), Err(501));
+        assert_eq!(parse("PORT 300,0,0,1,4,1"), Err(501));
+        assert_eq!(parse("EPRT |1|127.0.0.1|1234|"), Ok(Command::Eprt(v4)));
+        let v6: SocketAddr = "[::1]:2000".parse().unwrap();
+        assert_eq!(parse("EPRT !2!::1!2000!"), Ok(Command::Eprt(v6)));
+        assert_eq!(parse("EPRT |3|x|1|"), Err(522));
+        assert_eq!(parse("EPRT |1|::1|1|"), Err(501));
+    }
+
+    #[test]
+    fn epsv_arguments() {
+        assert_eq!(parse("EPSV"), Ok(Command::Epsv(EpsvArg::Any)));
+        assert_eq!(parse("EPSV all"), Ok(Command::Epsv(EpsvArg::All)));
+        assert_eq!(parse("EPSV 2"), Ok(Command::Epsv(EpsvArg::Protocol(2))));
+        assert_eq!(parse("EPSV 9"), Err(522));
+    }
+
+    #[test]
+    fn every_spec_verb_parses_with_an_argument() {
+        for spec in COMMANDS {
+            let line = match spec.verb {
+                "PORT" => "PORT 127,0,0,1,4,0".to_owned(),
+                "EPRT" => "EPRT |1|127.0.0.1|1024|".to_owned(),
+                "REST" => "REST 0".to_owned(),
+                "TYPE" => "TYPE I".to_owned(),
+                "EPSV" => "EPSV".to_owned(),
+                "MFMT" => "MFMT 20200101000000 a".to_owned(),
+                verb => format!("{verb} x"),
+            };
+            assert!(Command::parse(&line).is_ok(), "{line}");
+        }
+    }
+}

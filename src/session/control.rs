@@ -1,0 +1,154 @@
+//! The control connection: bounded line reading (CRLF or LF, Telnet IAC
+//! stripped) and reply writing.
+//!
+//! Reading is cancel-safe: bytes read so far stay in the buffer, so the
+//! session can race a read against a running transfer.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::reply::Reply;
+
+/// Longest command line accepted, in bytes, CRLF included.
+pub const MAX_LINE_LENGTH: usize = 8192;
+
+/// A byte stream a control or data connection can run over.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
+
+/// What reading one command line produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line, IAC sequences removed, decoded as UTF-8 (lossily).
+    Text(String),
+    /// A line longer than [`MAX_LINE_LENGTH`]; it was discarded.
+    TooLong,
+    /// The client closed the connection.
+    Closed,
+}
+
+/// The control connection with its read buffer.
+pub struct ControlChannel {
+    io: Box<dyn AsyncStream>,
+    buf: Vec<u8>,
+    /// Skipping the rest of an over-long line.
+    discarding: bool,
+}
+
+impl ControlChannel {
+    /// Wraps a connected stream.
+    pub fn new(io: Box<dyn AsyncStream>) -> Self {
+        ControlChannel {
+            io,
+            buf: Vec::with_capacity(256),
+            discarding: false,
+        }
+    }
+
+    /// Reads the next line. Cancel-safe.
+    pub async fn read_line(&mut self) -> io::Result<Line> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let raw: Vec<u8> = self.buf.drain(..=end).collect();
+                if std::mem::take(&mut self.discarding) {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Text(decode_line(&raw)));
+            }
+            if self.buf.len() >= MAX_LINE_LENGTH {
+                self.buf.clear();
+                self.discarding = true;
+            }
+            if self.buf.capacity() - self.buf.len() < 512 {
+                self.buf.reserve(1024.min(MAX_LINE_LENGTH));
+            }
+            if self.io.read_buf(&mut self.buf).await? == 0 {
+                return Ok(Line::Closed);
+            }
+        }
+    }
+
+    /// Sends one reply and flushes it.
+    pub async fn send(&mut self, reply: &Reply) -> io::Result<()> {
+        self.io.write_all(reply.to_wire().as_bytes()).await?;
+        self.io.flush().await
+    }
+
+    /// Shuts the write side down cleanly.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.io.shutdown().await
+    }
+}
+
+/// Telnet: interpret as command (RFC 854).
+const IAC: u8 = 0xFF;
+
+/// Strips Telnet IAC sequences and the line ending, then decodes as UTF-8.
+fn decode_line(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != IAC {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        match raw.get(i + 1) {
+            Some(&IAC) => {
+                out.push(IAC);
+                i += 2;
+            }
+            // WILL, WONT, DO, DONT carry an option byte.
+            Some(0xFB..=0xFE) => i += 3,
+            Some(0xF0..=0xFA) => i += 2,
+            _ => i += 1,
+        }
+    }
+    while matches!(out.last(), Some(b'\n' | b'\r')) {
+        out.pop();
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(input: &[u8]) -> ControlChannel {
+        ControlChannel::new(Box::new(tokio::io::join(
+            std::io::Cursor::new(input.to_vec()),
+            tokio::io::sink(),
+        )))
+    }
+
+    #[tokio::test]
+    async fn reads_crlf_and_bare_lf_lines() {
+        let mut c = channel(b"USER a\r\nPASS b\nNOOP");
+        assert_eq!(c.read_line().await.unwrap(), Line::Text("USER a".into()));
+        assert_eq!(c.read_line().await.unwrap(), Line::Text("PASS b".into()));
+        assert_eq!(c.read_line().await.unwrap(), Line::Closed);
+    }
+
+    #[tokio::test]
+    async fn an_over_long_line_is_reported_once_and_skipped() {
+        let mut input = vec![b'A'; MAX_LINE_LENGTH * 3];
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        let mut c = channel(&input);
+        assert_eq!(c.read_line().await.unwrap(), Line::TooLong);
+        assert_eq!(c.read_line().await.unwrap(), Line::Text("NOOP".into()));
+    }
+
+    #[test]
+    fn telnet_sequences_are_stripped() {
+        assert_eq!(decode_line(b"\xff\xf4\xff\xf2ABOR\r\n"), "ABOR");
+        assert_eq!(decode_line(b"\xff\xfb\x01NOOP\r\n"), "NOOP");
+        assert_eq!(decode_line(b"a\xff\xffb\r\n"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        assert_eq!(decode_line(b"CWD \xe9t\xe9\r\n"), "CWD \u{fffd}t\u{fffd}");
+    }
+}

@@ -1,0 +1,96 @@
+//! MKD, RMD, DELE, RNFR, RNTO, SIZE, MDTM, MFMT: operations on single paths.
+
+use super::super::{Handled, Reply, Session};
+use super::{quote_path, Need};
+use crate::listing::{parse_timestamp, timestamp};
+use crate::path::VirtualPath;
+use crate::storage::FileKind;
+
+impl Session {
+    pub(in crate::session) async fn mkd(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Write)?;
+        if path.is_root() {
+            return Err(Reply::new(550, "File exists"));
+        }
+        user.storage.mkdir(&path).await?;
+        Ok(Reply::new(257, format!("{} created", quote_path(&path))).into())
+    }
+
+    pub(in crate::session) async fn rmd(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Write)?;
+        if path.is_root() || self.state.cwd.starts_with(&path) {
+            return Err(Reply::new(
+                550,
+                "Cannot remove the current directory or one above it",
+            ));
+        }
+        user.storage.rmdir(&path).await?;
+        Ok(Reply::new(250, "Directory removed").into())
+    }
+
+    pub(in crate::session) async fn dele(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Write)?;
+        if user.storage.metadata(&path).await?.is_dir() {
+            return Err(Reply::new(550, "Is a directory; use RMD"));
+        }
+        user.storage.remove(&path).await?;
+        Ok(Reply::new(250, "File deleted").into())
+    }
+
+    pub(in crate::session) async fn rnfr(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Write)?;
+        if path.is_root() {
+            return Err(Reply::new(550, "Cannot rename the root"));
+        }
+        user.storage.metadata(&path).await?;
+        self.state.rename_from = Some(path);
+        Ok(Reply::new(350, "Ready for RNTO").into())
+    }
+
+    /// `from` is what the preceding command (it must be RNFR) left behind.
+    pub(in crate::session) async fn rnto(
+        &mut self,
+        from: Option<VirtualPath>,
+        arg: &str,
+    ) -> Handled {
+        let Some(from) = from else {
+            return Err(Reply::new(503, "Send RNFR first"));
+        };
+        let (user, to) = self.authorize(arg, Need::Write)?;
+        if to.is_root() || to.starts_with(&from) && to != from {
+            return Err(Reply::new(553, "Cannot move a directory into itself"));
+        }
+        user.storage.rename(&from, &to).await?;
+        tracing::info!(user = user.display_name(), %from, %to, "renamed");
+        Ok(Reply::new(250, "Renamed").into())
+    }
+
+    pub(in crate::session) async fn size(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Read)?;
+        let meta = user.storage.metadata(&path).await?;
+        if meta.kind != FileKind::File {
+            return Err(Reply::new(550, "Not a regular file"));
+        }
+        Ok(Reply::new(213, meta.size.to_string()).into())
+    }
+
+    pub(in crate::session) async fn mdtm(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Read)?;
+        let meta = user.storage.metadata(&path).await?;
+        match meta.modified {
+            Some(time) if meta.kind == FileKind::File => {
+                Ok(Reply::new(213, timestamp(time)).into())
+            }
+            Some(_) => Err(Reply::new(550, "Not a regular file")),
+            None => Err(Reply::new(550, "Modification time not known")),
+        }
+    }
+
+    pub(in crate::session) async fn mfmt(&mut self, time: &str, arg: &str) -> Handled {
+        let when =
+            parse_timestamp(time).ok_or_else(|| Reply::new(501, "Time must be YYYYMMDDHHMMSS"))?;
+        let (user, path) = self.authorize(arg, Need::Write)?;
+        user.storage.set_modified(&path, when).await?;
+        Ok(Reply::new(213, format!("Modify={}; {}", timestamp(when), path)).into())
+    }
+}

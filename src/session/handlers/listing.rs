@@ -1,0 +1,165 @@
+//! LIST, NLST, MLSD, MLST, STAT: listings over the data connection or the control one.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::stream::{self, BoxStream, StreamExt};
+
+use super::super::transfer::Job;
+use super::super::{Handled, Reply, Session};
+use super::Need;
+use crate::auth::User;
+use crate::listing::{facts_line, list_line, EntryRole};
+use crate::path::VirtualPath;
+use crate::storage::{DirEntry, Metadata, StorageError};
+
+/// Longest `STAT <path>` listing sent over the control connection.
+const MAX_STAT_ENTRIES: usize = 10_000;
+
+/// What to list: a directory's entries, or one file standing for itself.
+enum Target {
+    Dir(VirtualPath),
+    File(VirtualPath, Metadata),
+}
+
+impl Session {
+    async fn list_target(&mut self, arg: Option<&str>) -> Result<(Arc<User>, Target), Reply> {
+        let (user, path) = self.authorize(arg.unwrap_or("."), Need::Read)?;
+        let meta = user.storage.metadata(&path).await?;
+        let target = if meta.is_dir() {
+            Target::Dir(path)
+        } else {
+            Target::File(path, meta)
+        };
+        Ok((user, target))
+    }
+
+    /// Entries of the target, as a stream, one-element for a file.
+    async fn entries(
+        user: &User,
+        target: Target,
+    ) -> Result<
+        (
+            VirtualPath,
+            BoxStream<'static, Result<DirEntry, StorageError>>,
+        ),
+        Reply,
+    > {
+        match target {
+            Target::Dir(path) => {
+                let entries = user.storage.list(&path).await?;
+                Ok((path, entries))
+            }
+            Target::File(path, metadata) => {
+                let name = path.file_name().unwrap_or_default().to_owned();
+                let entry = DirEntry { name, metadata };
+                Ok((path.parent(), stream::once(async { Ok(entry) }).boxed()))
+            }
+        }
+    }
+
+    pub(in crate::session) async fn list(&mut self, arg: Option<&str>) -> Handled {
+        let (user, target) = self.list_target(arg).await?;
+        let (dir, entries) = Self::entries(&user, target).await?;
+        let now = SystemTime::now();
+        let lines = entries
+            .map(move |entry| entry.map(|e| list_line(&e.name, &e.metadata, now)))
+            .boxed();
+        self.start_transfer(
+            "LIST",
+            dir,
+            Job::Lines(lines),
+            "Here comes the directory listing",
+        )
+    }
+
+    pub(in crate::session) async fn nlst(&mut self, arg: Option<&str>) -> Handled {
+        let (user, target) = self.list_target(arg).await?;
+        let (dir, entries) = Self::entries(&user, target).await?;
+        let lines = entries
+            .map(|entry| entry.map(|e| format!("{}\r\n", e.name)))
+            .boxed();
+        self.start_transfer("NLST", dir, Job::Lines(lines), "Here comes the name list")
+    }
+
+    pub(in crate::session) async fn mlsd(&mut self, arg: Option<&str>) -> Handled {
+        let (user, target) = self.list_target(arg).await?;
+        let Target::Dir(dir) = target else {
+            // RFC 3659 §7.2.1
+            return Err(Reply::new(501, "Not a directory; use MLST"));
+        };
+        let entries = user.storage.list(&dir).await?;
+        let facts = self.state.facts;
+        let base = dir.clone();
+        let lines = entries
+            .map(move |entry| {
+                entry.map(|e| {
+                    let access = user.access(&base.join(&e.name));
+                    let mut line =
+                        facts_line(&e.name, &e.metadata, access, EntryRole::Plain, facts);
+                    line.push_str("\r\n");
+                    line
+                })
+            })
+            .boxed();
+        self.start_transfer(
+            "MLSD",
+            dir,
+            Job::Lines(lines),
+            "Here comes the machine listing",
+        )
+    }
+
+    pub(in crate::session) async fn mlst(&mut self, arg: Option<&str>) -> Handled {
+        let (user, path) = self.authorize(arg.unwrap_or("."), Need::Read)?;
+        let meta = user.storage.metadata(&path).await?;
+        let role = if meta.is_dir() {
+            EntryRole::Current
+        } else {
+            EntryRole::Plain
+        };
+        let line = facts_line(
+            path.as_str(),
+            &meta,
+            user.access(&path),
+            role,
+            self.state.facts,
+        );
+        // RFC 3659 §7.2: the facts line starts with a space, which `multiline` adds.
+        Ok(Reply::multiline(250, format!("Listing {path}"), [line], "End").into())
+    }
+
+    pub(in crate::session) async fn stat(&mut self, arg: Option<&str>) -> Handled {
+        let Some(arg) = arg else {
+            return Ok(self.status().into());
+        };
+        let user = self.logged_in()?.clone();
+        let (_, target) = self.list_target(Some(arg)).await?;
+        let (_, entries) = Self::entries(&user, target).await?;
+        let now = SystemTime::now();
+        let lines: Vec<String> = entries
+            .take(MAX_STAT_ENTRIES)
+            .filter_map(|entry| async move { entry.ok() })
+            .map(|e| list_line(&e.name, &e.metadata, now).trim_end().to_owned())
+            .collect()
+            .await;
+        Ok(Reply::multiline(213, format!("Status of {arg}:"), lines, "End of status").into())
+    }
+
+    fn status(&self) -> Reply {
+        let who = match self.logged_in() {
+            Ok(user) => format!("Logged in as {}", user.display_name()),
+            Err(_) => "Not logged in".to_owned(),
+        };
+        let body = [
+            format!("Connected from {}", self.peer.ip()),
+            who,
+            format!(
+                "TYPE: {:?}, STRUcture: File, MODE: Stream",
+                self.state.transfer_type
+            ),
+            "No data connection".to_owned(),
+        ];
+        Reply::multiline(211, "aioftpd status:", body, "End of status")
+    }
+}

@@ -1,0 +1,90 @@
+//! TYPE, MODE, STRU, FEAT, OPTS, HELP, SITE: settings and self-description.
+
+use super::super::{Handled, Reply, Session, TransferType, COMMANDS};
+use crate::listing::FactSet;
+
+impl Session {
+    pub(in crate::session) fn type_(&mut self, kind: TransferType) -> Handled {
+        self.state.transfer_type = kind;
+        let text = match kind {
+            TransferType::Ascii => "Switching to ASCII mode",
+            TransferType::Image => "Switching to Binary mode",
+        };
+        Ok(Reply::new(200, text).into())
+    }
+
+    pub(in crate::session) fn mode(mode: &str) -> Handled {
+        match mode {
+            "S" => Ok(Reply::new(200, "Mode set to S").into()),
+            "B" | "C" | "Z" => Err(Reply::new(504, "Only MODE S is supported")),
+            _ => Err(Reply::new(501, "Syntax: MODE S")),
+        }
+    }
+
+    pub(in crate::session) fn stru(stru: &str) -> Handled {
+        match stru {
+            "F" => Ok(Reply::new(200, "Structure set to F").into()),
+            "R" | "P" => Err(Reply::new(504, "Only STRU F is supported")),
+            _ => Err(Reply::new(501, "Syntax: STRU F")),
+        }
+    }
+
+    /// RFC 2389 §3.2
+    pub(in crate::session) fn feat(&self) -> Reply {
+        let features = [
+            "EPRT".to_owned(),
+            "EPSV".to_owned(),
+            "MDTM".to_owned(),
+            "MFMT".to_owned(),
+            self.state.facts.feature_line(),
+            "REST STREAM".to_owned(),
+            "SIZE".to_owned(),
+            "TVFS".to_owned(),
+            "UTF8".to_owned(),
+        ];
+        Reply::multiline(211, "Features:", features, "End")
+    }
+
+    pub(in crate::session) fn opts(&mut self, args: &str) -> Handled {
+        let (option, value) = args.split_once(' ').unwrap_or((args, ""));
+        match option.to_ascii_uppercase().as_str() {
+            // RFC 2640 §3.1: names are always UTF-8 here.
+            "UTF8" | "UTF-8" => match value.trim().to_ascii_uppercase().as_str() {
+                "" | "ON" => Ok(Reply::new(200, "UTF8 mode is always on").into()),
+                _ => Err(Reply::new(504, "UTF8 mode cannot be turned off")),
+            },
+            // RFC 3659 §7.9
+            "MLST" => {
+                self.state.facts = FactSet::select(value.trim());
+                Ok(Reply::new(200, format!("MLST OPTS {}", self.state.facts.names())).into())
+            }
+            _ => Err(Reply::new(501, "Option not understood")),
+        }
+    }
+
+    pub(in crate::session) fn help(verb: Option<&str>) -> Reply {
+        match verb.map(str::trim) {
+            None | Some("") => {
+                let verbs: Vec<&str> = COMMANDS.iter().map(|s| s.verb).collect();
+                let rows = verbs.chunks(8).map(|row| row.join(" "));
+                Reply::multiline(
+                    214,
+                    "The following commands are recognized:",
+                    rows,
+                    "Help OK",
+                )
+            }
+            Some(verb) => match super::super::find_spec(verb) {
+                Some(spec) => Reply::new(214, format!("Syntax: {}", spec.syntax)),
+                None => Reply::new(501, "Unknown command"),
+            },
+        }
+    }
+
+    pub(in crate::session) fn site(args: &str) -> Reply {
+        match args.trim().to_ascii_uppercase().as_str() {
+            "HELP" => Reply::new(214, "SITE commands: HELP"),
+            _ => Reply::new(504, "Unknown SITE command"),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Command handlers, one file per command family, all `impl Session`.
+//!
+//! Shared here: resolving a client path against the cwd, the permission
+//! check every path command makes, and the one table from storage errors
+//! to reply codes.
+
+mod auth;
+mod data_setup;
+mod file_ops;
+mod listing;
+mod misc;
+mod navigation;
+mod transfer;
+
+use std::sync::Arc;
+
+use super::{Reply, Session};
+use crate::auth::User;
+use crate::path::VirtualPath;
+use crate::storage::StorageError;
+
+/// The right a command needs on its path.
+#[derive(Clone, Copy)]
+enum Need {
+    Read,
+    Write,
+}
+
+impl Session {
+    /// Resolves a client path against the cwd and checks the user's right on it.
+    fn authorize(&self, arg: &str, need: Need) -> Result<(Arc<User>, VirtualPath), Reply> {
+        let user = self.logged_in()?.clone();
+        let path = self.state.cwd.join(arg);
+        let access = user.access(&path);
+        let allowed = match need {
+            Need::Read => access.readable,
+            Need::Write => access.writable,
+        };
+        if allowed {
+            Ok((user, path))
+        } else {
+            tracing::info!(user = user.display_name(), path = %path, "permission denied");
+            Err(Reply::new(550, "Permission denied"))
+        }
+    }
+}
+
+/// The one place storage errors become replies (RFC 959 §4.2: 450/451/452 transient, 55x permanent).
+impl From<StorageError> for Reply {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::NotFound => Reply::new(550, "No such file or directory"),
+            StorageError::AlreadyExists => Reply::new(550, "File exists"),
+            StorageError::NotADirectory => Reply::new(550, "Not a directory"),
+            StorageError::IsADirectory => Reply::new(550, "Is a directory"),
+            StorageError::DirectoryNotEmpty => Reply::new(550, "Directory not empty"),
+            StorageError::PermissionDenied => Reply::new(550, "Permission denied"),
+            StorageError::InvalidName => Reply::new(553, "File name not allowed"),
+            StorageError::StorageFull => Reply::new(452, "Insufficient storage space"),
+            StorageError::Unsupported => Reply::new(502, "Operation not supported by this storage"),
+            StorageError::Io(err) => {
+                tracing::warn!(%err, "storage error");
+                Reply::new(451, "Local error in processing")
+            }
+        }
+    }
+}
+
+/// Quotes a path for a 257 reply: embedded quotes are doubled (RFC 959 Appendix II).
+fn quote_path(path: &VirtualPath) -> String {
+    format!("\"{}\"", path.as_str().replace('"', "\"\""))
+}

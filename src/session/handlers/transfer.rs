@@ -1,0 +1,160 @@
+//! RETR, STOR, APPE, STOU, REST, and starting a transfer over the prepared
+//! data connection.
+
+use futures::future::BoxFuture;
+use tokio::net::TcpStream;
+
+use super::super::transfer::{Job, Transfer};
+use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
+use super::Need;
+use crate::data::connect_active;
+use crate::path::VirtualPath;
+use crate::storage::{FileKind, StorageError, Upload, WriteMode};
+
+/// How many names STOU tries before giving up.
+const STOU_ATTEMPTS: u32 = 100;
+
+impl Session {
+    pub(in crate::session) fn rest(&mut self, offset: u64) -> Handled {
+        self.state.restart_offset = offset;
+        let text = format!("Restarting at {offset}; send RETR, STOR or APPE to resume");
+        Ok(Reply::new(350, text).into())
+    }
+
+    pub(in crate::session) async fn retr(&mut self, arg: &str) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Read)?;
+        let meta = user.storage.metadata(&path).await?;
+        if meta.kind == FileKind::Dir {
+            return Err(Reply::new(550, "Is a directory"));
+        }
+        let offset = std::mem::take(&mut self.state.restart_offset);
+        if offset > meta.size {
+            return Err(Reply::new(554, "Restart offset beyond the end of the file"));
+        }
+        let file = user.storage.open_read(&path, offset).await?;
+        let ascii = self.state.transfer_type == TransferType::Ascii;
+        let opening = format!(
+            "Opening {} mode data connection for {path} ({} bytes)",
+            mode_name(ascii),
+            meta.size
+        );
+        self.start_transfer("RETR", path, Job::Send { file, ascii }, &opening)
+    }
+
+    pub(in crate::session) async fn stor(&mut self, arg: &str) -> Handled {
+        let offset = std::mem::take(&mut self.state.restart_offset);
+        let mode = if offset > 0 {
+            WriteMode::At(offset)
+        } else {
+            WriteMode::Replace {
+                atomic: self.context.settings.session.atomic_uploads,
+            }
+        };
+        self.upload("STOR", arg, mode).await
+    }
+
+    pub(in crate::session) async fn appe(&mut self, arg: &str) -> Handled {
+        let offset = std::mem::take(&mut self.state.restart_offset);
+        let mode = if offset > 0 {
+            WriteMode::At(offset)
+        } else {
+            WriteMode::Append
+        };
+        self.upload("APPE", arg, mode).await
+    }
+
+    pub(in crate::session) async fn stou(&mut self, hint: Option<&str>) -> Handled {
+        self.state.restart_offset = 0;
+        let stem = hint
+            .and_then(|h| VirtualPath::new(h).file_name().map(str::to_owned))
+            .unwrap_or_else(|| "stou".to_owned());
+        for attempt in 0..STOU_ATTEMPTS {
+            let name = if attempt == 0 && hint.is_some() {
+                stem.clone()
+            } else {
+                format!("{stem}.{}", unique_suffix(attempt))
+            };
+            let (user, path) = self.authorize(&name, Need::Write)?;
+            match user.storage.open_write(&path, WriteMode::CreateNew).await {
+                Ok(upload) => return self.start_upload("STOU", path, upload),
+                Err(StorageError::AlreadyExists) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(Reply::new(450, "Could not find a unique file name"))
+    }
+
+    async fn upload(&mut self, verb: &'static str, arg: &str, mode: WriteMode) -> Handled {
+        let (user, path) = self.authorize(arg, Need::Write)?;
+        if path.is_root() {
+            return Err(Reply::new(553, "File name not allowed"));
+        }
+        let upload = user.storage.open_write(&path, mode).await?;
+        self.start_upload(verb, path, upload)
+    }
+
+    fn start_upload(
+        &mut self,
+        verb: &'static str,
+        path: VirtualPath,
+        upload: Box<dyn Upload>,
+    ) -> Handled {
+        let ascii = self.state.transfer_type == TransferType::Ascii;
+        let opening = if verb == "STOU" {
+            // RFC 1123 §4.1.2.9
+            format!("FILE: {}", path.file_name().unwrap_or_default())
+        } else {
+            format!(
+                "Opening {} mode data connection for {path}",
+                mode_name(ascii)
+            )
+        };
+        self.start_transfer(verb, path, Job::Receive { upload, ascii }, &opening)
+    }
+
+    /// Takes the prepared data connection and starts `job` over it.
+    pub(in crate::session) fn start_transfer(
+        &mut self,
+        verb: &'static str,
+        path: VirtualPath,
+        job: Job,
+        opening: &str,
+    ) -> Handled {
+        let wait = self.context.settings.session.data_timeout;
+        let connect: BoxFuture<'static, std::io::Result<TcpStream>> =
+            match std::mem::replace(&mut self.state.data, DataSetup::None) {
+                DataSetup::None => {
+                    return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"))
+                }
+                DataSetup::Passive(listener) => {
+                    Box::pin(listener.accept_from(self.peer.ip(), wait))
+                }
+                DataSetup::Active(target) => {
+                    Box::pin(connect_active(self.local.ip(), target, wait))
+                }
+            };
+        let session = &self.context.settings.session;
+        let limits = (session.block_size, session.data_timeout);
+        let transfer = Transfer::new(connect, job, verb, path, opening.to_owned(), limits);
+        Ok(Action::Transfer(transfer))
+    }
+}
+
+fn mode_name(ascii: bool) -> &'static str {
+    if ascii {
+        "ASCII"
+    } else {
+        "BINARY"
+    }
+}
+
+/// A suffix unlikely to collide: time-derived, varied per attempt.
+fn unique_suffix(attempt: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}",
+        nanos.wrapping_add(u128::from(attempt) * 7919) & 0xffff_ffff
+    )
+}
