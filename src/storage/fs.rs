@@ -1,3 +1,1056 @@
-//! placeholder
-/// Local filesystem storage.
-pub struct FsStorage;
+//! Local-disk storage, confined beneath one base directory.
+//!
+//! This module owns the mapping from [`VirtualPath`]s onto a base directory.
+//! Every open, mkdir, remove, rename, stat and directory read goes through a
+//! `cap_std::fs::Dir` handle on the base, so the path is resolved *beneath*
+//! it (`openat2(RESOLVE_BENEATH)` where the kernel has it, cap-std's own
+//! resolver elsewhere): `..` or a symlink, absolute or relative, that would
+//! lead outside fails, and that failure is reported as
+//! [`StorageError::PermissionDenied`]. Symlinks that stay inside are followed.
+//!
+//! It never opens an ambient path after [`FsStorage::new`], never runs a
+//! blocking filesystem call on an async worker (everything goes through
+//! `spawn_blocking`), and never puts the real base path into an error.
+
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, ReadDir};
+use futures::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{
+    DirEntry, EntryStream, FileKind, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode,
+};
+use crate::path::VirtualPath;
+
+/// How many listing entries may wait between the reading thread and the
+/// session: enough to keep the disk busy, small enough that a listing of a
+/// million files costs no more memory than one of a hundred.
+const LIST_CHANNEL_CAPACITY: usize = 64;
+
+/// How often an atomic upload tries a fresh temporary name when one is taken
+/// (e.g. left behind by a crash of a process that had the same pid).
+const TEMP_NAME_ATTEMPTS: u32 = 16;
+
+/// Distinguishes temporary upload files made by this process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A user's tree on the local disk, rooted at a base directory that no path
+/// can leave.
+///
+/// Symlinks: [`Storage::metadata`] and listings report a link whose target
+/// resolves inside the base as its target (a linked directory is a `Dir`, so
+/// `CWD` into it works); a link that dangles or points outside is reported
+/// as [`FileKind::Symlink`] and is never followed.
+#[derive(Debug)]
+pub struct FsStorage {
+    base: Arc<Dir>,
+}
+
+impl FsStorage {
+    /// Opens `base` as the root of the storage; fails if it is not a directory.
+    pub fn new(base: &Path) -> io::Result<Self> {
+        let dir = Dir::open_ambient_dir(base, cap_std::ambient_authority())?;
+        Ok(FsStorage {
+            base: Arc::new(dir),
+        })
+    }
+
+    /// Runs `op` on the blocking pool with the base directory.
+    async fn on_base<T, F>(&self, op: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(&Dir) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let base = Arc::clone(&self.base);
+        run_blocking(move || op(&base)).await
+    }
+}
+
+/// Runs `op` on tokio's blocking pool, never on an async worker.
+async fn run_blocking<T, F>(op: F) -> Result<T, StorageError>
+where
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(op).await {
+        Ok(result) => result,
+        Err(join) => Err(StorageError::Io(io::Error::other(join))),
+    }
+}
+
+/// The path of `path` beneath the base; cap-std names the base itself `.`.
+fn beneath(path: &VirtualPath) -> PathBuf {
+    if path.is_root() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(path.relative())
+    }
+}
+
+/// Metadata of `path` as [`FsStorage`] reports it (see the type's doc on symlinks).
+fn describe(base: &Dir, path: &Path) -> io::Result<Metadata> {
+    let link = base.symlink_metadata(path)?;
+    if link.file_type().is_symlink() {
+        // Following fails for a link that dangles or leads out of the base.
+        return Ok(match base.metadata(path) {
+            Ok(target) => to_metadata(&target),
+            Err(_) => to_metadata(&link),
+        });
+    }
+    Ok(to_metadata(&link))
+}
+
+fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
+    let file_type = meta.file_type();
+    let kind = if file_type.is_dir() {
+        FileKind::Dir
+    } else if file_type.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::File
+    };
+    Metadata {
+        kind,
+        size: meta.len(),
+        modified: meta.modified().ok().map(|t| t.into_std()),
+        mode: meta.mode() & 0o7777,
+        unique: Some(format!("{:x}g{:x}", meta.dev(), meta.ino())),
+    }
+}
+
+/// Refuses to open anything but a regular file (or nothing at all) at `path`:
+/// opening a FIFO or device would block a pool thread or worse.
+fn expect_file_or_nothing(base: &Dir, path: &Path) -> Result<(), StorageError> {
+    match base.metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(StorageError::IsADirectory),
+        Ok(meta) if !meta.is_file() => Err(StorageError::PermissionDenied),
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        let path = beneath(path);
+        self.on_base(move |base| Ok(describe(base, &path)?)).await
+    }
+
+    async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
+        let path = beneath(path);
+        let (path, entries) = self
+            .on_base(move |base| {
+                let entries = base.read_dir(&path)?;
+                Ok((path, entries))
+            })
+            .await?;
+        let (tx, rx) = mpsc::channel(LIST_CHANNEL_CAPACITY);
+        let base = Arc::clone(&self.base);
+        // Not awaited: the task ends when the directory is read or the
+        // stream is dropped, whichever comes first.
+        tokio::task::spawn_blocking(move || send_entries(&base, &path, entries, &tx));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            let entry = rx.recv().await?;
+            Some((entry, rx))
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
+        let path = beneath(path);
+        let file = self
+            .on_base(move |base| {
+                expect_file_or_nothing(base, &path)?;
+                let mut file = base.open(&path)?.into_std();
+                // The path may have changed since the check; judge what was opened.
+                if file.metadata()?.is_dir() {
+                    return Err(StorageError::IsADirectory);
+                }
+                file.seek(SeekFrom::Start(offset))?;
+                Ok(file)
+            })
+            .await?;
+        Ok(Box::pin(tokio::fs::File::from_std(file)))
+    }
+
+    async fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        if path.is_root() {
+            return Err(StorageError::IsADirectory);
+        }
+        let target = beneath(path);
+        let base = Arc::clone(&self.base);
+        let upload = run_blocking(move || FsUpload::open(base, target, mode)).await?;
+        Ok(Box::new(upload))
+    }
+
+    async fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let path = beneath(path);
+        self.on_base(move |base| Ok(base.create_dir(&path)?)).await
+    }
+
+    async fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let path = beneath(path);
+        self.on_base(move |base| Ok(base.remove_dir(&path)?)).await
+    }
+
+    async fn remove(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let path = beneath(path);
+        // unlinkat never follows the final component: a link is removed, not its target.
+        self.on_base(move |base| Ok(base.remove_file(&path)?)).await
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let (from, to) = (beneath(from), beneath(to));
+        self.on_base(move |base| Ok(base.rename(&from, base, &to)?))
+            .await
+    }
+
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
+        let path = beneath(path);
+        self.on_base(move |base| {
+            // A FIFO or device is never opened (the open could block).
+            let meta = base.metadata(&path)?;
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(StorageError::Unsupported);
+            }
+            // futimens on a read-only descriptor: no write access to the
+            // content is needed. (cap-std's directory handles are O_PATH,
+            // which futimens refuses, so directories are opened this way too.)
+            let handle = base.open(&path)?.into_std();
+            handle.set_modified(time)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Reads `entries` of directory `dir` and sends them to `tx`, on a blocking
+/// thread; stops early once the receiver is gone.
+fn send_entries(
+    base: &Dir,
+    dir: &Path,
+    entries: ReadDir,
+    tx: &mpsc::Sender<Result<DirEntry, StorageError>>,
+) {
+    for entry in entries {
+        let item = match entry {
+            Ok(entry) => {
+                let name = entry.file_name();
+                match describe(base, &dir.join(&name)) {
+                    Ok(metadata) => Ok(DirEntry {
+                        name: name.to_string_lossy().into_owned(),
+                        metadata,
+                    }),
+                    // Deleted since it was read, or unreadable: one entry
+                    // must not break the whole listing.
+                    Err(err) => {
+                        tracing::debug!(name = ?name, error = %err, "skipping listing entry");
+                        continue;
+                    }
+                }
+            }
+            Err(err) => Err(StorageError::from(err)),
+        };
+        let failed = item.is_err();
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// What [`Upload::finish`] does after the last byte is flushed.
+enum Commit {
+    /// Nothing more: the bytes are already where they belong.
+    Nothing,
+    /// Cut the file where the upload ended (`REST` + `STOR`).
+    TruncateAtEnd,
+    /// Rename the temporary file over the target.
+    RenameOver(TempFile),
+}
+
+/// An upload to the local disk.
+struct FsUpload {
+    file: tokio::fs::File,
+    /// The file offset the next byte goes to (meaningful for [`Commit::TruncateAtEnd`]).
+    position: u64,
+    commit: Commit,
+}
+
+impl FsUpload {
+    /// Opens the file as `mode` says; runs on a blocking thread.
+    fn open(base: Arc<Dir>, target: PathBuf, mode: WriteMode) -> Result<Self, StorageError> {
+        let mut options = OpenOptions::new();
+        options.write(true);
+        let mut position = 0;
+        let (file, commit) = match mode {
+            WriteMode::Replace { atomic: true } => {
+                expect_file_or_nothing(&base, &target)?;
+                let (file, temp) = TempFile::create_beside(base, target)?;
+                (file, Commit::RenameOver(temp))
+            }
+            WriteMode::Replace { atomic: false } => {
+                expect_file_or_nothing(&base, &target)?;
+                options.create(true).truncate(true);
+                (base.open_with(&target, &options)?, Commit::Nothing)
+            }
+            WriteMode::At(offset) => {
+                expect_file_or_nothing(&base, &target)?;
+                options.create(true);
+                let mut file = base.open_with(&target, &options)?;
+                file.seek(SeekFrom::Start(offset))?;
+                position = offset;
+                (file, Commit::TruncateAtEnd)
+            }
+            WriteMode::Append => {
+                expect_file_or_nothing(&base, &target)?;
+                options.append(true).create(true);
+                (base.open_with(&target, &options)?, Commit::Nothing)
+            }
+            // O_CREAT|O_EXCL never opens an existing object, so no check is needed.
+            WriteMode::CreateNew => {
+                options.create_new(true);
+                (base.open_with(&target, &options)?, Commit::Nothing)
+            }
+        };
+        Ok(FsUpload {
+            file: tokio::fs::File::from_std(file.into_std()),
+            position,
+            commit,
+        })
+    }
+}
+
+impl AsyncWrite for FsUpload {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.file).poll_write(cx, buf))?;
+        self.position += written as u64;
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.file).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Upload for FsUpload {
+    async fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        let FsUpload {
+            mut file,
+            position,
+            commit,
+        } = *self;
+        // Waits for the write tokio has in flight and reports its error.
+        file.flush().await?;
+        let file = file.into_std().await;
+        run_blocking(move || {
+            match commit {
+                Commit::Nothing => {}
+                Commit::TruncateAtEnd => file.set_len(position)?,
+                Commit::RenameOver(temp) => temp.rename_over_target(&file)?,
+            }
+            // Dropped here, so close() also runs on the blocking thread.
+            drop(file);
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The temporary file of an atomic upload, removed unless it was renamed
+/// over its target.
+struct TempFile {
+    base: Arc<Dir>,
+    temp: PathBuf,
+    target: PathBuf,
+    renamed: bool,
+}
+
+impl TempFile {
+    /// Creates `.aioftpd-upload.<pid>.<n>.tmp` next to `target`; a rename
+    /// is atomic only within one directory (and one filesystem).
+    fn create_beside(
+        base: Arc<Dir>,
+        target: PathBuf,
+    ) -> Result<(cap_std::fs::File, Self), StorageError> {
+        let dir = target.parent().unwrap_or(Path::new("")).to_path_buf();
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut attempts = 0;
+        loop {
+            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let temp = dir.join(format!(".aioftpd-upload.{}.{n}.tmp", std::process::id()));
+            match base.open_with(&temp, &options) {
+                Ok(file) => {
+                    let guard = TempFile {
+                        base,
+                        temp,
+                        target,
+                        renamed: false,
+                    };
+                    return Ok((file, guard));
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    attempts += 1;
+                    if attempts == TEMP_NAME_ATTEMPTS {
+                        return Err(err.into());
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Makes the upload durable, then visible under the target name.
+    fn rename_over_target(mut self, file: &std::fs::File) -> Result<(), StorageError> {
+        // Without this a crash soon after the rename can leave an empty
+        // target on some filesystems, breaking the "old or new, never torn"
+        // promise; one fsync per upload is cheap next to the transfer.
+        file.sync_data()?;
+        self.base.rename(&self.temp, &self.base, &self.target)?;
+        self.renamed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.renamed {
+            return;
+        }
+        let base = Arc::clone(&self.base);
+        let temp = std::mem::take(&mut self.temp);
+        let remove = move || {
+            if let Err(err) = base.remove_file(&temp) {
+                tracing::warn!(temp = ?temp, error = %err, "could not remove abandoned upload");
+            }
+        };
+        // Drop may run on an async worker: hand the unlink to the blocking
+        // pool when there is a runtime, do it here when there is none.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(remove);
+            }
+            Err(_) => remove(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::Duration;
+
+    use futures::TryStreamExt;
+    use tokio::io::AsyncReadExt;
+
+    /// A storage on `<tmp>/base`, next to `<tmp>/outside/secret.txt` that no
+    /// path may reach.
+    struct Fixture {
+        tmp: tempfile::TempDir,
+        storage: FsStorage,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            std::fs::create_dir(tmp.path().join("base")).unwrap();
+            std::fs::create_dir(tmp.path().join("outside")).unwrap();
+            std::fs::write(tmp.path().join("outside/secret.txt"), b"secret").unwrap();
+            let storage = FsStorage::new(&tmp.path().join("base")).unwrap();
+            Fixture { tmp, storage }
+        }
+
+        fn base(&self) -> PathBuf {
+            self.tmp.path().join("base")
+        }
+
+        fn write(&self, rel: &str, data: &[u8]) {
+            std::fs::write(self.base().join(rel), data).unwrap();
+        }
+
+        fn read(&self, rel: &str) -> Vec<u8> {
+            std::fs::read(self.base().join(rel)).unwrap()
+        }
+
+        fn link(&self, target: &str, rel: &str) {
+            std::os::unix::fs::symlink(target, self.base().join(rel)).unwrap();
+        }
+
+        fn secret(&self) -> Vec<u8> {
+            std::fs::read(self.tmp.path().join("outside/secret.txt")).unwrap()
+        }
+
+        fn outside_names(&self) -> Vec<String> {
+            names_in(&self.tmp.path().join("outside"))
+        }
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn vp(path: &str) -> VirtualPath {
+        VirtualPath::new(path)
+    }
+
+    async fn read_all(
+        storage: &FsStorage,
+        path: &str,
+        offset: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let mut reader = storage.open_read(&vp(path), offset).await?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await?;
+        Ok(out)
+    }
+
+    async fn upload(
+        storage: &FsStorage,
+        path: &str,
+        mode: WriteMode,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let mut upload = storage.open_write(&vp(path), mode).await?;
+        upload.write_all(data).await?;
+        upload.finish().await
+    }
+
+    async fn names(storage: &FsStorage, path: &str) -> Result<Vec<String>, StorageError> {
+        let entries: Vec<DirEntry> = storage.list(&vp(path)).await?.try_collect().await?;
+        let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    #[track_caller]
+    fn assert_refused<T>(result: Result<T, StorageError>) {
+        match result {
+            Err(StorageError::PermissionDenied | StorageError::NotFound) => {}
+            Err(other) => panic!("expected a refusal, got {other:?}"),
+            Ok(_) => panic!("escape succeeded"),
+        }
+    }
+
+    const ATOMIC: WriteMode = WriteMode::Replace { atomic: true };
+    const IN_PLACE: WriteMode = WriteMode::Replace { atomic: false };
+
+    #[test]
+    fn new_refuses_a_file_as_base() {
+        let fx = Fixture::new();
+        fx.write("file", b"x");
+        assert!(FsStorage::new(&fx.base().join("file")).is_err());
+        assert!(FsStorage::new(&fx.base().join("missing")).is_err());
+    }
+
+    #[tokio::test]
+    async fn root_maps_to_the_base_directory() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"abc");
+        assert!(fx
+            .storage
+            .metadata(&VirtualPath::root())
+            .await
+            .unwrap()
+            .is_dir());
+        assert_eq!(names(&fx.storage, "/").await.unwrap(), ["a.txt"]);
+    }
+
+    #[tokio::test]
+    async fn metadata_reports_kind_size_mode_and_unique() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt};
+        let fx = Fixture::new();
+        fx.write("a.txt", b"hello");
+        let real = fx.base().join("a.txt");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let meta = fx.storage.metadata(&vp("/a.txt")).await.unwrap();
+        let std_meta = std::fs::metadata(&real).unwrap();
+        assert_eq!(meta.kind, FileKind::File);
+        assert_eq!(meta.size, 5);
+        assert_eq!(meta.mode, 0o640);
+        assert_eq!(meta.modified, Some(std_meta.modified().unwrap()));
+        let unique = format!("{:x}g{:x}", std_meta.dev(), std_meta.ino());
+        assert_eq!(meta.unique, Some(unique));
+    }
+
+    #[tokio::test]
+    async fn missing_path_is_not_found() {
+        let fx = Fixture::new();
+        assert!(matches!(
+            fx.storage.metadata(&vp("/nope")).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn dotdot_cannot_escape() {
+        let fx = Fixture::new();
+        // VirtualPath clamps `..` at the root, so this names /outside/secret.txt in the base.
+        assert_refused(read_all(&fx.storage, "/../outside/secret.txt", 0).await);
+        assert_refused(read_all(&fx.storage, "/../../../../etc/passwd", 0).await);
+    }
+
+    #[tokio::test]
+    async fn symlink_inside_base_is_followed() {
+        let fx = Fixture::new();
+        std::fs::create_dir(fx.base().join("real")).unwrap();
+        fx.write("real/f.txt", b"inside");
+        fx.link("real", "alias");
+        fx.link("../f.txt", "real/up");
+        fx.write("f.txt", b"top");
+        assert!(fx.storage.metadata(&vp("/alias")).await.unwrap().is_dir());
+        assert_eq!(
+            read_all(&fx.storage, "/alias/f.txt", 0).await.unwrap(),
+            b"inside"
+        );
+        assert_eq!(read_all(&fx.storage, "/real/up", 0).await.unwrap(), b"top");
+        assert_eq!(names(&fx.storage, "/alias").await.unwrap(), ["f.txt", "up"]);
+    }
+
+    #[tokio::test]
+    async fn symlink_to_outside_base_is_refused() {
+        let fx = Fixture::new();
+        let outside = fx.tmp.path().join("outside");
+        fx.link(outside.to_str().unwrap(), "abs");
+        fx.link("/etc", "etc");
+        fx.link("../outside", "rel");
+        fx.link("../../../../../../../tmp", "deep");
+        for link in ["/abs", "/etc", "/rel", "/deep"] {
+            assert_refused(names(&fx.storage, link).await);
+            assert_refused(read_all(&fx.storage, &format!("{link}/secret.txt"), 0).await);
+            assert_refused(read_all(&fx.storage, &format!("{link}/passwd"), 0).await);
+            for mode in [
+                ATOMIC,
+                IN_PLACE,
+                WriteMode::Append,
+                WriteMode::At(0),
+                WriteMode::CreateNew,
+            ] {
+                assert_refused(upload(&fx.storage, &format!("{link}/new.txt"), mode, b"x").await);
+                assert_refused(
+                    upload(&fx.storage, &format!("{link}/secret.txt"), mode, b"x").await,
+                );
+            }
+            assert_refused(fx.storage.mkdir(&vp(&format!("{link}/sub"))).await);
+            assert_refused(fx.storage.remove(&vp(&format!("{link}/secret.txt"))).await);
+            assert_refused(
+                fx.storage
+                    .rename(&vp(&format!("{link}/secret.txt")), &vp("/stolen"))
+                    .await,
+            );
+            assert_refused(
+                fx.storage
+                    .set_modified(&vp(&format!("{link}/secret.txt")), SystemTime::UNIX_EPOCH)
+                    .await,
+            );
+        }
+        assert_eq!(fx.secret(), b"secret");
+        assert_eq!(fx.outside_names(), ["secret.txt"]);
+    }
+
+    #[tokio::test]
+    async fn symlink_to_outside_file_is_refused() {
+        let fx = Fixture::new();
+        fx.link("../outside/secret.txt", "leak");
+        assert_refused(read_all(&fx.storage, "/leak", 0).await);
+        for mode in [ATOMIC, IN_PLACE, WriteMode::Append, WriteMode::At(0)] {
+            assert_refused(upload(&fx.storage, "/leak", mode, b"pwned").await);
+        }
+        assert_refused(
+            fx.storage
+                .set_modified(&vp("/leak"), SystemTime::UNIX_EPOCH)
+                .await,
+        );
+        assert_eq!(fx.secret(), b"secret");
+    }
+
+    #[tokio::test]
+    async fn escaping_symlink_is_reported_as_a_symlink() {
+        let fx = Fixture::new();
+        fx.link("../outside/secret.txt", "leak");
+        fx.link("/etc", "etc");
+        let meta = fx.storage.metadata(&vp("/leak")).await.unwrap();
+        assert_eq!(meta.kind, FileKind::Symlink);
+        let entries: Vec<DirEntry> = fx
+            .storage
+            .list(&vp("/"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries.iter().all(|e| e.metadata.kind == FileKind::Symlink));
+    }
+
+    #[tokio::test]
+    async fn remove_of_escaping_symlink_removes_only_the_link() {
+        let fx = Fixture::new();
+        fx.link("../outside/secret.txt", "leak");
+        fx.storage.remove(&vp("/leak")).await.unwrap();
+        assert!(names(&fx.storage, "/").await.unwrap().is_empty());
+        assert_eq!(fx.secret(), b"secret");
+    }
+
+    #[tokio::test]
+    async fn errors_do_not_reveal_the_base_path() {
+        let fx = Fixture::new();
+        fx.link("/etc", "etc");
+        let base = fx.tmp.path().to_string_lossy().into_owned();
+        let errors = [
+            fx.storage.metadata(&vp("/missing")).await.unwrap_err(),
+            fx.storage.list(&vp("/etc")).await.err().unwrap(),
+            fx.storage.mkdir(&vp("/a/b/c")).await.unwrap_err(),
+            fx.storage.rmdir(&vp("/")).await.unwrap_err(),
+        ];
+        for err in errors {
+            assert!(!err.to_string().contains(&base), "{err}");
+            assert!(!format!("{err:?}").contains(&base), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn open_read_starts_at_offset() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"0123456789");
+        assert_eq!(read_all(&fx.storage, "/a.txt", 4).await.unwrap(), b"456789");
+        assert_eq!(read_all(&fx.storage, "/a.txt", 50).await.unwrap(), b"");
+    }
+
+    #[tokio::test]
+    async fn open_read_of_directory_is_refused() {
+        let fx = Fixture::new();
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        assert!(matches!(
+            read_all(&fx.storage, "/d", 0).await,
+            Err(StorageError::IsADirectory)
+        ));
+        assert!(matches!(
+            read_all(&fx.storage, "/", 0).await,
+            Err(StorageError::IsADirectory)
+        ));
+    }
+
+    #[tokio::test]
+    async fn atomic_upload_is_invisible_until_finish() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"old");
+        let mut up = fx.storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
+        up.write_all(b"new content").await.unwrap();
+        up.flush().await.unwrap();
+        assert_eq!(fx.read("a.txt"), b"old");
+        up.finish().await.unwrap();
+        assert_eq!(fx.read("a.txt"), b"new content");
+        assert_eq!(names_in(&fx.base()), ["a.txt"]);
+    }
+
+    #[tokio::test]
+    async fn failed_atomic_upload_keeps_old_file() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"old");
+        let mut up = fx.storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
+        up.write_all(b"half an upl").await.unwrap();
+        up.flush().await.unwrap();
+        assert_eq!(
+            names_in(&fx.base()).len(),
+            2,
+            "the temporary file exists meanwhile"
+        );
+        drop(up);
+        assert_eq!(fx.read("a.txt"), b"old");
+        // The temporary file is removed on the blocking pool; give it a moment.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while names_in(&fx.base()).len() > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(names_in(&fx.base()), ["a.txt"]);
+    }
+
+    #[tokio::test]
+    async fn atomic_upload_onto_directory_is_refused() {
+        let fx = Fixture::new();
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        for mode in [ATOMIC, IN_PLACE, WriteMode::Append, WriteMode::At(0)] {
+            assert!(matches!(
+                upload(&fx.storage, "/d", mode, b"x").await,
+                Err(StorageError::IsADirectory)
+            ));
+        }
+        assert!(matches!(
+            upload(&fx.storage, "/", ATOMIC, b"x").await,
+            Err(StorageError::IsADirectory)
+        ));
+        assert_eq!(names_in(&fx.base()), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn upload_needs_an_existing_parent() {
+        let fx = Fixture::new();
+        for mode in [ATOMIC, IN_PLACE, WriteMode::CreateNew] {
+            assert!(matches!(
+                upload(&fx.storage, "/no/such.txt", mode, b"x").await,
+                Err(StorageError::NotFound)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn in_place_replace_truncates() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a long old content");
+        upload(&fx.storage, "/a.txt", IN_PLACE, b"short")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("a.txt"), b"short");
+        upload(&fx.storage, "/b.txt", IN_PLACE, b"created")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("b.txt"), b"created");
+    }
+
+    #[tokio::test]
+    async fn rest_at_offset_keeps_prefix_and_truncates_tail() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"0123456789");
+        upload(&fx.storage, "/a.txt", WriteMode::At(4), b"ab")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("a.txt"), b"0123ab");
+        upload(&fx.storage, "/new.txt", WriteMode::At(0), b"fresh")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("new.txt"), b"fresh");
+    }
+
+    #[tokio::test]
+    async fn append_appends() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"one ");
+        upload(&fx.storage, "/a.txt", WriteMode::Append, b"two")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("a.txt"), b"one two");
+        upload(&fx.storage, "/b.txt", WriteMode::Append, b"new")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("b.txt"), b"new");
+    }
+
+    #[tokio::test]
+    async fn create_new_refuses_existing() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"keep");
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        for path in ["/a.txt", "/d"] {
+            assert!(matches!(
+                upload(&fx.storage, path, WriteMode::CreateNew, b"x").await,
+                Err(StorageError::AlreadyExists)
+            ));
+        }
+        assert_eq!(fx.read("a.txt"), b"keep");
+        upload(&fx.storage, "/b.txt", WriteMode::CreateNew, b"b")
+            .await
+            .unwrap();
+        assert_eq!(fx.read("b.txt"), b"b");
+    }
+
+    #[tokio::test]
+    async fn mkdir_needs_parent_and_refuses_existing() {
+        let fx = Fixture::new();
+        fx.storage.mkdir(&vp("/d")).await.unwrap();
+        assert!(fx.base().join("d").is_dir());
+        assert!(matches!(
+            fx.storage.mkdir(&vp("/d")).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        assert!(matches!(
+            fx.storage.mkdir(&vp("/")).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        assert!(matches!(
+            fx.storage.mkdir(&vp("/x/y")).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rmdir_removes_only_empty_directories() {
+        let fx = Fixture::new();
+        std::fs::create_dir_all(fx.base().join("full/sub")).unwrap();
+        fx.write("f.txt", b"");
+        assert!(matches!(
+            fx.storage.rmdir(&vp("/full")).await,
+            Err(StorageError::DirectoryNotEmpty)
+        ));
+        assert!(matches!(
+            fx.storage.rmdir(&vp("/f.txt")).await,
+            Err(StorageError::NotADirectory)
+        ));
+        assert!(matches!(
+            fx.storage.rmdir(&vp("/")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        fx.storage.rmdir(&vp("/full/sub")).await.unwrap();
+        assert!(!fx.base().join("full/sub").exists());
+    }
+
+    #[tokio::test]
+    async fn remove_deletes_files_but_not_directories() {
+        let fx = Fixture::new();
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        fx.write("f.txt", b"");
+        assert!(matches!(
+            fx.storage.remove(&vp("/d")).await,
+            Err(StorageError::IsADirectory)
+        ));
+        assert!(matches!(
+            fx.storage.remove(&vp("/")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        assert!(matches!(
+            fx.storage.remove(&vp("/nope")).await,
+            Err(StorageError::NotFound)
+        ));
+        fx.storage.remove(&vp("/f.txt")).await.unwrap();
+        assert_eq!(names_in(&fx.base()), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn rename_moves_and_replaces_files() {
+        let fx = Fixture::new();
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        fx.write("a.txt", b"a");
+        fx.write("b.txt", b"b");
+        fx.storage
+            .rename(&vp("/a.txt"), &vp("/b.txt"))
+            .await
+            .unwrap();
+        assert_eq!(fx.read("b.txt"), b"a");
+        fx.storage
+            .rename(&vp("/b.txt"), &vp("/d/c.txt"))
+            .await
+            .unwrap();
+        assert_eq!(fx.read("d/c.txt"), b"a");
+        fx.storage.rename(&vp("/d"), &vp("/e")).await.unwrap();
+        assert_eq!(names_in(&fx.base()), ["e"]);
+        assert!(matches!(
+            fx.storage.rename(&vp("/"), &vp("/x")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        assert!(matches!(
+            fx.storage.rename(&vp("/e"), &vp("/")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        assert!(matches!(
+            fx.storage.rename(&vp("/nope"), &vp("/x")).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn set_modified_round_trips() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_234_567_890);
+        for path in ["/a.txt", "/d"] {
+            fx.storage.set_modified(&vp(path), when).await.unwrap();
+            let meta = fx.storage.metadata(&vp(path)).await.unwrap();
+            assert_eq!(meta.modified, Some(when), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_non_utf8_names_does_not_fail() {
+        let fx = Fixture::new();
+        let name = OsStr::from_bytes(b"caf\xe9.txt");
+        std::fs::write(fx.base().join(name), b"x").unwrap();
+        let entries: Vec<DirEntry> = fx
+            .storage
+            .list(&vp("/"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].name, "caf\u{fffd}.txt");
+        assert_eq!(entries[0].metadata.size, 1);
+    }
+
+    #[tokio::test]
+    async fn list_streams_many_entries() {
+        let fx = Fixture::new();
+        for i in 0..2000 {
+            fx.write(&format!("f{i:04}"), b"");
+        }
+        let listed = names(&fx.storage, "/").await.unwrap();
+        let expected: Vec<String> = (0..2000).map(|i| format!("f{i:04}")).collect();
+        assert_eq!(listed, expected);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_listing_early_stops_it() {
+        let fx = Fixture::new();
+        for i in 0..500 {
+            fx.write(&format!("f{i}"), b"");
+        }
+        let mut stream = fx.storage.list(&vp("/")).await.unwrap();
+        assert!(stream.try_next().await.unwrap().is_some());
+        drop(stream);
+        // The storage stays usable: the reading thread gave up instead of blocking.
+        assert_eq!(names(&fx.storage, "/").await.unwrap().len(), 500);
+    }
+
+    #[tokio::test]
+    async fn list_of_a_file_is_not_a_directory() {
+        let fx = Fixture::new();
+        fx.write("f.txt", b"");
+        assert!(matches!(
+            fx.storage.list(&vp("/f.txt")).await.err(),
+            Some(StorageError::NotADirectory)
+        ));
+        assert!(matches!(
+            fx.storage.list(&vp("/nope")).await.err(),
+            Some(StorageError::NotFound)
+        ));
+    }
+}

@@ -1,3 +1,829 @@
-//! placeholder
-/// In-memory storage.
-pub struct MemoryStorage;
+//! In-memory storage: a file tree in a map, for tests and throw-away servers.
+//!
+//! This module owns a tree of directories and files keyed by [`VirtualPath`]
+//! and gives it the same semantics as the disk backend: a parent must exist,
+//! `rmdir` wants an empty directory, a rename moves a subtree and may replace
+//! a file, every [`WriteMode`] behaves as it does on disk.
+//!
+//! It never holds its lock across an `.await` (the lock is a plain
+//! `std::sync::Mutex` taken only inside synchronous helpers) and never
+//! touches the disk. Everything it stores, including uploads in progress,
+//! lives in memory, so it sets no limits of its own.
+
+use std::collections::BTreeMap;
+use std::io::{self, Cursor};
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::io::AsyncWrite;
+
+use super::{
+    DirEntry, EntryStream, FileKind, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode,
+};
+use crate::path::VirtualPath;
+
+/// Permission bits reported for every file.
+const FILE_MODE: u32 = 0o644;
+/// Permission bits reported for every directory.
+const DIR_MODE: u32 = 0o755;
+
+/// A file tree held in memory.
+///
+/// Uploads are buffered and committed by [`Upload::finish`] in every mode, so
+/// an abandoned upload never changes a file; only [`WriteMode::CreateNew`]
+/// takes its name at open (as an empty file), like `O_EXCL` on disk, so two
+/// `STOU`s cannot pick the same name. Reads see the file as it was when
+/// opened.
+#[derive(Debug)]
+pub struct MemoryStorage {
+    tree: Arc<Mutex<Tree>>,
+}
+
+impl MemoryStorage {
+    /// An empty tree: just the root directory.
+    pub fn new() -> Self {
+        let mut tree = Tree {
+            nodes: BTreeMap::new(),
+            next_unique: 0,
+        };
+        tree.insert(VirtualPath::root(), Content::Dir);
+        MemoryStorage {
+            tree: Arc::new(Mutex::new(tree)),
+        }
+    }
+
+    fn tree(&self) -> MutexGuard<'_, Tree> {
+        lock(&self.tree)
+    }
+}
+
+impl Default for MemoryStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Locks the tree; a panic while it was held left no half-made change
+/// (every change is one map operation), so a poisoned lock is still usable.
+fn lock(tree: &Mutex<Tree>) -> MutexGuard<'_, Tree> {
+    tree.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug)]
+struct Tree {
+    nodes: BTreeMap<VirtualPath, Node>,
+    next_unique: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    content: Content,
+    modified: SystemTime,
+    /// Stands in for an inode number.
+    unique: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Content {
+    Dir,
+    /// Shared with readers, who keep their snapshot when the file changes.
+    File(Arc<[u8]>),
+}
+
+impl Node {
+    fn is_dir(&self) -> bool {
+        matches!(self.content, Content::Dir)
+    }
+
+    fn metadata(&self) -> Metadata {
+        let (kind, size, mode) = match &self.content {
+            Content::Dir => (FileKind::Dir, 0, DIR_MODE),
+            Content::File(data) => (FileKind::File, data.len() as u64, FILE_MODE),
+        };
+        Metadata {
+            kind,
+            size,
+            modified: Some(self.modified),
+            mode,
+            unique: Some(self.unique.to_string()),
+        }
+    }
+}
+
+impl Tree {
+    /// Adds a node with a fresh unique id, replacing any node at `path`.
+    fn insert(&mut self, path: VirtualPath, content: Content) {
+        let unique = self.next_unique;
+        self.next_unique += 1;
+        let node = Node {
+            content,
+            modified: SystemTime::now(),
+            unique,
+        };
+        self.nodes.insert(path, node);
+    }
+
+    fn get(&self, path: &VirtualPath) -> Result<&Node, StorageError> {
+        self.nodes.get(path).ok_or_else(|| self.why_missing(path))
+    }
+
+    /// The error a missing `path` deserves: like the kernel, `NotADirectory`
+    /// when the nearest existing ancestor is a file.
+    fn why_missing(&self, path: &VirtualPath) -> StorageError {
+        let mut ancestor = path.parent();
+        loop {
+            if let Some(node) = self.nodes.get(&ancestor) {
+                return if node.is_dir() {
+                    StorageError::NotFound
+                } else {
+                    StorageError::NotADirectory
+                };
+            }
+            if ancestor.is_root() {
+                return StorageError::NotFound;
+            }
+            ancestor = ancestor.parent();
+        }
+    }
+
+    /// Checks that `path` can be created: its parent is an existing directory.
+    fn expect_parent_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if self.get(&path.parent())?.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::NotADirectory)
+        }
+    }
+
+    /// `dir` itself (first) and everything beneath it.
+    fn subtree<'a>(
+        &'a self,
+        dir: &'a VirtualPath,
+    ) -> impl Iterator<Item = (&'a VirtualPath, &'a Node)> + 'a {
+        // Paths that extend `dir`'s text sort together right after it;
+        // descendants are among them (as are siblings like "/a b" for "/a").
+        self.nodes
+            .range((Bound::Included(dir), Bound::Unbounded))
+            .take_while(move |(path, _)| path.as_str().starts_with(dir.as_str()))
+            .filter(move |(path, _)| path.starts_with(dir))
+    }
+
+    /// The direct children of `dir`.
+    fn children<'a>(
+        &'a self,
+        dir: &'a VirtualPath,
+    ) -> impl Iterator<Item = (&'a VirtualPath, &'a Node)> + 'a {
+        self.subtree(dir)
+            .filter(move |(path, _)| *path != dir && path.parent() == *dir)
+    }
+
+    fn rename(&mut self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        let moving_dir = self.get(from)?.is_dir();
+        self.expect_parent_dir(to)?;
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(from) {
+            // rename(2) says EINVAL: a directory cannot move into itself.
+            return Err(StorageError::InvalidName);
+        }
+        if let Some(existing) = self.nodes.get(to) {
+            match (moving_dir, existing.is_dir()) {
+                (false, true) => return Err(StorageError::IsADirectory),
+                (true, false) => return Err(StorageError::NotADirectory),
+                (true, true) if self.children(to).next().is_some() => {
+                    return Err(StorageError::DirectoryNotEmpty)
+                }
+                _ => {}
+            }
+        }
+        let moved: Vec<VirtualPath> = self.subtree(from).map(|(path, _)| path.clone()).collect();
+        for old in moved {
+            if let Some(node) = self.nodes.remove(&old) {
+                let suffix = &old.as_str()[from.as_str().len()..];
+                let new = VirtualPath::new(&format!("{}{suffix}", to.as_str()));
+                self.nodes.insert(new, node);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
+        Ok(self.tree().get(path)?.metadata())
+    }
+
+    async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
+        let tree = self.tree();
+        if !tree.get(path)?.is_dir() {
+            return Err(StorageError::NotADirectory);
+        }
+        let entries: Vec<Result<DirEntry, StorageError>> = tree
+            .children(path)
+            .map(|(child, node)| {
+                Ok(DirEntry {
+                    name: child.file_name().unwrap_or_default().to_owned(),
+                    metadata: node.metadata(),
+                })
+            })
+            .collect();
+        Ok(futures::stream::iter(entries).boxed())
+    }
+
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
+        let data = match &self.tree().get(path)?.content {
+            Content::Dir => return Err(StorageError::IsADirectory),
+            Content::File(data) => Arc::clone(data),
+        };
+        let mut reader = Cursor::new(data);
+        reader.set_position(offset);
+        Ok(Box::pin(reader))
+    }
+
+    async fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        let mut tree = self.tree();
+        if path.is_root() {
+            return Err(StorageError::IsADirectory);
+        }
+        tree.expect_parent_dir(path)?;
+        match tree.nodes.get(path) {
+            Some(_) if mode == WriteMode::CreateNew => return Err(StorageError::AlreadyExists),
+            Some(node) if node.is_dir() => return Err(StorageError::IsADirectory),
+            Some(_) => {}
+            None if mode == WriteMode::CreateNew => {
+                tree.insert(path.clone(), Content::File(Arc::from(Vec::new())));
+            }
+            None => {}
+        }
+        Ok(Box::new(MemoryUpload {
+            tree: Arc::clone(&self.tree),
+            path: path.clone(),
+            mode,
+            buffer: Vec::new(),
+        }))
+    }
+
+    async fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let mut tree = self.tree();
+        if tree.nodes.contains_key(path) {
+            return Err(StorageError::AlreadyExists);
+        }
+        tree.expect_parent_dir(path)?;
+        tree.insert(path.clone(), Content::Dir);
+        Ok(())
+    }
+
+    async fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let mut tree = self.tree();
+        if path.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        if !tree.get(path)?.is_dir() {
+            return Err(StorageError::NotADirectory);
+        }
+        if tree.children(path).next().is_some() {
+            return Err(StorageError::DirectoryNotEmpty);
+        }
+        tree.nodes.remove(path);
+        Ok(())
+    }
+
+    async fn remove(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let mut tree = self.tree();
+        if path.is_root() {
+            return Err(StorageError::PermissionDenied);
+        }
+        if tree.get(path)?.is_dir() {
+            return Err(StorageError::IsADirectory);
+        }
+        tree.nodes.remove(path);
+        Ok(())
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        self.tree().rename(from, to)
+    }
+
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
+        let mut tree = self.tree();
+        tree.get(path)?;
+        if let Some(node) = tree.nodes.get_mut(path) {
+            node.modified = time;
+        }
+        Ok(())
+    }
+}
+
+/// An upload buffered in memory until [`Upload::finish`] commits it.
+struct MemoryUpload {
+    tree: Arc<Mutex<Tree>>,
+    path: VirtualPath,
+    mode: WriteMode,
+    buffer: Vec<u8>,
+}
+
+impl MemoryUpload {
+    /// Writes the buffer into the tree as `mode` says, checking again what
+    /// may have changed since the upload was opened.
+    fn commit(self) -> Result<(), StorageError> {
+        let mut tree = lock(&self.tree);
+        tree.expect_parent_dir(&self.path)?;
+        let existing = match tree.nodes.get(&self.path) {
+            Some(node) => match &node.content {
+                Content::Dir => return Err(StorageError::IsADirectory),
+                Content::File(data) => Some(Arc::clone(data)),
+            },
+            None => None,
+        };
+        let old = existing.as_deref().unwrap_or_default();
+        let data: Vec<u8> = match self.mode {
+            WriteMode::Replace { .. } | WriteMode::CreateNew => self.buffer,
+            WriteMode::Append => [old, &self.buffer].concat(),
+            WriteMode::At(offset) => {
+                // Bytes before the offset stay; a gap past the old end reads
+                // as zeros, as a sparse hole does on disk.
+                let offset = usize::try_from(offset).map_err(|_| StorageError::StorageFull)?;
+                let mut data = old[..offset.min(old.len())].to_vec();
+                data.resize(offset, 0);
+                data.extend_from_slice(&self.buffer);
+                data
+            }
+        };
+        let content = Content::File(Arc::from(data));
+        let in_place = existing.is_some() && self.mode != (WriteMode::Replace { atomic: true });
+        match tree.nodes.get_mut(&self.path) {
+            // Written through the existing file: same object, as on disk.
+            Some(node) if in_place => {
+                node.content = content;
+                node.modified = SystemTime::now();
+            }
+            // Created, or renamed over the target: a new object.
+            _ => tree.insert(self.path, content),
+        }
+        Ok(())
+    }
+}
+
+impl AsyncWrite for MemoryUpload {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.buffer.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[async_trait]
+impl Upload for MemoryUpload {
+    async fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        self.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use futures::TryStreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ATOMIC: WriteMode = WriteMode::Replace { atomic: true };
+    const IN_PLACE: WriteMode = WriteMode::Replace { atomic: false };
+
+    fn vp(path: &str) -> VirtualPath {
+        VirtualPath::new(path)
+    }
+
+    async fn read_all(
+        storage: &MemoryStorage,
+        path: &str,
+        offset: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let mut reader = storage.open_read(&vp(path), offset).await?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await?;
+        Ok(out)
+    }
+
+    async fn upload(
+        storage: &MemoryStorage,
+        path: &str,
+        mode: WriteMode,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let mut upload = storage.open_write(&vp(path), mode).await?;
+        upload.write_all(data).await?;
+        upload.finish().await
+    }
+
+    async fn names(storage: &MemoryStorage, path: &str) -> Result<Vec<String>, StorageError> {
+        let entries: Vec<DirEntry> = storage.list(&vp(path)).await?.try_collect().await?;
+        Ok(entries.into_iter().map(|e| e.name).collect())
+    }
+
+    async fn content(storage: &MemoryStorage, path: &str) -> Vec<u8> {
+        read_all(storage, path, 0).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn new_storage_is_an_empty_root() {
+        let storage = MemoryStorage::new();
+        let root = storage.metadata(&VirtualPath::root()).await.unwrap();
+        assert_eq!(root.kind, FileKind::Dir);
+        assert_eq!(root.mode, 0o755);
+        assert!(names(&storage, "/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn uploaded_file_reads_back_with_metadata() {
+        let storage = MemoryStorage::default();
+        upload(&storage, "/a.txt", ATOMIC, b"0123456789")
+            .await
+            .unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"0123456789");
+        assert_eq!(read_all(&storage, "/a.txt", 4).await.unwrap(), b"456789");
+        assert_eq!(read_all(&storage, "/a.txt", 99).await.unwrap(), b"");
+        let meta = storage.metadata(&vp("/a.txt")).await.unwrap();
+        assert_eq!(
+            (meta.kind, meta.size, meta.mode),
+            (FileKind::File, 10, 0o644)
+        );
+    }
+
+    #[tokio::test]
+    async fn open_read_of_directory_is_refused() {
+        let storage = MemoryStorage::new();
+        assert!(matches!(
+            read_all(&storage, "/", 0).await,
+            Err(StorageError::IsADirectory)
+        ));
+        assert!(matches!(
+            read_all(&storage, "/nope", 0).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn path_beneath_a_file_is_not_a_directory() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/f", ATOMIC, b"").await.unwrap();
+        assert!(matches!(
+            storage.metadata(&vp("/f/x/y")).await,
+            Err(StorageError::NotADirectory)
+        ));
+        assert!(matches!(
+            storage.mkdir(&vp("/f/x")).await,
+            Err(StorageError::NotADirectory)
+        ));
+    }
+
+    #[tokio::test]
+    async fn atomic_upload_is_invisible_until_finish() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"old").await.unwrap();
+        let mut up = storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
+        up.write_all(b"new").await.unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"old");
+        up.finish().await.unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"new");
+    }
+
+    #[tokio::test]
+    async fn failed_atomic_upload_keeps_old_file() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"old").await.unwrap();
+        let mut up = storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
+        up.write_all(b"half").await.unwrap();
+        drop(up);
+        assert_eq!(content(&storage, "/a.txt").await, b"old");
+        assert_eq!(names(&storage, "/").await.unwrap(), ["a.txt"]);
+    }
+
+    #[tokio::test]
+    async fn reader_keeps_its_snapshot() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"old").await.unwrap();
+        let mut reader = storage.open_read(&vp("/a.txt"), 0).await.unwrap();
+        upload(&storage, "/a.txt", ATOMIC, b"new!").await.unwrap();
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"old");
+    }
+
+    #[tokio::test]
+    async fn in_place_replace_truncates() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"a long old content")
+            .await
+            .unwrap();
+        upload(&storage, "/a.txt", IN_PLACE, b"short")
+            .await
+            .unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"short");
+    }
+
+    #[tokio::test]
+    async fn rest_at_offset_keeps_prefix_and_truncates_tail() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"0123456789")
+            .await
+            .unwrap();
+        upload(&storage, "/a.txt", WriteMode::At(4), b"ab")
+            .await
+            .unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"0123ab");
+        upload(&storage, "/a.txt", WriteMode::At(8), b"z")
+            .await
+            .unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"0123ab\0\0z");
+        upload(&storage, "/new.txt", WriteMode::At(0), b"fresh")
+            .await
+            .unwrap();
+        assert_eq!(content(&storage, "/new.txt").await, b"fresh");
+    }
+
+    #[tokio::test]
+    async fn append_appends() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", WriteMode::Append, b"one ")
+            .await
+            .unwrap();
+        upload(&storage, "/a.txt", WriteMode::Append, b"two")
+            .await
+            .unwrap();
+        assert_eq!(content(&storage, "/a.txt").await, b"one two");
+    }
+
+    #[tokio::test]
+    async fn create_new_refuses_existing() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"keep").await.unwrap();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        for path in ["/a.txt", "/d"] {
+            assert!(matches!(
+                upload(&storage, path, WriteMode::CreateNew, b"x").await,
+                Err(StorageError::AlreadyExists)
+            ));
+        }
+        assert_eq!(content(&storage, "/a.txt").await, b"keep");
+    }
+
+    #[tokio::test]
+    async fn create_new_takes_the_name_at_open() {
+        let storage = MemoryStorage::new();
+        let mut first = storage
+            .open_write(&vp("/u"), WriteMode::CreateNew)
+            .await
+            .unwrap();
+        assert!(matches!(
+            storage
+                .open_write(&vp("/u"), WriteMode::CreateNew)
+                .await
+                .err(),
+            Some(StorageError::AlreadyExists)
+        ));
+        first.write_all(b"mine").await.unwrap();
+        first.finish().await.unwrap();
+        assert_eq!(content(&storage, "/u").await, b"mine");
+    }
+
+    #[tokio::test]
+    async fn upload_needs_an_existing_parent_and_no_directory_at_target() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        for mode in [
+            ATOMIC,
+            IN_PLACE,
+            WriteMode::Append,
+            WriteMode::At(0),
+            WriteMode::CreateNew,
+        ] {
+            assert!(matches!(
+                upload(&storage, "/no/such.txt", mode, b"x").await,
+                Err(StorageError::NotFound)
+            ));
+        }
+        for mode in [ATOMIC, IN_PLACE, WriteMode::Append, WriteMode::At(0)] {
+            assert!(matches!(
+                upload(&storage, "/d", mode, b"x").await,
+                Err(StorageError::IsADirectory)
+            ));
+        }
+        assert!(matches!(
+            upload(&storage, "/", ATOMIC, b"x").await,
+            Err(StorageError::IsADirectory)
+        ));
+    }
+
+    #[tokio::test]
+    async fn upload_fails_if_its_directory_vanished_meanwhile() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        let mut up = storage.open_write(&vp("/d/a"), ATOMIC).await.unwrap();
+        up.write_all(b"x").await.unwrap();
+        storage.rmdir(&vp("/d")).await.unwrap();
+        assert!(matches!(up.finish().await, Err(StorageError::NotFound)));
+        assert!(names(&storage, "/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn mkdir_needs_parent_and_refuses_existing() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        assert!(storage.metadata(&vp("/d")).await.unwrap().is_dir());
+        assert!(matches!(
+            storage.mkdir(&vp("/d")).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        assert!(matches!(
+            storage.mkdir(&vp("/")).await,
+            Err(StorageError::AlreadyExists)
+        ));
+        assert!(matches!(
+            storage.mkdir(&vp("/x/y")).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn rmdir_removes_only_empty_directories() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/full")).await.unwrap();
+        storage.mkdir(&vp("/full/sub")).await.unwrap();
+        upload(&storage, "/f.txt", ATOMIC, b"").await.unwrap();
+        assert!(matches!(
+            storage.rmdir(&vp("/full")).await,
+            Err(StorageError::DirectoryNotEmpty)
+        ));
+        assert!(matches!(
+            storage.rmdir(&vp("/f.txt")).await,
+            Err(StorageError::NotADirectory)
+        ));
+        assert!(matches!(
+            storage.rmdir(&vp("/")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        storage.rmdir(&vp("/full/sub")).await.unwrap();
+        storage.rmdir(&vp("/full")).await.unwrap();
+        assert_eq!(names(&storage, "/").await.unwrap(), ["f.txt"]);
+    }
+
+    #[tokio::test]
+    async fn remove_deletes_files_but_not_directories() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        upload(&storage, "/f.txt", ATOMIC, b"").await.unwrap();
+        assert!(matches!(
+            storage.remove(&vp("/d")).await,
+            Err(StorageError::IsADirectory)
+        ));
+        assert!(matches!(
+            storage.remove(&vp("/")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        assert!(matches!(
+            storage.remove(&vp("/nope")).await,
+            Err(StorageError::NotFound)
+        ));
+        storage.remove(&vp("/f.txt")).await.unwrap();
+        assert_eq!(names(&storage, "/").await.unwrap(), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn rename_moves_and_replaces_files() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"a").await.unwrap();
+        upload(&storage, "/b.txt", ATOMIC, b"b").await.unwrap();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        storage.rename(&vp("/a.txt"), &vp("/b.txt")).await.unwrap();
+        assert_eq!(content(&storage, "/b.txt").await, b"a");
+        assert!(matches!(
+            storage.rename(&vp("/b.txt"), &vp("/d")).await,
+            Err(StorageError::IsADirectory)
+        ));
+        assert!(matches!(
+            storage.rename(&vp("/b.txt"), &vp("/nope/x")).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(matches!(
+            storage.rename(&vp("/nope"), &vp("/x")).await,
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(names(&storage, "/").await.unwrap(), ["b.txt", "d"]);
+    }
+
+    #[tokio::test]
+    async fn rename_moves_a_whole_subtree() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/a")).await.unwrap();
+        storage.mkdir(&vp("/a/sub")).await.unwrap();
+        upload(&storage, "/a/sub/f", ATOMIC, b"deep").await.unwrap();
+        upload(&storage, "/a b", ATOMIC, b"sibling").await.unwrap();
+        storage.rename(&vp("/a"), &vp("/z")).await.unwrap();
+        assert_eq!(content(&storage, "/z/sub/f").await, b"deep");
+        assert_eq!(content(&storage, "/a b").await, b"sibling");
+        assert_eq!(names(&storage, "/").await.unwrap(), ["a b", "z"]);
+        assert!(matches!(
+            storage.rename(&vp("/z"), &vp("/z/sub/inner")).await,
+            Err(StorageError::InvalidName)
+        ));
+        assert!(matches!(
+            storage.rename(&vp("/"), &vp("/x")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+        assert!(matches!(
+            storage.rename(&vp("/z"), &vp("/")).await,
+            Err(StorageError::PermissionDenied)
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_shows_only_direct_children() {
+        let storage = MemoryStorage::new();
+        storage.mkdir(&vp("/a")).await.unwrap();
+        storage.mkdir(&vp("/a/sub")).await.unwrap();
+        upload(&storage, "/a/sub/deep", ATOMIC, b"").await.unwrap();
+        upload(&storage, "/a/f", ATOMIC, b"").await.unwrap();
+        upload(&storage, "/a b", ATOMIC, b"").await.unwrap();
+        upload(&storage, "/a0", ATOMIC, b"").await.unwrap();
+        assert_eq!(names(&storage, "/a").await.unwrap(), ["f", "sub"]);
+        assert_eq!(names(&storage, "/").await.unwrap(), ["a", "a b", "a0"]);
+        assert!(matches!(
+            storage.list(&vp("/a/f")).await.err(),
+            Some(StorageError::NotADirectory)
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_streams_many_entries() {
+        let storage = MemoryStorage::new();
+        for i in 0..2000 {
+            upload(&storage, &format!("/f{i:04}"), ATOMIC, b"")
+                .await
+                .unwrap();
+        }
+        let listed = names(&storage, "/").await.unwrap();
+        let expected: Vec<String> = (0..2000).map(|i| format!("f{i:04}")).collect();
+        assert_eq!(listed, expected);
+    }
+
+    #[tokio::test]
+    async fn unique_is_per_object() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a", ATOMIC, b"").await.unwrap();
+        upload(&storage, "/b", ATOMIC, b"").await.unwrap();
+        let unique = |m: Metadata| m.unique.unwrap();
+        let a = unique(storage.metadata(&vp("/a")).await.unwrap());
+        assert_ne!(a, unique(storage.metadata(&vp("/b")).await.unwrap()));
+        upload(&storage, "/a", WriteMode::Append, b"more")
+            .await
+            .unwrap();
+        assert_eq!(a, unique(storage.metadata(&vp("/a")).await.unwrap()));
+        storage.rename(&vp("/a"), &vp("/c")).await.unwrap();
+        assert_eq!(a, unique(storage.metadata(&vp("/c")).await.unwrap()));
+    }
+
+    #[tokio::test]
+    async fn set_modified_round_trips() {
+        let storage = MemoryStorage::new();
+        upload(&storage, "/a.txt", ATOMIC, b"a").await.unwrap();
+        storage.mkdir(&vp("/d")).await.unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_234_567_890);
+        for path in ["/a.txt", "/d"] {
+            storage.set_modified(&vp(path), when).await.unwrap();
+            assert_eq!(
+                storage.metadata(&vp(path)).await.unwrap().modified,
+                Some(when)
+            );
+        }
+        assert!(matches!(
+            storage.set_modified(&vp("/nope"), when).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+}
