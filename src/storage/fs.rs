@@ -449,20 +449,10 @@ impl Drop for TempFile {
         if self.renamed {
             return;
         }
-        let base = Arc::clone(&self.base);
-        let temp = std::mem::take(&mut self.temp);
-        let remove = move || {
-            if let Err(err) = base.remove_file(&temp) {
-                tracing::warn!(temp = ?temp, error = %err, "could not remove abandoned upload");
-            }
-        };
-        // Drop may run on an async worker: hand the unlink to the blocking
-        // pool when there is a runtime, do it here when there is none.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn_blocking(remove);
-            }
-            Err(_) => remove(),
+        // One unlink, done inline so the old file's state is settled the moment the
+        // upload is abandoned (a deferred removal could be lost at shutdown).
+        if let Err(err) = self.base.remove_file(&self.temp) {
+            tracing::warn!(temp = ?self.temp, error = %err, "could not remove abandoned upload");
         }
     }
 }
@@ -796,11 +786,6 @@ mod tests {
         );
         drop(up);
         assert_eq!(fx.read("a.txt"), b"old");
-        // The temporary file is removed on the blocking pool; give it a moment.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while names_in(&fx.base()).len() > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
         assert_eq!(names_in(&fx.base()), ["a.txt"]);
     }
 
