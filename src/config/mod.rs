@@ -1,1 +1,155 @@
-//! placeholder
+//! The config file: TOML in, validated [`Settings`] and users out.
+//!
+//! Loading goes syntax → schema → validation, and either yields everything the
+//! server needs or a [`ConfigError`] listing every problem as
+//! `file:line: key: message`. Loading never binds a port or spawns a task, so
+//! the daemon can check a file in full before starting, or before a reload
+//! replaces a running config. The keys are documented in `docs/configuration.md`.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `schema.rs` | the serde structs: which keys exist |
+//! | `units.rs` | durations, byte sizes, port ranges |
+//! | `validate.rs` | checking every value and converting to runtime types |
+//! | `locate.rs` | key paths ↔ line numbers |
+//! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
+
+mod error;
+mod locate;
+mod schema;
+mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use toml_edit::ImDocument;
+
+pub use error::{ConfigError, ConfigIssue};
+
+use crate::auth::{ConfigUserManager, Permission, User};
+use crate::path::VirtualPath;
+use crate::settings::Settings;
+use crate::storage::Storage;
+use locate::Locator;
+use schema::FileConfig;
+use validate::Problem;
+
+/// Where the embedded default listens: loopback only, unprivileged port.
+const EMBEDDED_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2121);
+
+/// A loaded, fully validated config.
+pub struct Loaded {
+    /// Listeners, session and passive-mode settings.
+    pub settings: Settings,
+    /// The `[[users]]`, ready to be shared as `Arc<dyn UserManager>`.
+    pub users: ConfigUserManager,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads and loads the config file at `path`; an unreadable file is an error naming it.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(vec![ConfigIssue {
+            file: path.to_owned(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    load_str(&text, path)
+}
+
+/// Loads config `text`; `origin` names it in messages, and relative `base_path`s
+/// are taken from the directory `origin` is in.
+pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
+    let issue = |line: Option<usize>, key: &str, message: &str| ConfigIssue {
+        file: origin.to_owned(),
+        line,
+        key: key.to_owned(),
+        message: message.to_owned(),
+    };
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| Locator::lines_only(text).line_at(span.start));
+        ConfigError::new(vec![issue(line, "", &syntax_message(e.message()))])
+    })?;
+    let locator = Locator::new(text, &doc);
+    let file: FileConfig = toml::from_str(text).map_err(|e| {
+        let start = e.span().map(|span| span.start);
+        let key = start.and_then(|at| locator.path_at(at)).unwrap_or_default();
+        let line = start.map(|at| locator.line_at(at));
+        ConfigError::new(vec![issue(line, key, e.message().trim())])
+    })?;
+    let config_dir = origin.parent().unwrap_or(Path::new(""));
+    let built = validate::build(file, config_dir).map_err(|problems| {
+        let mut issues: Vec<ConfigIssue> = problems
+            .into_iter()
+            .map(|Problem { key, message }| issue(locator.line_of(&key), &key, &message))
+            .collect();
+        // File order reads best; issues without a line (defaults) come last.
+        issues.sort_by_key(|issue| issue.line.unwrap_or(usize::MAX));
+        ConfigError::new(issues)
+    })?;
+    Ok(Loaded {
+        settings: built.settings,
+        users: ConfigUserManager::new(built.named, built.anonymous),
+    })
+}
+
+/// toml_edit's messages can span lines; one issue is one line.
+fn syntax_message(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("TOML syntax error: {}", parts.join(": "))
+}
+
+/// The config used without `--config`: an anonymous user serving `root` read-only
+/// (read-write with `writable`) on `listen`, by default 127.0.0.1:2121; all else default.
+pub fn embedded_default(
+    root: &Path,
+    writable: bool,
+    listen: Option<SocketAddr>,
+) -> Result<Loaded, ConfigError> {
+    let storage = validate::open_fs(root, Path::new("")).map_err(|message| {
+        ConfigError::new(vec![ConfigIssue {
+            file: root.to_owned(),
+            line: None,
+            key: String::new(),
+            message,
+        }])
+    })?;
+    let anonymous = User {
+        login: None,
+        home: VirtualPath::root(),
+        permissions: vec![Permission {
+            path: VirtualPath::root(),
+            readable: true,
+            writable,
+        }],
+        storage: Arc::new(storage) as Arc<dyn Storage>,
+    };
+    Ok(Loaded {
+        settings: Settings {
+            listen: vec![listen.unwrap_or_else(|| SocketAddr::from(EMBEDDED_LISTEN))],
+            ..Settings::default()
+        },
+        users: ConfigUserManager::new(Vec::new(), Some(anonymous)),
+    })
+}
+
+#[cfg(test)]
+mod tests;

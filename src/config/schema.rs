@@ -1,0 +1,103 @@
+//! The TOML file's shape, as serde structs: what keys exist, nothing more.
+//!
+//! Every struct denies unknown fields so a typo is an error, not a silently
+//! ignored setting. Values that need parsing or checking (units, addresses,
+//! paths, passwords) stay as written here, so `validate` can check all of them
+//! and report every problem at once instead of stopping at the first.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub passive: PassiveSection,
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+}
+
+/// `[server]`: listeners and session behaviour.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServerSection {
+    pub listen: Option<Vec<String>>,
+    pub banner: Option<String>,
+    pub idle_timeout: Option<UnitText>,
+    pub data_timeout: Option<UnitText>,
+    pub block_size: Option<UnitText>,
+    pub atomic_uploads: Option<bool>,
+}
+
+/// `[passive]`: passive-mode data connections.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PassiveSection {
+    pub ports: Option<UnitText>,
+    pub public_address: Option<String>,
+}
+
+/// One `[[users]]` entry; without `login` it is the anonymous user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserEntry {
+    pub login: Option<String>,
+    pub password: Option<String>,
+    pub storage: Option<String>,
+    pub base_path: Option<String>,
+    pub home: Option<String>,
+    pub permissions: Option<Vec<PermissionEntry>>,
+}
+
+/// One `{ path = "/", readable = true, writable = false }` rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PermissionEntry {
+    pub path: String,
+    #[serde(default = "readable_by_default")]
+    pub readable: bool,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+fn readable_by_default() -> bool {
+    true
+}
+
+/// A value with a unit, kept as text until `validate` parses it: either a string
+/// (`"5m"`, `"128KiB"`, `"50000-50100"`) or a bare integer (`300`, `4096`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct UnitText(pub String);
+
+impl<'de> Deserialize<'de> for UnitText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct UnitTextVisitor;
+
+        impl Visitor<'_> for UnitTextVisitor {
+            type Value = UnitText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string with a unit (such as \"30s\", \"128KiB\", \"50000-50100\") or an integer")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<UnitText, E> {
+                Ok(UnitText(text.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<UnitText, E> {
+                Ok(UnitText(number.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<UnitText, E> {
+                Ok(UnitText(number.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(UnitTextVisitor)
+    }
+}

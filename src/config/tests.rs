@@ -1,0 +1,293 @@
+//! Loading whole files: what an admin sees for good and bad configs.
+
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+use super::*;
+use crate::auth::{LoginKind, Password, UserManager};
+
+const ORIGIN: &str = "/etc/aioftpd.toml";
+
+/// A temp dir with `alice/` and `public/` inside, standing in for `/srv/ftp`.
+fn served_tree() -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for sub in ["alice", "public"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    dir
+}
+
+/// `text` with every `/srv/ftp` replaced by the temp tree.
+fn rooted(text: &str, tree: &TempDir) -> String {
+    text.replace("/srv/ftp", &tree.path().display().to_string())
+}
+
+fn load(text: &str) -> Result<Loaded, ConfigError> {
+    load_str(text, Path::new(ORIGIN))
+}
+
+fn error_lines(text: &str) -> Vec<String> {
+    load(text)
+        .expect_err("config should be refused")
+        .to_string()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+const FULL: &str = r#"[server]
+listen = ["0.0.0.0:2121", "[::]:2121"]
+banner = "welcome"
+idle_timeout = "2h30m"
+data_timeout = 45
+block_size = "1MiB"
+atomic_uploads = false
+
+[passive]
+ports = "50000-50100"
+public_address = "203.0.113.7"
+
+[[users]]
+login = "alice"
+password = "$argon2id$v=19$m=19456,t=2,p=1$mqbaKdxPt1i/pSbQ634UMQ$DsWvV75W5SdpvWxWfzomtJfKsN4oqfOJwSZPwp5mwSY"
+base_path = "/srv/ftp/alice"
+home = "/docs"
+permissions = [{ path = "/", readable = true, writable = true }]
+
+[[users]]
+storage = "memory"
+"#;
+
+#[tokio::test]
+async fn a_full_config_loads_into_settings_and_users() {
+    let tree = served_tree();
+    let loaded = load(&rooted(FULL, &tree)).unwrap_or_else(|e| panic!("{e}"));
+    let s = &loaded.settings;
+    assert_eq!(
+        s.listen,
+        vec![
+            "0.0.0.0:2121".parse::<SocketAddr>().expect("addr"),
+            "[::]:2121".parse().expect("addr")
+        ]
+    );
+    assert_eq!(s.session.banner, "welcome");
+    assert_eq!(s.session.idle_timeout.as_secs(), 9000);
+    assert_eq!(s.session.data_timeout.as_secs(), 45);
+    assert_eq!(s.session.block_size, 1 << 20);
+    assert!(!s.session.atomic_uploads);
+    assert_eq!(s.passive.ports, Some(50000..=50100));
+    assert_eq!(
+        s.passive.public_address,
+        Some("203.0.113.7".parse().expect("ip"))
+    );
+    assert_eq!(loaded.users.get_user("ftp").await, LoginKind::Anonymous);
+    assert_eq!(
+        loaded.users.get_user("alice").await,
+        LoginKind::PasswordRequired
+    );
+}
+
+#[test]
+fn an_unknown_key_names_file_line_and_key() {
+    let lines = error_lines("[server]\nbanner = \"hi\"\nidle_timout = \"5m\"\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0]
+            .starts_with("/etc/aioftpd.toml:3: server.idle_timout: unknown field `idle_timout`"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn an_unknown_key_in_an_inline_table_is_located() {
+    let lines = error_lines(
+        "[[users]]\nstorage = \"memory\"\npermissions = [\n  { path = \"/\" },\n  { path = \"/x\", writeable = true },\n]\n",
+    );
+    assert!(
+        lines[0]
+            .starts_with("/etc/aioftpd.toml:5: users[0].permissions[1].writeable: unknown field"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_key() {
+    let lines = error_lines("[server]\natomic_uploads = \"yes\"\n");
+    assert!(
+        lines[0].starts_with("/etc/aioftpd.toml:2: server.atomic_uploads: invalid type"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_syntax_error_gives_its_line() {
+    let lines = error_lines("[server]\nbanner = \"unterminated\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("/etc/aioftpd.toml:2: TOML syntax error"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_missing_base_path_directory_is_reported_on_its_line() {
+    let tree = served_tree();
+    let text = rooted(
+        "[[users]]\nstorage = \"memory\"\n\n[[users]]\nlogin = \"bob\"\npassword = \"$argon2id$v=19$m=19456,t=2,p=1$mqbaKdxPt1i/pSbQ634UMQ$DsWvV75W5SdpvWxWfzomtJfKsN4oqfOJwSZPwp5mwSY\"\nbase_path = \"/srv/ftp/nobody\"\n",
+        &tree,
+    );
+    assert_eq!(
+        error_lines(&text),
+        vec!["/etc/aioftpd.toml:7: users[1].base_path: directory does not exist"]
+    );
+}
+
+#[test]
+fn a_plain_text_password_is_refused_with_a_hint() {
+    let lines =
+        error_lines("[[users]]\nlogin = \"a\"\npassword = \"secret\"\nstorage = \"memory\"\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "/etc/aioftpd.toml:3: users[0].password: plain-text passwords are refused"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("aioftpd hash-password"));
+}
+
+#[test]
+fn every_problem_is_reported_in_file_order() {
+    let text = "\
+[passive]
+ports = \"21\"
+
+[server]
+block_size = \"1GiB\"
+idle_timeout = \"soon\"
+
+[[users]]
+login = \"a b\"
+password = \"pw\"
+storage = \"memory\"
+home = \"relative\"
+
+[[users]]
+base_path = \"/nonexistent/aioftpd/test\"
+
+[[users]]
+storage = \"memory\"
+";
+    let lines = error_lines(text);
+    let expected = [
+        "/etc/aioftpd.toml:2: passive.ports: ",
+        "/etc/aioftpd.toml:5: server.block_size: ",
+        "/etc/aioftpd.toml:6: server.idle_timeout: invalid duration",
+        "/etc/aioftpd.toml:9: users[0].login: ",
+        "/etc/aioftpd.toml:10: users[0].password: ",
+        "/etc/aioftpd.toml:12: users[0].home: ",
+        "/etc/aioftpd.toml:15: users[1].base_path: directory does not exist",
+        "/etc/aioftpd.toml:17: users[2]: a second anonymous user",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
+#[test]
+fn relative_base_paths_are_taken_from_the_config_directory() {
+    let tree = served_tree();
+    let origin = tree.path().join("aioftpd.toml");
+    let loaded = load_str("[[users]]\nbase_path = \"public\"\n", &origin);
+    assert!(loaded.is_ok(), "{loaded:?}");
+}
+
+#[tokio::test]
+async fn the_shipped_example_loads() {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "config", "aioftpd.toml"]
+        .iter()
+        .collect();
+    let text = std::fs::read_to_string(&path).expect("example exists");
+    let tree = served_tree();
+    let loaded = load_str(&rooted(&text, &tree), &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.settings.listen,
+        vec!["0.0.0.0:21".parse::<SocketAddr>().expect("addr")]
+    );
+    let anonymous = loaded
+        .users
+        .authenticate("anonymous", &Password::new("guest@example.com"))
+        .await
+        .expect("anonymous user");
+    assert!(anonymous.permissions.iter().all(|rule| !rule.writable));
+    // The comment in the example promises this password.
+    let alice = loaded
+        .users
+        .authenticate("alice", &Password::new("change-me"))
+        .await
+        .expect("alice's password is change-me");
+    assert_eq!(alice.permissions.len(), 3);
+}
+
+#[test]
+fn an_unreadable_file_is_named() {
+    let err = load_file(Path::new("/nonexistent/aioftpd.toml")).expect_err("no such file");
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/aioftpd.toml: cannot read config file:"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_embedded_default_serves_root_to_anonymous_on_loopback() {
+    let tree = served_tree();
+    let loaded = embedded_default(tree.path(), false, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.settings.listen,
+        vec!["127.0.0.1:2121".parse::<SocketAddr>().expect("addr")]
+    );
+    let user = loaded
+        .users
+        .authenticate("ftp", &Password::new(""))
+        .await
+        .expect("anonymous user");
+    let access = user.access(&VirtualPath::new("/any/file"));
+    assert!(access.readable && !access.writable);
+    assert!(loaded
+        .users
+        .authenticate("alice", &Password::new(""))
+        .await
+        .is_none());
+
+    let listen = "0.0.0.0:21".parse().expect("addr");
+    let loaded =
+        embedded_default(tree.path(), true, Some(listen)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.settings.listen, vec![listen]);
+    let user = loaded
+        .users
+        .authenticate("anonymous", &Password::new(""))
+        .await
+        .expect("anonymous user");
+    assert!(user.access(&VirtualPath::root()).writable);
+}
+
+#[test]
+fn the_embedded_default_needs_an_existing_root() {
+    let err =
+        embedded_default(Path::new("/nonexistent/aioftpd"), false, None).expect_err("missing root");
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/aioftpd: directory does not exist"
+    );
+}
