@@ -135,30 +135,16 @@ impl FactSet {
     }
 }
 
-/// What an MLSx entry is in relation to the listed directory (RFC 3659 §7.5.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryRole {
-    /// An ordinary entry.
-    Plain,
-    /// The listed directory itself (`type=cdir`).
-    Current,
-}
-
 /// The facts of one object, `fact=value;` repeated, followed by a space and `name`.
-pub fn facts_line(
-    name: &str,
-    meta: &Metadata,
-    access: Access,
-    role: EntryRole,
-    facts: FactSet,
-) -> String {
+pub fn facts_line(name: &str, meta: &Metadata, access: Access, facts: FactSet) -> String {
     let mut out = String::with_capacity(96 + name.len());
     if facts.has("type") {
-        let kind = match (meta.kind, role) {
-            (FileKind::Dir, EntryRole::Current) => "cdir",
-            (FileKind::Dir, EntryRole::Plain) => "dir",
-            (FileKind::File, _) => "file",
-            (FileKind::Symlink, _) => "OS.unix=symlink",
+        // RFC 3659 §7.7.4: MLST of a directory says `type=dir`; this server
+        // lists no `cdir`/`pdir` entries in MLSD.
+        let kind = match meta.kind {
+            FileKind::Dir => "dir",
+            FileKind::File => "file",
+            FileKind::Symlink => "OS.unix=symlink",
         };
         out.push_str(&format!("type={kind};"));
     }
@@ -254,7 +240,6 @@ mod tests {
             "a",
             &meta(FileKind::File, 3, at("20261124080102")),
             access,
-            EntryRole::Plain,
             FactSet::default(),
         );
         assert_eq!(
@@ -270,10 +255,9 @@ mod tests {
             "/x",
             &meta(FileKind::Dir, 0, at("20261124080102")),
             rw,
-            EntryRole::Current,
             only,
         );
-        assert_eq!(dir, "type=cdir;perm=elcmpdf; /x");
+        assert_eq!(dir, "type=dir;perm=elcmpdf; /x");
         assert_eq!(only.names(), "type;perm;");
         assert!(only
             .feature_line()

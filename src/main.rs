@@ -1,1 +1,187 @@
-fn main(){}
+//! The aioftpd daemon: parses the command line, loads the config, binds the
+//! listeners and runs the server until SIGTERM or SIGINT.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use futures::StreamExt;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_subscriber::EnvFilter;
+
+use aioftpd::config::{self, Loaded};
+use aioftpd::server::{self, Server};
+
+use cli::{Cli, Command, RunArgs};
+
+/// Exit status for an invalid config or command line (EX_USAGE, as linkerd2-proxy uses it).
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { config }) => check_config(&config),
+        Some(Command::HashPassword) => hash_password(),
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ");
+        let second = rpassword::prompt_password("Again: ");
+        match (first, second) {
+            (Ok(a), Ok(b)) if a == b => a,
+            (Ok(_), Ok(_)) => {
+                eprintln!("the passwords differ");
+                return ExitCode::FAILURE;
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                eprintln!("cannot read the password: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(err) = std::io::stdin().lock().read_line(&mut line) {
+            eprintln!("cannot read the password: {err}");
+            return ExitCode::FAILURE;
+        }
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        eprintln!("refusing to hash an empty password");
+        return ExitCode::FAILURE;
+    }
+    match aioftpd::auth::hash_password(&password) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("hashing failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = match filter {
+        Some(directives) => EnvFilter::new(directives),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn load(args: &RunArgs) -> Result<Loaded, String> {
+    match &args.config {
+        Some(path) => config::load_file(path).map_err(|e| e.to_string()),
+        None => {
+            let root = match &args.root {
+                Some(root) => root.clone(),
+                None => std::env::current_dir()
+                    .map_err(|e| format!("cannot read the current directory: {e}"))?,
+            };
+            let loaded =
+                config::embedded_default(&root, args.writable, args.listen.first().copied())
+                    .map_err(|e| e.to_string())?;
+            let addr = loaded
+                .settings
+                .listen
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let access = if args.writable {
+                "read-write"
+            } else {
+                "read-only"
+            };
+            tracing::info!(
+                "no --config given: serving {} {access} to anonymous users on ftp://{addr}/ (try: curl ftp://{addr}/)",
+                root.display()
+            );
+            Ok(loaded)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    init_logging(args.log_level.as_deref());
+    let Loaded {
+        mut settings,
+        users,
+    } = match load(&args) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if !args.listen.is_empty() {
+        settings.listen = args.listen.clone();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for addr in &settings.listen {
+            match server::bind(*addr) {
+                Ok(listener) => {
+                    let addr = listener.local_addr().unwrap_or(*addr);
+                    tracing::info!(%addr, "listening");
+                    listeners.push(listener);
+                }
+                Err(err) => {
+                    eprintln!("cannot listen on {addr}: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let mut signals = match signal_hook_tokio::Signals::new([SIGTERM, SIGINT]) {
+            Ok(signals) => signals,
+            Err(err) => {
+                eprintln!("cannot install signal handlers: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = async move {
+            if let Some(signal) = signals.next().await {
+                tracing::info!(signal, "signal received");
+            }
+        };
+        Server::new(settings, Arc::new(users))
+            .run(listeners, shutdown)
+            .await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS};
+use super::{
+    LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS,
+};
 
 /// Users from the config file, with argon2 password hashes.
 pub struct ConfigUserManager {
@@ -33,7 +35,9 @@ impl ConfigUserManager {
         if self.users.contains_key(login) {
             return None;
         }
-        let is_anonymous = ANONYMOUS_LOGINS.iter().any(|a| a.eq_ignore_ascii_case(login));
+        let is_anonymous = ANONYMOUS_LOGINS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(login));
         self.anonymous.as_ref().filter(|_| is_anonymous)
     }
 }
@@ -53,7 +57,10 @@ impl UserManager for ConfigUserManager {
             return Some(user.clone());
         }
         let entry = self.users.get(login);
-        let ok = self.verifier.verify(entry.map(|(_, hash)| hash), password).await;
+        let ok = self
+            .verifier
+            .verify(entry.map(|(_, hash)| hash), password)
+            .await;
         entry.filter(|_| ok).map(|(user, _)| user.clone())
     }
 
@@ -88,23 +95,41 @@ mod tests {
     async fn unknown_logins_are_refused_not_mapped_to_anonymous() {
         let m = manager(true);
         assert_eq!(m.get_user("mallory").await, LoginKind::PasswordRequired);
-        assert!(m.authenticate("mallory", &Password::new("x")).await.is_none());
+        assert!(m
+            .authenticate("mallory", &Password::new("x"))
+            .await
+            .is_none());
     }
 
     #[tokio::test]
     async fn anonymous_and_ftp_reach_the_anonymous_user_with_any_password() {
         let m = manager(true);
         assert_eq!(m.get_user("anonymous").await, LoginKind::Anonymous);
-        assert!(m.authenticate("FTP", &Password::new("me@example.com")).await.is_some());
+        assert!(m
+            .authenticate("FTP", &Password::new("me@example.com"))
+            .await
+            .is_some());
         let without = manager(false);
-        assert_eq!(without.get_user("anonymous").await, LoginKind::PasswordRequired);
-        assert!(without.authenticate("anonymous", &Password::new("")).await.is_none());
+        assert_eq!(
+            without.get_user("anonymous").await,
+            LoginKind::PasswordRequired
+        );
+        assert!(without
+            .authenticate("anonymous", &Password::new(""))
+            .await
+            .is_none());
     }
 
     #[tokio::test]
     async fn named_users_need_their_password() {
         let m = manager(false);
-        assert!(m.authenticate("alice", &Password::new("pw")).await.is_some());
-        assert!(m.authenticate("alice", &Password::new("nope")).await.is_none());
+        assert!(m
+            .authenticate("alice", &Password::new("pw"))
+            .await
+            .is_some());
+        assert!(m
+            .authenticate("alice", &Password::new("nope"))
+            .await
+            .is_none());
     }
 }

@@ -149,13 +149,41 @@ mod tests {
 
     #[test]
     fn the_most_specific_rule_wins_whatever_its_order() {
-        let u = user(&[("/logs", true, false), ("/", true, true), ("/logs/old", false, false)]);
+        let u = user(&[
+            ("/logs", true, false),
+            ("/", true, true),
+            ("/logs/old", false, false),
+        ]);
         let at = |p: &str| u.access(&VirtualPath::new(p));
-        assert_eq!(at("/a.txt"), Access { readable: true, writable: true });
-        assert_eq!(at("/logs"), Access { readable: true, writable: false });
-        assert_eq!(at("/logs/x"), Access { readable: true, writable: false });
+        assert_eq!(
+            at("/a.txt"),
+            Access {
+                readable: true,
+                writable: true
+            }
+        );
+        assert_eq!(
+            at("/logs"),
+            Access {
+                readable: true,
+                writable: false
+            }
+        );
+        assert_eq!(
+            at("/logs/x"),
+            Access {
+                readable: true,
+                writable: false
+            }
+        );
         assert_eq!(at("/logs/old/y"), Access::default());
-        assert_eq!(at("/logsX"), Access { readable: true, writable: true });
+        assert_eq!(
+            at("/logsX"),
+            Access {
+                readable: true,
+                writable: true
+            }
+        );
     }
 
     #[test]

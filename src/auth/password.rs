@@ -116,6 +116,10 @@ mod tests {
         let verifier = PasswordVerifier::new();
         assert!(verifier.verify(Some(&hash), &Password::new("s3cret")).await);
         assert!(!verifier.verify(Some(&hash), &Password::new("wrong")).await);
-        assert!(!verifier.verify(None, &Password::new("aioftpd decoy password")).await);
+        assert!(
+            !verifier
+                .verify(None, &Password::new("aioftpd decoy password"))
+                .await
+        );
     }
 }

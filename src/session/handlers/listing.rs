@@ -9,7 +9,7 @@ use super::super::transfer::Job;
 use super::super::{Handled, Reply, Session};
 use super::Need;
 use crate::auth::User;
-use crate::listing::{facts_line, list_line, EntryRole};
+use crate::listing::{facts_line, list_line};
 use crate::path::VirtualPath;
 use crate::storage::{DirEntry, Metadata, StorageError};
 
@@ -95,8 +95,7 @@ impl Session {
             .map(move |entry| {
                 entry.map(|e| {
                     let access = user.access(&base.join(&e.name));
-                    let mut line =
-                        facts_line(&e.name, &e.metadata, access, EntryRole::Plain, facts);
+                    let mut line = facts_line(&e.name, &e.metadata, access, facts);
                     line.push_str("\r\n");
                     line
                 })
@@ -113,18 +112,7 @@ impl Session {
     pub(in crate::session) async fn mlst(&mut self, arg: Option<&str>) -> Handled {
         let (user, path) = self.authorize(arg.unwrap_or("."), Need::Read)?;
         let meta = user.storage.metadata(&path).await?;
-        let role = if meta.is_dir() {
-            EntryRole::Current
-        } else {
-            EntryRole::Plain
-        };
-        let line = facts_line(
-            path.as_str(),
-            &meta,
-            user.access(&path),
-            role,
-            self.state.facts,
-        );
+        let line = facts_line(path.as_str(), &meta, user.access(&path), self.state.facts);
         // RFC 3659 §7.2: the facts line starts with a space, which `multiline` adds.
         Ok(Reply::multiline(250, format!("Listing {path}"), [line], "End").into())
     }

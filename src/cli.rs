@@ -1,0 +1,55 @@
+//! Command-line interface: flags, subcommands and their help texts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// aioftpd: a fast, safe FTP server.
+///
+/// Without --config it serves the current directory read-only to anonymous
+/// users on 127.0.0.1:2121.
+#[derive(Debug, Parser)]
+#[command(name = "aioftpd", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Run(RunArgs),
+    /// Validate a config file: exit 0 if it is good, else print every error and exit 64.
+    CheckConfig {
+        /// The config file to check.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Hash a password for `password = ...` in [[users]] (argon2id PHC string).
+    ///
+    /// Reads the password without echo from a terminal, or the first line of
+    /// standard input otherwise.
+    HashPassword,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// TOML config file; without it, the embedded default is used.
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// Listen on this address instead of the configured ones (e.g. 127.0.0.1:2121, [::1]:2121).
+    #[arg(long, global = true)]
+    pub listen: Vec<SocketAddr>,
+    /// Without --config: the directory to serve (default: the current directory).
+    #[arg(long, global = true, conflicts_with = "config")]
+    pub root: Option<PathBuf>,
+    /// Without --config: let anonymous users upload, rename and delete.
+    #[arg(long, global = true, conflicts_with = "config")]
+    pub writable: bool,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list (default: info; RUST_LOG also works).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}

@@ -1,0 +1,214 @@
+//! The aioftpd binary: the README's first command, check-config, hash-password.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::support::{password_hash, RawClient, IO_TIMEOUT};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aioftpd");
+
+/// The daemon as a child process; killed when dropped.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Daemon {
+    fn spawn(dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn aioftpd");
+        // A reader thread hands log lines over, so a silent daemon fails the test instead of hanging it.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let addr = loop {
+            let line = rx
+                .recv_timeout(IO_TIMEOUT)
+                .expect("aioftpd did not report listening");
+            if let Some(at) = line.find("addr=") {
+                break line[at + 5..]
+                    .split_whitespace()
+                    .next()
+                    .expect("addr")
+                    .parse()
+                    .expect("socket address");
+            }
+            seen.push(line);
+        };
+        assert!(
+            seen.iter()
+                .any(|l| l.contains("no --config given") && l.contains("anonymous")),
+            "the embedded default says what it serves: {seen:?}"
+        );
+        Daemon { child, addr }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn without_config_serves_the_current_directory_read_only_to_anonymous() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), b"hi").unwrap();
+    let daemon = Daemon::spawn(dir.path(), &[]);
+    let mut c = RawClient::connect(daemon.addr);
+    c.login("anonymous", "me@example.com");
+    assert_eq!(c.fetch("NLST").1, "hello.txt\r\n");
+    assert_eq!(c.fetch("RETR hello.txt").1, "hi");
+    c.cmd("PASV");
+    assert_eq!(c.cmd("STOR new.txt").code, 550);
+    assert_eq!(c.cmd("DELE hello.txt").code, 550);
+    let mut named = RawClient::connect(daemon.addr);
+    named.cmd("USER alice");
+    assert_eq!(named.cmd("PASS x").code, 530);
+}
+
+#[test]
+fn root_and_writable_let_anonymous_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = tempfile::tempdir().unwrap();
+    let daemon = Daemon::spawn(
+        dir.path(),
+        &["--root", served.path().to_str().unwrap(), "--writable"],
+    );
+    let mut c = RawClient::connect(daemon.addr);
+    c.login("ftp", "x");
+    assert_eq!(c.upload("STOR up.txt", b"uploaded").code, 226);
+    assert_eq!(
+        std::fs::read(served.path().join("up.txt")).unwrap(),
+        b"uploaded"
+    );
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("good.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[users]]\nlogin = \"alice\"\npassword = \"{}\"\nbase_path = \"{}\"\n",
+            password_hash(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_config_names_file_line_and_key_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[server]\nidle_timeout = \"5m\"\n\n[[users]]\nlogin = \"bob\"\npassword = \"plain\"\nbase_path = \"/nonexistent/aioftpd\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = config.display().to_string();
+    assert!(
+        stderr.contains(&format!("{file}:6: users[0].password")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}:7: users[0].base_path")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_config_stops_the_daemon_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("typo.toml");
+    std::fs::write(&config, "[server]\nidle_timout = \"5m\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", config.display())) && stderr.contains("idle_timout"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hash_password_reads_stdin_and_prints_an_argon2id_hash() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap();
+    assert!(phc.starts_with("$argon2id$"), "{phc}");
+    let parsed = argon2::PasswordHash::new(phc.trim()).unwrap();
+    use argon2::PasswordVerifier;
+    assert!(argon2::Argon2::default()
+        .verify_password(b"correct horse", &parsed)
+        .is_ok());
+}
+
+#[test]
+fn version_and_help() {
+    let version = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("aioftpd "));
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for word in [
+        "check-config",
+        "hash-password",
+        "--config",
+        "--listen",
+        "--root",
+        "--writable",
+    ] {
+        assert!(text.contains(word), "{word} missing from --help");
+    }
+}

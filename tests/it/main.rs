@@ -1,0 +1,11 @@
+//! Integration tests: the real server over TCP, driven by real clients.
+
+mod cli;
+mod clients;
+mod file_ops;
+mod listings;
+mod login;
+mod protocol;
+mod security;
+mod support;
+mod transfers;

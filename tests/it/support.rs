@@ -1,0 +1,354 @@
+//! Test support: a real server on 127.0.0.1:0 over a temporary directory,
+//! a raw line-level client for exact reply codes, and suppaftp for flows.
+
+#![allow(dead_code)] // each topic module uses a different part of this kit
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aioftpd::server::{self, Server};
+use suppaftp::FtpStream;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// The password of the test user `alice`.
+pub const PASSWORD: &str = "s3cret";
+
+/// Reads and writes on test sockets never wait longer than this: a hang fails the test.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// argon2 is slow on purpose: hash once per test binary.
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| aioftpd::auth::hash_password(PASSWORD).expect("hash"))
+}
+
+/// The default test config: `alice` (read-write on `/`, read-only `/readonly`,
+/// nothing in `/secret`) and an anonymous user reading `/pub`.
+pub fn default_config(root: &Path) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+idle_timeout = "60s"
+data_timeout = "10s"
+
+[[users]]
+login = "alice"
+password = "{hash}"
+base_path = "{root}"
+permissions = [
+  {{ path = "/", readable = true, writable = true }},
+  {{ path = "/readonly", readable = true, writable = false }},
+  {{ path = "/secret", readable = false, writable = false }},
+]
+
+[[users]]
+base_path = "{root}/pub"
+permissions = [{{ path = "/", readable = true, writable = false }}]
+"#,
+        hash = password_hash(),
+        root = root.display()
+    )
+}
+
+/// A running server over a temporary directory; stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// The default config on 127.0.0.1.
+    pub fn start() -> Self {
+        Self::start_with(default_config)
+    }
+
+    /// A server whose config text is made from the root directory.
+    pub fn start_with(config: impl FnOnce(&Path) -> String) -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        for dir in ["pub", "readonly", "secret"] {
+            std::fs::create_dir(root.path().join(dir)).expect("mkdir");
+        }
+        let text = config(root.path());
+        let loaded = aioftpd::config::load_str(&text, Path::new("test.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listeners: Vec<_> = loaded
+                    .settings
+                    .listen
+                    .iter()
+                    .map(|addr| server::bind(*addr).expect("bind"))
+                    .collect();
+                let addrs: Vec<SocketAddr> = listeners
+                    .iter()
+                    .map(|l| l.local_addr().expect("addr"))
+                    .collect();
+                addr_tx.send(addrs).expect("send addr");
+                let server = Server::new(loaded.settings, Arc::new(loaded.users));
+                server
+                    .run(listeners, async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+            });
+        });
+        let addrs = addr_rx.recv().expect("server started");
+        TestServer {
+            addr: addrs[0],
+            root,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// A path inside the served directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// A suppaftp client logged in as alice, binary mode, passive.
+    pub fn ftp(&self) -> FtpStream {
+        let mut ftp = FtpStream::connect(self.addr).expect("connect");
+        ftp.get_ref()
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("timeout");
+        ftp.login("alice", PASSWORD).expect("login");
+        ftp.transfer_type(suppaftp::types::FileType::Binary)
+            .expect("TYPE I");
+        ftp
+    }
+
+    /// A raw client that has read the greeting.
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+
+    /// A raw client logged in as alice.
+    pub fn raw_alice(&self) -> RawClient {
+        let mut c = self.raw();
+        c.login("alice", PASSWORD);
+        c
+    }
+
+    /// The URL prefix for curl and friends, with alice's credentials.
+    pub fn url(&self, path: &str) -> String {
+        format!("ftp://alice:{PASSWORD}@{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A reply as the raw client read it.
+#[derive(Debug)]
+pub struct Reply {
+    pub code: u16,
+    /// Every line of the reply, CRLF removed.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// The text of the last line after the code.
+    pub fn text(&self) -> &str {
+        self.lines.last().map_or("", |l| l.get(4..).unwrap_or(""))
+    }
+}
+
+/// A line-level FTP client: sends exactly what a test says and reads whole replies.
+pub struct RawClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    pub greeting: Reply,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let writer = stream.try_clone().expect("clone");
+        let mut reader = BufReader::new(stream);
+        let greeting = read_reply(&mut reader).expect("greeting");
+        RawClient {
+            reader,
+            writer,
+            greeting,
+        }
+    }
+
+    /// Sends `line` + CRLF and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.send(line);
+        self.reply()
+    }
+
+    /// Sends `line` + CRLF without reading.
+    pub fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\r\n").as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Reads one complete reply; panics if the server closed the connection.
+    pub fn reply(&mut self) -> Reply {
+        read_reply(&mut self.reader).expect("reply")
+    }
+
+    /// Reads one reply, or `None` when the server has closed the connection.
+    pub fn try_reply(&mut self) -> Option<Reply> {
+        read_reply(&mut self.reader)
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        assert_eq!(self.cmd(&format!("USER {user}")).code, 331);
+        let reply = self.cmd(&format!("PASS {pass}"));
+        assert_eq!(reply.code, 230, "{reply:?}");
+    }
+
+    /// Sends PASV and connects to the announced port.
+    pub fn pasv(&mut self) -> TcpStream {
+        let reply = self.cmd("PASV");
+        assert_eq!(reply.code, 227, "{reply:?}");
+        let text = reply.text();
+        let inner = &text[text.find('(').expect("(") + 1..text.find(')').expect(")")];
+        let n: Vec<u16> = inner
+            .split(',')
+            .map(|x| x.parse().expect("number"))
+            .collect();
+        let addr = SocketAddr::from((
+            [n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8],
+            n[4] * 256 + n[5],
+        ));
+        let data = TcpStream::connect(addr).expect("data connect");
+        data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        data
+    }
+
+    /// Sends EPSV and connects to the announced port on the control address.
+    pub fn epsv(&mut self) -> TcpStream {
+        let reply = self.cmd("EPSV");
+        assert_eq!(reply.code, 229, "{reply:?}");
+        let text = reply.text();
+        let port: u16 = text[text.find("|||").expect("|||") + 3..text.rfind('|').expect("|")]
+            .parse()
+            .expect("port");
+        let ip = self.writer.peer_addr().expect("peer").ip();
+        let data = TcpStream::connect((ip, port)).expect("data connect");
+        data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        data
+    }
+
+    /// Runs a listing-style command over a fresh PASV connection and returns its text.
+    pub fn fetch(&mut self, command: &str) -> (Reply, String) {
+        let mut data = self.pasv();
+        let first = self.cmd(command);
+        if first.code != 150 {
+            return (first, String::new());
+        }
+        let mut out = String::new();
+        data.read_to_string(&mut out).expect("read data");
+        (self.reply(), out)
+    }
+
+    /// Uploads `bytes` with `command` (STOR/APPE path) over PASV; returns the final reply.
+    pub fn upload(&mut self, command: &str, bytes: &[u8]) -> Reply {
+        let mut data = self.pasv();
+        let first = self.cmd(command);
+        if first.code != 150 {
+            return first;
+        }
+        data.write_all(bytes).expect("write data");
+        drop(data);
+        self.reply()
+    }
+}
+
+fn read_reply(reader: &mut BufReader<TcpStream>) -> Option<Reply> {
+    let mut lines: Vec<String> = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        let done = if lines.is_empty() {
+            line.as_bytes().get(3) != Some(&b'-')
+        } else {
+            line.len() >= 4 && line[..3] == lines[0][..3] && line.as_bytes()[3] == b' '
+        };
+        lines.push(line);
+        if done {
+            let code = lines[0].get(..3)?.parse().ok()?;
+            return Some(Reply { code, lines });
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (no rand dependency needed).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Whether an external client is installed. Under CI a missing client is a
+/// failure (`.ci/run` installs them); elsewhere the test says so and skips.
+pub fn have_tool(program: &str, probe: &[&str]) -> bool {
+    let found = std::process::Command::new(program)
+        .args(probe)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is required under CI"
+        );
+        eprintln!("skipping: {program} is not installed");
+    }
+    found
+}
+
+/// Runs a command to completion; panics with its output if it fails.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
