@@ -94,6 +94,9 @@ fn init_logging(filter: Option<&str>) {
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // Its fallback report uses eprintln!, which panics when stderr is a broken
+        // pipe: a lost log reader must never take the daemon down.
+        .log_internal_errors(false)
         .init();
 }
 
