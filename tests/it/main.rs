@@ -7,5 +7,6 @@ mod listings;
 mod login;
 mod protocol;
 mod security;
+mod settings;
 mod support;
 mod transfers;

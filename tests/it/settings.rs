@@ -1,0 +1,96 @@
+//! Config-driven behaviour: memory storage, home, passive range and public
+//! address, idle and data-connection timeouts.
+
+use std::io::Read;
+
+use crate::support::{default_config, password_hash, TestServer, PASSWORD};
+
+#[test]
+fn memory_storage_serves_uploads_back() {
+    let server = TestServer::start_with(|_| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[users]]\nlogin = \"alice\"\npassword = \"{}\"\nstorage = \"memory\"\npermissions = [{{ path = \"/\", readable = true, writable = true }}]\n",
+            password_hash()
+        )
+    });
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("MKD box").code, 257);
+    assert_eq!(c.upload("STOR box/m.txt", b"in memory").code, 226);
+    assert_eq!(c.fetch("RETR box/m.txt").1, "in memory");
+    assert_eq!(c.fetch("NLST box").1, "m.txt\r\n");
+    assert!(!server.path("box").exists(), "nothing touched the disk");
+}
+
+#[test]
+fn a_session_starts_in_the_users_home() {
+    let server = TestServer::start_with(|root| {
+        default_config(root).replace("login = \"alice\"", "login = \"alice\"\nhome = \"/pub\"")
+    });
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("PWD").text(), "\"/pub\" is the current directory");
+}
+
+#[test]
+fn pasv_uses_the_port_range_and_announces_the_public_address() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let server = TestServer::start_with(|root| {
+        format!(
+            "{}\n[passive]\nports = \"{port}-{port}\"\npublic_address = \"203.0.113.7\"\n",
+            default_config(root)
+        )
+    });
+    let mut c = server.raw_alice();
+    let reply = c.cmd("PASV");
+    assert_eq!(reply.code, 227);
+    assert!(
+        reply
+            .text()
+            .contains(&format!("(203,0,113,7,{},{})", port >> 8, port & 0xff)),
+        "{reply:?}"
+    );
+    let epsv = c.cmd("EPSV");
+    assert_eq!(
+        epsv.text(),
+        format!("Entering Extended Passive Mode (|||{port}|)")
+    );
+
+    // While this session holds the only port, another session is told 425 and goes on.
+    let mut other = server.raw_alice();
+    assert_eq!(other.cmd("EPSV").code, 425);
+    assert_eq!(other.cmd("NOOP").code, 200);
+
+    // The port returns once the data connection is done.
+    std::fs::write(server.path("f"), b"x").unwrap();
+    let mut data = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(c.cmd("RETR f").code, 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(c.reply().code, 226);
+    assert_eq!(other.cmd("EPSV").code, 229);
+}
+
+#[test]
+fn an_idle_session_is_closed_with_421() {
+    let server = TestServer::start_with(|root| {
+        default_config(root).replace("idle_timeout = \"60s\"", "idle_timeout = \"1s\"")
+    });
+    let mut c = server.raw();
+    c.login("alice", PASSWORD);
+    let reply = c.reply();
+    assert_eq!(reply.code, 421, "{reply:?}");
+    assert!(c.try_reply().is_none());
+}
+
+#[test]
+fn a_data_connection_that_never_comes_is_425() {
+    let server = TestServer::start_with(|root| {
+        default_config(root).replace("data_timeout = \"10s\"", "data_timeout = \"1s\"")
+    });
+    std::fs::write(server.path("f"), b"x").unwrap();
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("PASV").code, 227);
+    assert_eq!(c.cmd("RETR f").code, 425);
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
