@@ -164,3 +164,23 @@ fn non_utf8_names_on_disk_are_listed_without_killing_the_session() {
     assert_eq!(reply.code, 226);
     assert_eq!(c.cmd("NOOP").code, 200);
 }
+
+#[test]
+fn nlst_and_list_expand_wildcards_as_mget_expects() {
+    let server = TestServer::start();
+    populate(&server);
+    std::fs::write(server.path("dir/c.txt"), b"c").unwrap();
+    let mut c = server.raw_alice();
+    let (reply, text) = c.fetch("NLST dir/*.txt");
+    assert_eq!(reply.code, 226);
+    let mut names: Vec<&str> = text.split_terminator("\r\n").collect();
+    names.sort();
+    assert_eq!(names, ["dir/a.txt", "dir/c.txt"]);
+    assert_eq!(c.cmd("CWD dir").code, 250);
+    let (_, text) = c.fetch("LIST ?.bin");
+    assert!(text.is_empty(), "{text}");
+    let (_, text) = c.fetch("LIST b*");
+    assert!(text.ends_with(" b b.bin\r\n"), "{text}");
+    let (reply, _) = c.fetch("NLST nothere/*.txt");
+    assert_eq!(reply.code, 550);
+}

@@ -9,23 +9,50 @@ use super::super::transfer::Job;
 use super::super::{Handled, Reply, Session};
 use super::Need;
 use crate::auth::User;
-use crate::listing::{facts_line, list_line};
+use crate::listing::{facts_line, has_wildcard, list_line, wildcard_match};
 use crate::path::VirtualPath;
 use crate::storage::{DirEntry, Metadata, StorageError};
 
 /// Longest `STAT <path>` listing sent over the control connection.
 const MAX_STAT_ENTRIES: usize = 10_000;
 
-/// What to list: a directory's entries, or one file standing for itself.
+/// What to list: a directory's entries, one file standing for itself, or the
+/// entries of a directory whose names match a wildcard (`NLST *.txt`, as `mget` sends).
 enum Target {
     Dir(VirtualPath),
     File(VirtualPath, Metadata),
+    Matching {
+        dir: VirtualPath,
+        pattern: String,
+        /// The directory part of the argument as typed, put before each name as a shell would.
+        prefix: String,
+    },
 }
 
 impl Session {
     async fn list_target(&mut self, arg: Option<&str>) -> Result<(Arc<User>, Target), Reply> {
-        let (user, path) = self.authorize(arg.unwrap_or("."), Need::Read)?;
-        let meta = user.storage.metadata(&path).await?;
+        let arg = arg.unwrap_or(".");
+        let (user, path) = self.authorize(arg, Need::Read)?;
+        let meta = match user.storage.metadata(&path).await {
+            Ok(meta) => meta,
+            Err(StorageError::NotFound) if path.file_name().is_some_and(has_wildcard) => {
+                let pattern = path.file_name().unwrap_or_default().to_owned();
+                let prefix = arg.rfind('/').map_or("", |end| &arg[..=end]).to_owned();
+                let (user, dir) = self.authorize(&format!("{prefix}."), Need::Read)?;
+                if !user.storage.metadata(&dir).await?.is_dir() {
+                    return Err(StorageError::NotADirectory.into());
+                }
+                return Ok((
+                    user,
+                    Target::Matching {
+                        dir,
+                        pattern,
+                        prefix,
+                    },
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        };
         let target = if meta.is_dir() {
             Target::Dir(path)
         } else {
@@ -54,6 +81,27 @@ impl Session {
                 let name = path.file_name().unwrap_or_default().to_owned();
                 let entry = DirEntry { name, metadata };
                 Ok((path.parent(), stream::once(async { Ok(entry) }).boxed()))
+            }
+            Target::Matching {
+                dir,
+                pattern,
+                prefix,
+            } => {
+                let entries = user.storage.list(&dir).await?;
+                let matching = entries
+                    .filter_map(move |entry| {
+                        let kept = match entry {
+                            Ok(e) if wildcard_match(&pattern, &e.name) => Some(Ok(DirEntry {
+                                name: format!("{prefix}{}", e.name),
+                                metadata: e.metadata,
+                            })),
+                            Ok(_) => None,
+                            Err(err) => Some(Err(err)),
+                        };
+                        async move { kept }
+                    })
+                    .boxed();
+                Ok((dir, matching))
             }
         }
     }
@@ -85,7 +133,7 @@ impl Session {
     pub(in crate::session) async fn mlsd(&mut self, arg: Option<&str>) -> Handled {
         let (user, target) = self.list_target(arg).await?;
         let Target::Dir(dir) = target else {
-            // RFC 3659 §7.2.1
+            // RFC 3659 §7.2.1: MLSD takes a directory, never a file or a pattern.
             return Err(Reply::new(501, "Not a directory; use MLST"));
         };
         let entries = user.storage.list(&dir).await?;
