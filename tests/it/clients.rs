@@ -283,3 +283,40 @@ fn aioftp_client_round_trip() {
     assert_eq!(std::fs::read(&back).unwrap(), bytes);
     assert!(!server.path("d").exists(), "remove() deleted the tree");
 }
+
+#[test]
+fn bsd_ftp_client_puts_gets_and_mgets_in_passive_and_active_mode() {
+    if !have_tool("sh", &["-c", "command -v ftp"]) {
+        return;
+    }
+    let server = TestServer::start();
+    std::fs::write(server.path("one.txt"), b"1").unwrap();
+    std::fs::write(server.path("two.txt"), b"2").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("local.bin");
+    let bytes = pattern(200_000, 55);
+    std::fs::write(&local, &bytes).unwrap();
+    let script = format!(
+        "user alice {PASSWORD}\nbinary\nput {} up.bin\nget up.bin back.bin\nmget *.txt\npassive\nget one.txt active.txt\nquit\n",
+        local.display()
+    );
+    let mut child = Command::new("ftp")
+        .args(["-inv", "127.0.0.1", &server.addr.port().to_string()])
+        .current_dir(work.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        transcript.contains("200 EPRT command successful"),
+        "active mode was used: {transcript}"
+    );
+    assert_eq!(std::fs::read(server.path("up.bin")).unwrap(), bytes);
+    assert_eq!(std::fs::read(work.path().join("back.bin")).unwrap(), bytes);
+    assert_eq!(std::fs::read(work.path().join("one.txt")).unwrap(), b"1");
+    assert_eq!(std::fs::read(work.path().join("two.txt")).unwrap(), b"2");
+    assert_eq!(std::fs::read(work.path().join("active.txt")).unwrap(), b"1");
+}
