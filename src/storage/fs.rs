@@ -460,12 +460,12 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::test_support::{names, read_all, upload, vp};
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::time::Duration;
 
     use futures::TryStreamExt;
-    use tokio::io::AsyncReadExt;
 
     /// A storage on `<tmp>/base`, next to `<tmp>/outside/secret.txt` that no
     /// path may reach.
@@ -516,39 +516,6 @@ mod tests {
             .collect();
         names.sort();
         names
-    }
-
-    fn vp(path: &str) -> VirtualPath {
-        VirtualPath::new(path)
-    }
-
-    async fn read_all(
-        storage: &FsStorage,
-        path: &str,
-        offset: u64,
-    ) -> Result<Vec<u8>, StorageError> {
-        let mut reader = storage.open_read(&vp(path), offset).await?;
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).await?;
-        Ok(out)
-    }
-
-    async fn upload(
-        storage: &FsStorage,
-        path: &str,
-        mode: WriteMode,
-        data: &[u8],
-    ) -> Result<(), StorageError> {
-        let mut upload = storage.open_write(&vp(path), mode).await?;
-        upload.write_all(data).await?;
-        upload.finish().await
-    }
-
-    async fn names(storage: &FsStorage, path: &str) -> Result<Vec<String>, StorageError> {
-        let entries: Vec<DirEntry> = storage.list(&vp(path)).await?.try_collect().await?;
-        let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
-        names.sort();
-        Ok(names)
     }
 
     #[track_caller]

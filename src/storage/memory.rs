@@ -407,44 +407,13 @@ impl Upload for MemoryUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::test_support::{names, read_all, upload, vp};
     use std::time::Duration;
 
-    use futures::TryStreamExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const ATOMIC: WriteMode = WriteMode::Replace { atomic: true };
     const IN_PLACE: WriteMode = WriteMode::Replace { atomic: false };
-
-    fn vp(path: &str) -> VirtualPath {
-        VirtualPath::new(path)
-    }
-
-    async fn read_all(
-        storage: &MemoryStorage,
-        path: &str,
-        offset: u64,
-    ) -> Result<Vec<u8>, StorageError> {
-        let mut reader = storage.open_read(&vp(path), offset).await?;
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).await?;
-        Ok(out)
-    }
-
-    async fn upload(
-        storage: &MemoryStorage,
-        path: &str,
-        mode: WriteMode,
-        data: &[u8],
-    ) -> Result<(), StorageError> {
-        let mut upload = storage.open_write(&vp(path), mode).await?;
-        upload.write_all(data).await?;
-        upload.finish().await
-    }
-
-    async fn names(storage: &MemoryStorage, path: &str) -> Result<Vec<String>, StorageError> {
-        let entries: Vec<DirEntry> = storage.list(&vp(path)).await?.try_collect().await?;
-        Ok(entries.into_iter().map(|e| e.name).collect())
-    }
 
     async fn content(storage: &MemoryStorage, path: &str) -> Vec<u8> {
         read_all(storage, path, 0).await.unwrap()

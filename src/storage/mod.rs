@@ -8,6 +8,8 @@
 
 pub mod fs;
 pub mod memory;
+#[cfg(test)]
+mod test_support;
 
 use std::io;
 use std::pin::Pin;
