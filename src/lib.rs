@@ -16,3 +16,4 @@ pub mod server;
 pub mod session;
 pub mod settings;
 pub mod storage;
+pub mod tls;

@@ -87,7 +87,9 @@ fn hash_password() -> ExitCode {
 fn init_logging(filter: Option<&str>) {
     let filter = match filter {
         Some(directives) => EnvFilter::new(directives),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        // rustls warns about every client that sends an IP address as SNI (lftp does).
+        None => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -155,18 +157,21 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for addr in &settings.listen {
-            match server::bind(*addr) {
-                Ok(listener) => {
-                    let addr = listener.local_addr().unwrap_or(*addr);
-                    tracing::info!(%addr, "listening");
-                    listeners.push(listener);
-                }
-                Err(err) => {
-                    eprintln!("cannot listen on {addr}: {err}");
-                    return ExitCode::FAILURE;
-                }
+        let listeners = match server::bind_all(&settings) {
+            Ok(listeners) => listeners,
+            Err((addr, err)) => {
+                eprintln!("cannot listen on {addr}: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for listener in &listeners {
+            if let Ok(addr) = listener.socket.local_addr() {
+                let kind = if listener.implicit_tls {
+                    "implicit TLS"
+                } else {
+                    "plain and explicit TLS"
+                };
+                tracing::info!(%addr, kind, "listening");
             }
         }
         let mut signals = match signal_hook_tokio::Signals::new([SIGTERM, SIGINT]) {

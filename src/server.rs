@@ -17,6 +17,7 @@ use crate::auth::UserManager;
 use crate::data::PassivePortPool;
 use crate::session::Session;
 use crate::settings::Settings;
+use crate::tls::SessionRegistry;
 
 /// What every session of a server shares: settings, users and the passive port pool.
 pub struct ServerContext {
@@ -26,6 +27,34 @@ pub struct ServerContext {
     pub users: Arc<dyn UserManager>,
     /// Ports for passive data connections.
     pub ports: Arc<PassivePortPool>,
+    /// TLS sessions of logged-in control connections, for data-connection resumption.
+    pub tls_sessions: SessionRegistry,
+}
+
+/// A bound control listener and how its connections start.
+pub struct Listener {
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// Implicit FTPS: TLS from the first byte, before the greeting.
+    pub implicit_tls: bool,
+}
+
+impl Listener {
+    /// A plain listener (explicit FTPS via `AUTH TLS` when TLS is configured).
+    pub fn plain(socket: TcpListener) -> Self {
+        Listener {
+            socket,
+            implicit_tls: false,
+        }
+    }
+
+    /// An implicit-TLS listener.
+    pub fn implicit_tls(socket: TcpListener) -> Self {
+        Listener {
+            socket,
+            implicit_tls: true,
+        }
+    }
 }
 
 /// An FTP server: settings and users, ready to serve bound listeners.
@@ -42,6 +71,7 @@ impl Server {
                 settings,
                 users,
                 ports,
+                tls_sessions: SessionRegistry::default(),
             }),
         }
     }
@@ -49,7 +79,7 @@ impl Server {
     /// Serves `listeners` until `shutdown` completes, then stops accepting,
     /// tells idle sessions `421`, lets running transfers finish and returns
     /// once every session has ended.
-    pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+    pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
         let sessions = TaskTracker::new();
         let acceptors = TaskTracker::new();
@@ -72,14 +102,14 @@ impl Server {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     context: Arc<ServerContext>,
     sessions: TaskTracker,
     stop: CancellationToken,
 ) {
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listener.socket.accept() => accepted,
             () = stop.cancelled() => return,
         };
         let (stream, peer) = match accepted {
@@ -99,9 +129,33 @@ async fn accept_loop(
         let sock = socket2::SockRef::from(&stream);
         let _ = sock.set_out_of_band_inline(true);
         let _ = stream.set_nodelay(true);
-        let session = Session::new(Box::new(stream), peer, local, context.clone(), stop.clone());
+        let session = Session::new(
+            Box::new(stream),
+            peer,
+            local,
+            context.clone(),
+            stop.clone(),
+            listener.implicit_tls,
+        );
         sessions.spawn(session.run());
     }
+}
+
+/// Binds every configured control listener: `listen` plain, `[tls]
+/// implicit_listen` implicit; the error names the address that failed.
+pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, (SocketAddr, io::Error)> {
+    let implicit = settings.tls.iter().flat_map(|tls| &tls.implicit_listen);
+    let plain = settings.listen.iter().map(|addr| (addr, false));
+    plain
+        .chain(implicit.map(|addr| (addr, true)))
+        .map(|(&addr, implicit_tls)| {
+            let socket = bind(addr).map_err(|err| (addr, err))?;
+            Ok(Listener {
+                socket,
+                implicit_tls,
+            })
+        })
+        .collect()
 }
 
 /// Binds a control listener; IPv6 sockets are IPv6-only so `0.0.0.0:21` and

@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::tls::TlsSettings;
+
 /// Everything a running server needs besides its users.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -17,6 +19,8 @@ pub struct Settings {
     pub session: SessionSettings,
     /// Passive-mode data connections.
     pub passive: PassiveSettings,
+    /// FTPS, when a certificate is configured.
+    pub tls: Option<TlsSettings>,
 }
 
 /// How each control session behaves.
@@ -61,6 +65,7 @@ impl Default for Settings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2121))],
             session: SessionSettings::default(),
             passive: PassiveSettings::default(),
+            tls: None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub(super) struct FileConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub passive: PassiveSection,
+    pub tls: Option<TlsSection>,
     #[serde(default)]
     pub users: Vec<UserEntry>,
 }
@@ -40,6 +41,19 @@ pub(super) struct ServerSection {
 pub(super) struct PassiveSection {
     pub ports: Option<UnitText>,
     pub public_address: Option<String>,
+}
+
+/// `[tls]`: FTPS. Present means TLS is offered.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TlsSection {
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+    pub min_version: Option<String>,
+    pub required: Option<String>,
+    pub require_session_reuse: Option<bool>,
+    pub implicit_listen: Option<Vec<String>>,
+    pub handshake_timeout: Option<UnitText>,
 }
 
 /// One `[[users]]` entry; without `login` it is the anonymous user.

@@ -12,13 +12,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::schema::{
-    FileConfig, PassiveSection, PermissionEntry, ServerSection, UnitText, UserEntry,
+    FileConfig, PassiveSection, PermissionEntry, ServerSection, TlsSection, UnitText, UserEntry,
 };
 use super::units::{ByteSize, HumanDuration, PortRange};
 use crate::auth::{PasswordHash, Permission, User};
 use crate::path::VirtualPath;
 use crate::settings::{PassiveSettings, SessionSettings, Settings};
 use crate::storage::{FsStorage, MemoryStorage, Storage};
+use crate::tls::{MinVersion, TlsLoadError, TlsPolicy, TlsSettings};
 
 /// Smallest accepted `block_size`: below this, transfers spend their time in syscalls.
 const MIN_BLOCK_SIZE: ByteSize = ByteSize(4 * ByteSize::KIB.0);
@@ -71,6 +72,10 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
     let listen = listen_addresses(&file.server, &mut problems);
     let session = session_settings(&file.server, &mut problems);
     let passive = passive_settings(&file.passive, &mut problems);
+    let tls = file
+        .tls
+        .as_ref()
+        .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
     let (named, anonymous) = users(file.users, config_dir, &mut problems);
     if problems.count() > 0 {
         return Err(problems.0);
@@ -80,6 +85,7 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
             listen,
             session,
             passive,
+            tls,
         },
         named,
         anonymous,
@@ -97,9 +103,19 @@ fn listen_addresses(server: &ServerSection, problems: &mut Problems) -> Vec<Sock
             "must name at least one address, such as \"0.0.0.0:21\"",
         );
     }
+    addresses("server.listen", &written, &[], problems)
+}
+
+/// Parses a list of listen addresses; none may repeat, nor appear in `taken`.
+fn addresses(
+    key: &str,
+    written: &[String],
+    taken: &[SocketAddr],
+    problems: &mut Problems,
+) -> Vec<SocketAddr> {
     let mut seen: Vec<SocketAddr> = Vec::new();
     for (index, text) in written.iter().enumerate() {
-        let key = format!("server.listen[{index}]");
+        let key = format!("{key}[{index}]");
         let Ok(addr) = text.trim().parse::<SocketAddr>() else {
             problems.add(
                 key,
@@ -109,11 +125,80 @@ fn listen_addresses(server: &ServerSection, problems: &mut Problems) -> Vec<Sock
         };
         if seen.contains(&addr) {
             problems.add(key, format!("{addr} is listed twice"));
+        } else if taken.contains(&addr) {
+            problems.add(key, format!("{addr} is already in server.listen"));
         } else {
             seen.push(addr);
         }
     }
     seen
+}
+
+/// `[tls]`: loads the certificate and key (relative paths from the config's
+/// directory) and reads the policies.
+fn tls_settings(
+    section: &TlsSection,
+    listen: &[SocketAddr],
+    config_dir: &Path,
+    problems: &mut Problems,
+) -> Option<TlsSettings> {
+    let required = match section.required.as_deref().map(str::trim) {
+        None | Some("none") => Some(TlsPolicy::Optional),
+        Some("login") => Some(TlsPolicy::Login),
+        Some("data") => Some(TlsPolicy::Data),
+        Some(other) => {
+            problems.add(
+                "tls.required",
+                format!("unknown policy {other:?}: expected \"none\", \"login\" or \"data\""),
+            );
+            None
+        }
+    };
+    let min_version = match section.min_version.as_deref().map(str::trim) {
+        None | Some("1.2") => Some(MinVersion::Tls12),
+        Some("1.3") => Some(MinVersion::Tls13),
+        Some(other) => {
+            problems.add(
+                "tls.min_version",
+                format!("unsupported version {other:?}: expected \"1.2\" or \"1.3\""),
+            );
+            None
+        }
+    };
+    let implicit_listen = addresses(
+        "tls.implicit_listen",
+        section.implicit_listen.as_deref().unwrap_or_default(),
+        listen,
+        problems,
+    );
+    let handshake_timeout = timeout(
+        "tls.handshake_timeout",
+        &section.handshake_timeout,
+        problems,
+    );
+    let mut file = |key: &str, written: &Option<String>| match written {
+        Some(path) if !path.trim().is_empty() => Some(config_dir.join(path)),
+        _ => {
+            problems.add(key, "required in [tls]: the path of a PEM file");
+            None
+        }
+    };
+    let certificate = file("tls.certificate", &section.certificate);
+    let private_key = file("tls.private_key", &section.private_key);
+    let loaded = TlsSettings::load(&certificate?, &private_key?, min_version?)
+        .map_err(|err| match err {
+            TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
+            TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
+                problems.add("tls.certificate", message)
+            }
+        })
+        .ok()?;
+    let mut settings = loaded;
+    settings.required = required?;
+    settings.require_session_reuse = section.require_session_reuse.unwrap_or(true);
+    settings.handshake_timeout = handshake_timeout.unwrap_or(settings.handshake_timeout);
+    settings.implicit_listen = implicit_listen;
+    Some(settings)
 }
 
 fn session_settings(server: &ServerSection, problems: &mut Problems) -> SessionSettings {

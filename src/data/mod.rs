@@ -7,8 +7,10 @@
 mod ascii;
 mod connect;
 mod ports;
+mod stream;
 mod transfer;
 
 pub use connect::{connect_active, same_host, PassiveListener};
 pub use ports::PassivePortPool;
+pub use stream::DataStream;
 pub use transfer::{receive_file, send_file, send_lines, TransferError};

@@ -24,6 +24,12 @@ pub enum TransferError {
     /// Reading or writing the file failed.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// The TLS handshake on the data connection failed (425).
+    #[error("TLS handshake on the data connection: {0}")]
+    TlsHandshake(io::Error),
+    /// The data connection did not resume the control connection's TLS session (522).
+    #[error("data connection did not resume the control connection's TLS session")]
+    SessionNotResumed,
 }
 
 async fn network<T>(

@@ -8,7 +8,10 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use tokio_rustls::TlsAcceptor;
+
 use super::reply::Reply;
+use crate::tls::TlsSettings;
 
 /// Longest command line accepted, in bytes, CRLF included.
 pub const MAX_LINE_LENGTH: usize = 8192;
@@ -67,6 +70,23 @@ impl ControlChannel {
                 return Ok(Line::Closed);
             }
         }
+    }
+
+    /// Whether bytes the client sent after the last line are waiting unread.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Runs a TLS server handshake on the connection and continues over TLS
+    /// (RFC 4217 §4, and implicit FTPS before the greeting).
+    pub async fn start_tls(&mut self, tls: &TlsSettings, acceptor: TlsAcceptor) -> io::Result<()> {
+        let plain = std::mem::replace(
+            &mut self.io,
+            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
+        );
+        let protected = tls.handshake(acceptor, plain).await?;
+        self.io = Box::new(protected);
+        Ok(())
     }
 
     /// Sends one reply and flushes it.

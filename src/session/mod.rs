@@ -25,6 +25,7 @@ use crate::data::TransferError;
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
 use crate::server::ServerContext;
+use crate::tls::SessionStore;
 
 pub use command::{
     find_spec, ArgRule, Command, CommandSpec, EpsvArg, ParseError, TransferType, COMMANDS,
@@ -86,6 +87,16 @@ impl State {
     }
 }
 
+/// The protection of a TLS control connection and of its data connections.
+struct ControlTls {
+    /// Sessions issued on this control connection, for data connections to resume.
+    store: Arc<SessionStore>,
+    /// `PBSZ` has been given (RFC 4217 §8: it must precede `PROT`).
+    pbsz: bool,
+    /// `PROT P`: data connections are TLS too.
+    protect_data: bool,
+}
+
 /// What a handler wants the session to do next.
 enum Action {
     /// Send this reply and read the next command.
@@ -94,6 +105,8 @@ enum Action {
     Close(Reply),
     /// A transfer has started; its replies come when it progresses.
     Transfer(Transfer),
+    /// Send this reply (234), then run a TLS handshake on the control connection.
+    StartTls(Reply),
 }
 
 impl From<Reply> for Action {
@@ -124,6 +137,10 @@ pub struct Session {
     transfer: Option<Transfer>,
     pending: VecDeque<String>,
     long_lines: u32,
+    /// Set once the control connection is protected by TLS.
+    tls: Option<ControlTls>,
+    /// The connection came in on an implicit-TLS listener.
+    implicit_tls: bool,
 }
 
 impl Session {
@@ -134,6 +151,7 @@ impl Session {
         local: SocketAddr,
         context: Arc<ServerContext>,
         stop: CancellationToken,
+        implicit_tls: bool,
     ) -> Self {
         Session {
             control: ControlChannel::new(io),
@@ -145,6 +163,8 @@ impl Session {
             transfer: None,
             pending: VecDeque::new(),
             long_lines: 0,
+            tls: None,
+            implicit_tls,
         }
     }
 
@@ -156,6 +176,17 @@ impl Session {
 
     async fn serve(mut self) {
         tracing::debug!("connected");
+        if self.implicit_tls {
+            if let Err(err) = self.protect_control_connection().await {
+                tracing::info!(%err, "implicit TLS handshake failed");
+                return;
+            }
+            if let Some(tls) = &mut self.tls {
+                // Implicit FTPS protects everything from the first byte.
+                tls.pbsz = true;
+                tls.protect_data = true;
+            }
+        }
         let banner = self.context.settings.session.banner.clone();
         if self.control.send(&Reply::new(220, banner)).await.is_err() {
             return;
@@ -254,6 +285,18 @@ impl Session {
                 self.transfer = Some(transfer);
                 true
             }
+            Action::StartTls(reply) => {
+                if !self.send(reply).await {
+                    return false;
+                }
+                match self.protect_control_connection().await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::info!(%err, "TLS handshake after AUTH failed");
+                        false
+                    }
+                }
+            }
         }
     }
 
@@ -282,6 +325,10 @@ impl Session {
             C::Retr(path) => self.retr(&path).await,
             C::Stor(path) => self.stor(&path).await,
             C::Appe(path) => self.appe(&path).await,
+            C::Auth(mechanism) => self.auth(&mechanism),
+            C::Ccc => self.ccc(),
+            C::Pbsz(size) => self.pbsz(&size),
+            C::Prot(level) => self.prot(&level),
             C::Stou(hint) => self.stou(hint.as_deref()).await,
             C::Rest(offset) => self.rest(offset),
             C::Abor => Ok(Reply::new(226, "No transfer to abort").into()),
@@ -336,6 +383,14 @@ impl Session {
                         Reply::new(426, "Data connection stalled; transfer aborted")
                     }
                     TransferError::Storage(err) => Reply::from(err),
+                    TransferError::TlsHandshake(_) => {
+                        Reply::new(425, "TLS handshake on the data connection failed")
+                    }
+                    // RFC 4217 §10 leaves the code open; vsftpd answers 522 here too.
+                    TransferError::SessionNotResumed => Reply::new(
+                        522,
+                        "Data connection must resume the control connection's TLS session",
+                    ),
                 };
                 self.send(reply).await
             }

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use tokio::net::TcpStream;
 
-use crate::data::{receive_file, send_file, send_lines, TransferError};
+use rustls::HandshakeKind;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::data::{receive_file, send_file, send_lines, DataStream, TransferError};
 use crate::path::VirtualPath;
 use crate::storage::{ReadStream, StorageError, Upload};
+use crate::tls::TlsSettings;
 
 /// What moves over the data connection.
 pub(super) enum Job {
@@ -55,6 +59,30 @@ pub(super) struct Transfer {
     started: Instant,
     block_size: usize,
     stall: Duration,
+    protection: Option<DataProtection>,
+}
+
+/// `PROT P`: how to run the data connection's TLS handshake.
+pub(super) struct DataProtection {
+    pub tls: TlsSettings,
+    pub acceptor: TlsAcceptor,
+}
+
+impl DataProtection {
+    /// Runs the server handshake and, when required, checks that it resumed a
+    /// session of the control connection (or of a sibling).
+    async fn protect(self, tcp: TcpStream) -> Result<DataStream, TransferError> {
+        let stream = self
+            .tls
+            .handshake(self.acceptor, tcp)
+            .await
+            .map_err(TransferError::TlsHandshake)?;
+        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        if self.tls.require_session_reuse && !resumed {
+            return Err(TransferError::SessionNotResumed);
+        }
+        Ok(DataStream::Tls(Box::new(stream)))
+    }
 }
 
 impl Transfer {
@@ -65,6 +93,7 @@ impl Transfer {
         path: VirtualPath,
         opening: String,
         (block_size, stall): (usize, Duration),
+        protection: Option<DataProtection>,
     ) -> Self {
         Transfer {
             stage: Stage::Connecting {
@@ -77,6 +106,7 @@ impl Transfer {
             started: Instant::now(),
             block_size,
             stall,
+            protection,
         }
     }
 
@@ -102,13 +132,20 @@ impl Transfer {
     }
 
     /// Starts the job over the freshly made connection.
-    fn start(&mut self, mut stream: TcpStream) {
+    fn start(&mut self, tcp: TcpStream) {
         let Stage::Connecting { job, .. } = &mut self.stage else {
             return;
         };
         let Some(job) = job.take() else { return };
         let (block, stall) = (self.block_size, self.stall);
+        let protection = self.protection.take();
         self.stage = Stage::Running(Box::pin(async move {
+            // The 150 reply has gone out: clients such as lftp wait for it
+            // before they start the data connection's TLS handshake.
+            let mut stream = match protection {
+                Some(protection) => protection.protect(tcp).await?,
+                None => DataStream::Plain(tcp),
+            };
             match job {
                 Job::Send { file, ascii } => {
                     send_file(file, &mut stream, block, ascii, stall).await

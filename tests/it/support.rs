@@ -59,6 +59,8 @@ permissions = [{{ path = "/", readable = true, writable = false }}]
 /// A running server over a temporary directory; stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Every listener's address, `listen` first, then implicit-TLS ones.
+    pub addrs: Vec<SocketAddr>,
     pub root: TempDir,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -88,15 +90,10 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let listeners: Vec<_> = loaded
-                    .settings
-                    .listen
-                    .iter()
-                    .map(|addr| server::bind(*addr).expect("bind"))
-                    .collect();
+                let listeners = server::bind_all(&loaded.settings).expect("bind");
                 let addrs: Vec<SocketAddr> = listeners
                     .iter()
-                    .map(|l| l.local_addr().expect("addr"))
+                    .map(|l| l.socket.local_addr().expect("addr"))
                     .collect();
                 addr_tx.send(addrs).expect("send addr");
                 let server = Server::new(loaded.settings, Arc::new(loaded.users));
@@ -110,6 +107,7 @@ impl TestServer {
         let addrs = addr_rx.recv().expect("server started");
         TestServer {
             addr: addrs[0],
+            addrs,
             root,
             stop: Some(stop_tx),
             thread: Some(thread),

@@ -5,6 +5,7 @@ use crate::auth::{LoginKind, Password};
 
 impl Session {
     pub(in crate::session) async fn user(&mut self, login: String) -> Handled {
+        self.check_login_protected()?;
         self.logout().await;
         let kind = self.context.users.get_user(&login).await;
         let text = match kind {
@@ -27,7 +28,14 @@ impl Session {
         let password = Password::new(password);
         match self.context.users.authenticate(&login, &password).await {
             Some(user) => {
-                tracing::info!(peer = %self.peer, user = user.display_name(), "login ok");
+                tracing::info!(peer = %self.peer, user = user.display_name(), tls = self.tls.is_some(), "login ok");
+                if let Some(tls) = &self.tls {
+                    self.context.tls_sessions.register(
+                        user.display_name(),
+                        self.peer.ip(),
+                        &tls.store,
+                    );
+                }
                 self.state.cwd = user.home.clone();
                 self.state.login = LoginState::LoggedIn(user);
                 Ok(Reply::new(230, "Login successful").into())

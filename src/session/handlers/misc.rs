@@ -31,6 +31,8 @@ impl Session {
 
     /// RFC 2389 §3.2
     pub(in crate::session) fn feat(&self) -> Reply {
+        let tls = self.context.settings.tls.is_some();
+        let tls_features = ["AUTH TLS", "PBSZ", "PROT"].map(str::to_owned);
         let features = [
             "EPRT".to_owned(),
             "EPSV".to_owned(),
@@ -42,7 +44,10 @@ impl Session {
             "TVFS".to_owned(),
             "UTF8".to_owned(),
         ];
-        Reply::multiline(211, "Features:", features, "End")
+        let all = features
+            .into_iter()
+            .chain(tls_features.into_iter().filter(|_| tls));
+        Reply::multiline(211, "Features:", all, "End")
     }
 
     pub(in crate::session) fn opts(&mut self, args: &str) -> Handled {

@@ -10,6 +10,7 @@ mod file_ops;
 mod listing;
 mod misc;
 mod navigation;
+mod tls;
 mod transfer;
 
 use std::sync::Arc;

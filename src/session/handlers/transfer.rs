@@ -1,10 +1,13 @@
 //! RETR, STOR, APPE, STOU, REST, and starting a transfer over the prepared
 //! data connection.
 
+use std::io;
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use tokio::net::TcpStream;
 
-use super::super::transfer::{Job, Transfer};
+use super::super::transfer::{DataProtection, Job, Transfer};
 use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
 use crate::data::connect_active;
@@ -120,8 +123,9 @@ impl Session {
         job: Job,
         opening: &str,
     ) -> Handled {
+        self.check_data_protected()?;
         let wait = self.context.settings.session.data_timeout;
-        let connect: BoxFuture<'static, std::io::Result<TcpStream>> =
+        let tcp: BoxFuture<'static, io::Result<TcpStream>> =
             match std::mem::replace(&mut self.state.data, DataSetup::None) {
                 DataSetup::None => {
                     return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"))
@@ -133,10 +137,35 @@ impl Session {
                     Box::pin(connect_active(self.local.ip(), target, wait))
                 }
             };
+        let protection = self.data_protection(matches!(job, Job::Receive { .. }));
         let session = &self.context.settings.session;
         let limits = (session.block_size, session.data_timeout);
-        let transfer = Transfer::new(connect, job, verb, path, opening.to_owned(), limits);
+        let transfer = Transfer::new(tcp, job, verb, path, opening.to_owned(), limits, protection);
         Ok(Action::Transfer(transfer))
+    }
+}
+
+impl Session {
+    /// With `PROT P`, the TLS settings and an acceptor that resumes only this
+    /// control connection's sessions (or those of the same user's sibling
+    /// connections from the same address).
+    fn data_protection(&self, upload: bool) -> Option<DataProtection> {
+        let control = self.tls.as_ref().filter(|t| t.protect_data)?;
+        let tls = self.context.settings.tls.clone()?;
+        let mut stores = vec![control.store.clone()];
+        if let Ok(user) = self.logged_in() {
+            let siblings = self
+                .context
+                .tls_sessions
+                .siblings(user.display_name(), self.peer.ip());
+            stores.extend(
+                siblings
+                    .into_iter()
+                    .filter(|s| !Arc::ptr_eq(s, &control.store)),
+            );
+        }
+        let acceptor = tls.data_acceptor(stores, upload);
+        Some(DataProtection { tls, acceptor })
     }
 }
 

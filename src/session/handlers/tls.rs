@@ -1,0 +1,116 @@
+//! AUTH, PBSZ, PROT, CCC: FTPS (RFC 2228, RFC 4217), and the TLS policy checks
+//! other handlers ask for.
+
+use std::sync::Arc;
+
+use super::super::{Action, ControlTls, Handled, Reply, Session};
+use crate::tls::{SessionStore, TlsPolicy};
+
+impl Session {
+    pub(in crate::session) fn auth(&mut self, mechanism: &str) -> Handled {
+        if self.context.settings.tls.is_none() {
+            return Err(Reply::new(502, "TLS is not configured on this server"));
+        }
+        if !matches!(mechanism, "TLS" | "SSL" | "TLS-C" | "TLS-P") {
+            return Err(Reply::new(504, "Unknown security mechanism; use AUTH TLS"));
+        }
+        if self.tls.is_some() {
+            return Err(Reply::new(
+                503,
+                "The control connection is already protected",
+            ));
+        }
+        if self.control.has_buffered_input() {
+            // The handshake must start right after our reply; bytes already
+            // sent would be taken for TLS records.
+            return Err(Reply::new(
+                503,
+                "Wait for the reply to AUTH before sending more",
+            ));
+        }
+        Ok(Action::StartTls(Reply::new(234, "AUTH TLS successful")))
+    }
+
+    /// Runs the control connection's TLS handshake and keeps its session store.
+    pub(in crate::session) async fn protect_control_connection(&mut self) -> std::io::Result<()> {
+        let Some(tls) = self.context.settings.tls.clone() else {
+            return Err(std::io::Error::other("TLS is not configured"));
+        };
+        let store = Arc::new(SessionStore::default());
+        let acceptor = tls.control_acceptor(store.clone());
+        self.control.start_tls(&tls, acceptor).await?;
+        self.tls = Some(ControlTls {
+            store,
+            pbsz: false,
+            protect_data: false,
+        });
+        Ok(())
+    }
+
+    pub(in crate::session) fn pbsz(&mut self, size: &str) -> Handled {
+        let Some(tls) = &mut self.tls else {
+            return Err(Reply::new(503, "PBSZ needs AUTH TLS first"));
+        };
+        if size.parse::<u64>().is_err() {
+            return Err(Reply::new(501, "PBSZ needs a number"));
+        }
+        tls.pbsz = true;
+        // RFC 4217 §8: a TLS stream has no buffer size; always 0.
+        Ok(Reply::new(200, "PBSZ=0").into())
+    }
+
+    pub(in crate::session) fn prot(&mut self, level: &str) -> Handled {
+        let Some(tls) = &mut self.tls else {
+            return Err(Reply::new(503, "PROT needs AUTH TLS first"));
+        };
+        if !tls.pbsz {
+            return Err(Reply::new(503, "PROT needs PBSZ first"));
+        }
+        match level {
+            "P" => tls.protect_data = true,
+            "C" => tls.protect_data = false,
+            "S" | "E" => return Err(Reply::new(536, "Only PROT P and PROT C are supported")),
+            _ => return Err(Reply::new(504, "Unknown protection level")),
+        }
+        Ok(Reply::new(200, format!("Protection level set to {level}")).into())
+    }
+
+    pub(in crate::session) fn ccc(&mut self) -> Handled {
+        if self.tls.is_none() {
+            return Err(Reply::new(533, "The control connection is not protected"));
+        }
+        Err(Reply::new(
+            534,
+            "CCC refused: the control connection stays protected",
+        ))
+    }
+
+    /// The policy in force: `None` when TLS is not configured.
+    pub(in crate::session) fn tls_policy(&self) -> Option<TlsPolicy> {
+        self.context.settings.tls.as_ref().map(|tls| tls.required)
+    }
+
+    /// `USER` before `AUTH TLS` under `required = "login"` or `"data"`.
+    pub(in crate::session) fn check_login_protected(&self) -> Result<(), Reply> {
+        if self.tls.is_none() && self.tls_policy() >= Some(TlsPolicy::Login) {
+            return Err(Reply::new(
+                530,
+                "This server requires TLS: send AUTH TLS before USER",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A transfer without `PROT P` under `required = "data"`.
+    pub(in crate::session) fn check_data_protected(&self) -> Result<(), Reply> {
+        let protected = self.tls.as_ref().is_some_and(|t| t.protect_data);
+        if !protected && self.tls_policy() == Some(TlsPolicy::Data) {
+            // RFC 4217 §9
+            return Err(Reply::new(
+                521,
+                "Data connections must be protected: send PBSZ 0 and PROT P",
+            ));
+        }
+        Ok(())
+    }
+}
