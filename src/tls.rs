@@ -287,10 +287,13 @@ impl StoresServerSessions for NoSessions {
     }
 }
 
+/// A logged-in user and the address it connected from.
+type UserAtAddress = (String, IpAddr);
+
 /// The session stores of logged-in TLS control connections, by user and client address.
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
-    stores: Mutex<HashMap<(String, IpAddr), Vec<Weak<SessionStore>>>>,
+    stores: Mutex<HashMap<UserAtAddress, Vec<Weak<SessionStore>>>>,
 }
 
 impl SessionRegistry {
