@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::{
     LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS,
 };
+use crate::tls::TlsPolicy;
 
 /// Users from the config file, with argon2 password hashes.
 pub struct ConfigUserManager {
@@ -65,6 +66,13 @@ impl UserManager for ConfigUserManager {
     }
 
     async fn notify_logout(&self, _user: &User) {}
+
+    async fn tls_policy(&self, login: &str) -> Option<TlsPolicy> {
+        let user = self
+            .anonymous_for(login)
+            .or_else(|| self.users.get(login).map(|(user, _)| user));
+        user.and_then(|user| user.tls_required)
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +88,7 @@ mod tests {
             home: VirtualPath::root(),
             permissions: Vec::new(),
             storage: Arc::new(MemoryStorage::new()),
+            tls_required: None,
         }
     }
 

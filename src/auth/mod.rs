@@ -14,6 +14,7 @@ use async_trait::async_trait;
 
 use crate::path::VirtualPath;
 use crate::storage::Storage;
+use crate::tls::TlsPolicy;
 
 pub use config_users::ConfigUserManager;
 pub use password::{hash_password, PasswordHash, PasswordVerifier};
@@ -73,6 +74,8 @@ pub struct User {
     pub permissions: Vec<Permission>,
     /// The user's file tree.
     pub storage: Arc<dyn Storage>,
+    /// Overrides the server's `[tls] required` policy for this user.
+    pub tls_required: Option<TlsPolicy>,
 }
 
 impl User {
@@ -124,6 +127,11 @@ pub trait UserManager: Send + Sync + 'static {
     async fn authenticate(&self, login: &str, password: &Password) -> Option<Arc<User>>;
     /// Called once when a logged-in session ends.
     async fn notify_logout(&self, user: &User);
+    /// The TLS policy for `login` when it differs from the server's (asked at
+    /// `USER`, before any password is sent). Unknown logins get the server's.
+    async fn tls_policy(&self, _login: &str) -> Option<TlsPolicy> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +152,7 @@ mod tests {
                 })
                 .collect(),
             storage: Arc::new(MemoryStorage::new()),
+            tls_required: None,
         }
     }
 

@@ -141,6 +141,7 @@ pub fn embedded_default(
             writable,
         }],
         storage: Arc::new(storage) as Arc<dyn Storage>,
+        tls_required: None,
     };
     Ok(Loaded {
         settings: Settings {

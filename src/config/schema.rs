@@ -66,6 +66,7 @@ pub(super) struct UserEntry {
     pub base_path: Option<String>,
     pub home: Option<String>,
     pub permissions: Option<Vec<PermissionEntry>>,
+    pub tls_required: Option<String>,
 }
 
 /// One `{ path = "/", readable = true, writable = false }` rule.

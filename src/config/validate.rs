@@ -76,7 +76,7 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
         .tls
         .as_ref()
         .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
-    let (named, anonymous) = users(file.users, config_dir, &mut problems);
+    let (named, anonymous) = users(file.users, tls.is_some(), config_dir, &mut problems);
     if problems.count() > 0 {
         return Err(problems.0);
     }
@@ -134,6 +134,18 @@ fn addresses(
     seen
 }
 
+/// A `required`/`tls_required` value.
+fn tls_policy(written: &str) -> Result<TlsPolicy, String> {
+    match written.trim() {
+        "none" => Ok(TlsPolicy::Optional),
+        "login" => Ok(TlsPolicy::Login),
+        "data" => Ok(TlsPolicy::Data),
+        other => Err(format!(
+            "unknown policy {other:?}: expected \"none\", \"login\" or \"data\""
+        )),
+    }
+}
+
 /// `[tls]`: loads the certificate and key (relative paths from the config's
 /// directory) and reads the policies.
 fn tls_settings(
@@ -142,17 +154,9 @@ fn tls_settings(
     config_dir: &Path,
     problems: &mut Problems,
 ) -> Option<TlsSettings> {
-    let required = match section.required.as_deref().map(str::trim) {
-        None | Some("none") => Some(TlsPolicy::Optional),
-        Some("login") => Some(TlsPolicy::Login),
-        Some("data") => Some(TlsPolicy::Data),
-        Some(other) => {
-            problems.add(
-                "tls.required",
-                format!("unknown policy {other:?}: expected \"none\", \"login\" or \"data\""),
-            );
-            None
-        }
+    let required = match &section.required {
+        None => Some(TlsPolicy::Optional),
+        Some(written) => problems.check("tls.required", tls_policy(written)),
     };
     let min_version = match section.min_version.as_deref().map(str::trim) {
         None | Some("1.2") => Some(MinVersion::Tls12),
@@ -294,6 +298,7 @@ type NamedUsers = Vec<(User, PasswordHash)>;
 
 fn users(
     entries: Vec<UserEntry>,
+    tls_configured: bool,
     config_dir: &Path,
     problems: &mut Problems,
 ) -> (NamedUsers, Option<User>) {
@@ -323,7 +328,7 @@ fn users(
             },
         }
         let hash = password(&prefix, &login, entry.password.as_deref(), problems);
-        let user = user(&prefix, login, entry, config_dir, problems);
+        let user = user(&prefix, login, entry, tls_configured, config_dir, problems);
         if problems.count() > before {
             continue;
         }
@@ -401,9 +406,19 @@ fn user(
     prefix: &str,
     login: Option<String>,
     entry: UserEntry,
+    tls_configured: bool,
     config_dir: &Path,
     problems: &mut Problems,
 ) -> Option<User> {
+    let tls_key = format!("{prefix}.tls_required");
+    let tls_required = match entry.tls_required.as_deref() {
+        None => Some(None),
+        Some(_) if !tls_configured => {
+            problems.add(tls_key, "needs a [tls] section with a certificate");
+            None
+        }
+        Some(written) => problems.check(tls_key, tls_policy(written)).map(Some),
+    };
     let storage = storage(prefix, &entry, config_dir, problems);
     let home_key = format!("{prefix}.home");
     let home = match entry.home.as_deref() {
@@ -416,6 +431,7 @@ fn user(
         home: home?,
         permissions: permissions?,
         storage: storage?,
+        tls_required: tls_required?,
     })
 }
 
@@ -723,6 +739,14 @@ mod tests {
             "already has a rule"
         ));
         assert!(has(&found, "users[1].permissions", "access nothing"));
+    }
+
+    #[test]
+    fn a_per_user_tls_policy_needs_a_tls_section_and_a_known_value() {
+        let found = problems("[[users]]\nstorage = \"memory\"\ntls_required = \"login\"\n");
+        assert!(has(&found, "users[0].tls_required", "[tls]"));
+        assert_eq!(tls_policy(" data "), Ok(TlsPolicy::Data));
+        assert!(tls_policy("always").is_err());
     }
 
     #[test]

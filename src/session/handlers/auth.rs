@@ -5,7 +5,7 @@ use crate::auth::{LoginKind, Password};
 
 impl Session {
     pub(in crate::session) async fn user(&mut self, login: String) -> Handled {
-        self.check_login_protected()?;
+        self.check_login_protected(&login).await?;
         self.logout().await;
         let kind = self.context.users.get_user(&login).await;
         let text = match kind {

@@ -85,14 +85,23 @@ impl Session {
         ))
     }
 
-    /// The policy in force: `None` when TLS is not configured.
-    pub(in crate::session) fn tls_policy(&self) -> Option<TlsPolicy> {
-        self.context.settings.tls.as_ref().map(|tls| tls.required)
+    /// The policy in force: the user's override, else the server's; `None`
+    /// when TLS is not configured.
+    fn tls_policy(&self, user_override: Option<TlsPolicy>) -> Option<TlsPolicy> {
+        let server = self.context.settings.tls.as_ref()?.required;
+        Some(user_override.unwrap_or(server))
     }
 
     /// `USER` before `AUTH TLS` under `required = "login"` or `"data"`.
-    pub(in crate::session) fn check_login_protected(&self) -> Result<(), Reply> {
-        if self.tls.is_none() && self.tls_policy() >= Some(TlsPolicy::Login) {
+    pub(in crate::session) async fn check_login_protected(
+        &mut self,
+        login: &str,
+    ) -> Result<(), Reply> {
+        if self.tls.is_some() {
+            return Ok(());
+        }
+        let user_override = self.context.users.tls_policy(login).await;
+        if self.tls_policy(user_override) >= Some(TlsPolicy::Login) {
             return Err(Reply::new(
                 530,
                 "This server requires TLS: send AUTH TLS before USER",
@@ -104,7 +113,8 @@ impl Session {
     /// A transfer without `PROT P` under `required = "data"`.
     pub(in crate::session) fn check_data_protected(&self) -> Result<(), Reply> {
         let protected = self.tls.as_ref().is_some_and(|t| t.protect_data);
-        if !protected && self.tls_policy() == Some(TlsPolicy::Data) {
+        let user_override = self.logged_in().ok().and_then(|user| user.tls_required);
+        if !protected && self.tls_policy(user_override) == Some(TlsPolicy::Data) {
             // RFC 4217 §9
             return Err(Reply::new(
                 521,
