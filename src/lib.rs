@@ -10,10 +10,12 @@
 pub mod auth;
 pub mod config;
 pub mod data;
+pub mod limits;
 pub mod listing;
 pub mod path;
 pub mod server;
 pub mod session;
 pub mod settings;
 pub mod storage;
+pub mod throttle;
 pub mod tls;

@@ -9,14 +9,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::UserManager;
 use crate::data::PassivePortPool;
+use crate::limits::{Admission, LoginFailures, Refusal, UserSlots};
 use crate::session::Session;
 use crate::settings::Settings;
+use crate::throttle::Bucket;
 use crate::tls::SessionRegistry;
 
 /// What every session of a server shares: settings, users and the passive port pool.
@@ -29,6 +31,33 @@ pub struct ServerContext {
     pub ports: Arc<PassivePortPool>,
     /// TLS sessions of logged-in control connections, for data-connection resumption.
     pub tls_sessions: SessionRegistry,
+    /// The server-wide and per-address connection caps.
+    pub admission: Arc<Admission>,
+    /// Logged-in sessions per user, and the bandwidth buckets they share.
+    pub user_slots: Arc<UserSlots>,
+    /// Failed logins per address.
+    pub login_failures: LoginFailures,
+    /// The server-wide download bucket.
+    pub download: Option<Arc<Bucket>>,
+    /// The server-wide upload bucket.
+    pub upload: Option<Arc<Bucket>>,
+}
+
+impl ServerContext {
+    /// Shared state for a server with these settings and users.
+    pub fn new(settings: Settings, users: Arc<dyn UserManager>) -> Arc<Self> {
+        Arc::new(ServerContext {
+            ports: PassivePortPool::new(settings.passive.ports.clone()),
+            tls_sessions: SessionRegistry::default(),
+            admission: Admission::new(&settings.limits),
+            user_slots: Arc::default(),
+            login_failures: LoginFailures::new(&settings.login),
+            download: settings.limits.download.map(Bucket::new),
+            upload: settings.limits.upload.map(Bucket::new),
+            settings,
+            users,
+        })
+    }
 }
 
 /// A bound control listener and how its connections start.
@@ -65,14 +94,8 @@ pub struct Server {
 impl Server {
     /// A server with these settings and users.
     pub fn new(settings: Settings, users: Arc<dyn UserManager>) -> Self {
-        let ports = PassivePortPool::new(settings.passive.ports.clone());
         Server {
-            context: Arc::new(ServerContext {
-                settings,
-                users,
-                ports,
-                tls_sessions: SessionRegistry::default(),
-            }),
+            context: ServerContext::new(settings, users),
         }
     }
 
@@ -125,6 +148,19 @@ async fn accept_loop(
             Ok(local) => local,
             Err(_) => continue,
         };
+        let admitted = if context.login_failures.is_blocked(peer.ip()) {
+            Err(Refusal::AddressBlocked)
+        } else {
+            context.admission.admit(peer.ip())
+        };
+        let permit = match admitted {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                refuse(&stream, refusal);
+                tracing::info!(%peer, ?refusal, "connection refused");
+                continue;
+            }
+        };
         // Urgent data (ABOR sent with MSG_OOB, as ftplib does) must stay in the stream.
         let sock = socket2::SockRef::from(&stream);
         let _ = sock.set_out_of_band_inline(true);
@@ -137,8 +173,25 @@ async fn accept_loop(
             stop.clone(),
             listener.implicit_tls,
         );
-        sessions.spawn(session.run());
+        sessions.spawn(async move {
+            session.run().await;
+            drop(permit);
+        });
     }
+}
+
+/// Tells a refused client why, without waiting on it: one non-blocking write of
+/// a short line that fits any fresh socket buffer, then the socket is dropped.
+/// (On an implicit-TLS port the client cannot read it; it sees the close.)
+fn refuse(stream: &TcpStream, refusal: Refusal) {
+    let text: &[u8] = match refusal {
+        Refusal::ServerFull => b"421 Too many connections, try again later\r\n",
+        Refusal::AddressFull => b"421 Too many connections from your address\r\n",
+        Refusal::AddressBlocked => {
+            b"421 Too many failed logins from your address, try again later\r\n"
+        }
+    };
+    let _ = stream.try_write(text);
 }
 
 /// Binds every configured control listener: `listen` plain, `[tls]

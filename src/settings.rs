@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::throttle::Rate;
 use crate::tls::TlsSettings;
 
 /// Everything a running server needs besides its users.
@@ -21,6 +22,67 @@ pub struct Settings {
     pub passive: PassiveSettings,
     /// FTPS, when a certificate is configured.
     pub tls: Option<TlsSettings>,
+    /// Connection caps and server-wide bandwidth limits.
+    pub limits: Limits,
+    /// Brute-force protection.
+    pub login: LoginProtection,
+}
+
+/// Connection caps and server-wide bandwidth limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Control connections open at once, server-wide.
+    pub max_connections: usize,
+    /// Control connections open at once from one address.
+    pub max_connections_per_ip: usize,
+    /// All downloads together.
+    pub download: Option<Rate>,
+    /// All uploads together.
+    pub upload: Option<Rate>,
+    /// Each connection's downloads.
+    pub download_per_connection: Option<Rate>,
+    /// Each connection's uploads.
+    pub upload_per_connection: Option<Rate>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 512,
+            max_connections_per_ip: 32,
+            download: None,
+            upload: None,
+            download_per_connection: None,
+            upload_per_connection: None,
+        }
+    }
+}
+
+/// Brute-force protection for `PASS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginProtection {
+    /// How long a failed `PASS` waits before its `530`.
+    pub failure_delay: Duration,
+    /// Failed logins one connection may make before it is closed with `421`.
+    pub max_failures_per_connection: u32,
+    /// Failed logins one address may make within `failure_window` before it is blocked.
+    pub max_failures_per_ip: u32,
+    /// The window over which an address's failures are counted.
+    pub failure_window: Duration,
+    /// How long a blocked address stays blocked.
+    pub block_duration: Duration,
+}
+
+impl Default for LoginProtection {
+    fn default() -> Self {
+        LoginProtection {
+            failure_delay: Duration::from_secs(1),
+            max_failures_per_connection: 3,
+            max_failures_per_ip: 10,
+            failure_window: Duration::from_secs(600),
+            block_duration: Duration::from_secs(900),
+        }
+    }
 }
 
 /// How each control session behaves.
@@ -36,6 +98,12 @@ pub struct SessionSettings {
     pub block_size: usize,
     /// Upload to a temporary file and rename it over the target only on success.
     pub atomic_uploads: bool,
+    /// Close a connection that has not logged in after this long.
+    pub login_timeout: Duration,
+    /// How long a reply may take to be written to the control connection.
+    pub socket_timeout: Duration,
+    /// How long one storage operation may take before it fails with `451`.
+    pub storage_timeout: Duration,
 }
 
 /// Passive-mode data connections.
@@ -55,6 +123,9 @@ impl Default for SessionSettings {
             data_timeout: Duration::from_secs(30),
             block_size: 128 * 1024,
             atomic_uploads: true,
+            login_timeout: Duration::from_secs(60),
+            socket_timeout: Duration::from_secs(30),
+            storage_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -66,6 +137,8 @@ impl Default for Settings {
             session: SessionSettings::default(),
             passive: PassiveSettings::default(),
             tls: None,
+            limits: Limits::default(),
+            login: LoginProtection::default(),
         }
     }
 }

@@ -89,6 +89,8 @@ mod tests {
             permissions: Vec::new(),
             storage: Arc::new(MemoryStorage::new()),
             tls_required: None,
+            max_connections: None,
+            limits: crate::limits::UserLimits::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::limits::UserLimits;
 use crate::path::VirtualPath;
 use crate::storage::Storage;
 use crate::tls::TlsPolicy;
@@ -76,6 +77,10 @@ pub struct User {
     pub storage: Arc<dyn Storage>,
     /// Overrides the server's `[tls] required` policy for this user.
     pub tls_required: Option<TlsPolicy>,
+    /// Sessions this user may have logged in at once; `None`: no cap.
+    pub max_connections: Option<usize>,
+    /// The user's bandwidth limits.
+    pub limits: UserLimits,
 }
 
 impl User {
@@ -153,6 +158,8 @@ mod tests {
                 .collect(),
             storage: Arc::new(MemoryStorage::new()),
             tls_required: None,
+            max_connections: None,
+            limits: UserLimits::default(),
         }
     }
 

@@ -132,7 +132,7 @@ pub fn embedded_default(
             message,
         }])
     })?;
-    let anonymous = User {
+    let mut anonymous = User {
         login: None,
         home: VirtualPath::root(),
         permissions: vec![Permission {
@@ -142,12 +142,16 @@ pub fn embedded_default(
         }],
         storage: Arc::new(storage) as Arc<dyn Storage>,
         tls_required: None,
+        max_connections: None,
+        limits: Default::default(),
     };
+    let settings = Settings {
+        listen: vec![listen.unwrap_or_else(|| SocketAddr::from(EMBEDDED_LISTEN))],
+        ..Settings::default()
+    };
+    validate::bound_storage(&mut anonymous, settings.session.storage_timeout);
     Ok(Loaded {
-        settings: Settings {
-            listen: vec![listen.unwrap_or_else(|| SocketAddr::from(EMBEDDED_LISTEN))],
-            ..Settings::default()
-        },
+        settings,
         users: ConfigUserManager::new(Vec::new(), Some(anonymous)),
     })
 }

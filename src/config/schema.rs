@@ -20,6 +20,8 @@ pub(super) struct FileConfig {
     pub passive: PassiveSection,
     pub tls: Option<TlsSection>,
     #[serde(default)]
+    pub login: LoginSection,
+    #[serde(default)]
     pub users: Vec<UserEntry>,
 }
 
@@ -33,6 +35,26 @@ pub(super) struct ServerSection {
     pub data_timeout: Option<UnitText>,
     pub block_size: Option<UnitText>,
     pub atomic_uploads: Option<bool>,
+    pub login_timeout: Option<UnitText>,
+    pub socket_timeout: Option<UnitText>,
+    pub storage_timeout: Option<UnitText>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_ip: Option<u64>,
+    pub download_limit: Option<UnitText>,
+    pub upload_limit: Option<UnitText>,
+    pub download_limit_per_connection: Option<UnitText>,
+    pub upload_limit_per_connection: Option<UnitText>,
+}
+
+/// `[login]`: brute-force protection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginSection {
+    pub failure_delay: Option<UnitText>,
+    pub max_failures_per_connection: Option<u64>,
+    pub max_failures_per_ip: Option<u64>,
+    pub failure_window: Option<UnitText>,
+    pub block_duration: Option<UnitText>,
 }
 
 /// `[passive]`: passive-mode data connections.
@@ -67,6 +89,11 @@ pub(super) struct UserEntry {
     pub home: Option<String>,
     pub permissions: Option<Vec<PermissionEntry>>,
     pub tls_required: Option<String>,
+    pub max_connections: Option<u64>,
+    pub download_limit: Option<UnitText>,
+    pub upload_limit: Option<UnitText>,
+    pub download_limit_per_connection: Option<UnitText>,
+    pub upload_limit_per_connection: Option<UnitText>,
 }
 
 /// One `{ path = "/", readable = true, writable = false }` rule.

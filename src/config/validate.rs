@@ -12,13 +12,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::schema::{
-    FileConfig, PassiveSection, PermissionEntry, ServerSection, TlsSection, UnitText, UserEntry,
+    FileConfig, LoginSection, PassiveSection, PermissionEntry, ServerSection, TlsSection, UnitText,
+    UserEntry,
 };
 use super::units::{ByteSize, HumanDuration, PortRange};
 use crate::auth::{PasswordHash, Permission, User};
+use crate::limits::UserLimits;
 use crate::path::VirtualPath;
-use crate::settings::{PassiveSettings, SessionSettings, Settings};
-use crate::storage::{FsStorage, MemoryStorage, Storage};
+use crate::settings::{Limits, LoginProtection, PassiveSettings, SessionSettings, Settings};
+use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage};
+use crate::throttle::Rate;
 use crate::tls::{MinVersion, TlsLoadError, TlsPolicy, TlsSettings};
 
 /// Smallest accepted `block_size`: below this, transfers spend their time in syscalls.
@@ -72,13 +75,22 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
     let listen = listen_addresses(&file.server, &mut problems);
     let session = session_settings(&file.server, &mut problems);
     let passive = passive_settings(&file.passive, &mut problems);
+    let limits = limits(&file.server, &mut problems);
+    let login = login_protection(&file.login, &mut problems);
     let tls = file
         .tls
         .as_ref()
         .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
-    let (named, anonymous) = users(file.users, tls.is_some(), config_dir, &mut problems);
+    let (mut named, mut anonymous) = users(file.users, tls.is_some(), config_dir, &mut problems);
     if problems.count() > 0 {
         return Err(problems.0);
+    }
+    let users = named
+        .iter_mut()
+        .map(|(user, _)| user)
+        .chain(anonymous.as_mut());
+    for user in users {
+        bound_storage(user, session.storage_timeout);
     }
     Ok(Built {
         settings: Settings {
@@ -86,6 +98,8 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
             session,
             passive,
             tls,
+            limits,
+            login,
         },
         named,
         anonymous,
@@ -220,6 +234,12 @@ fn session_settings(server: &ServerSection, problems: &mut Problems) -> SessionS
     };
     let idle_timeout = timeout("server.idle_timeout", &server.idle_timeout, problems)
         .unwrap_or(defaults.idle_timeout);
+    let login_timeout = timeout("server.login_timeout", &server.login_timeout, problems)
+        .unwrap_or(defaults.login_timeout);
+    let socket_timeout = timeout("server.socket_timeout", &server.socket_timeout, problems)
+        .unwrap_or(defaults.socket_timeout);
+    let storage_timeout = timeout("server.storage_timeout", &server.storage_timeout, problems)
+        .unwrap_or(defaults.storage_timeout);
     let data_timeout = timeout("server.data_timeout", &server.data_timeout, problems)
         .unwrap_or(defaults.data_timeout);
     let block_size = block_size(&server.block_size, problems).unwrap_or(defaults.block_size);
@@ -229,7 +249,87 @@ fn session_settings(server: &ServerSection, problems: &mut Problems) -> SessionS
         data_timeout,
         block_size,
         atomic_uploads: server.atomic_uploads.unwrap_or(defaults.atomic_uploads),
+        login_timeout,
+        socket_timeout,
+        storage_timeout,
     }
+}
+
+/// `[server]` caps and bandwidth limits.
+fn limits(server: &ServerSection, problems: &mut Problems) -> Limits {
+    let defaults = Limits::default();
+    Limits {
+        max_connections: count("server.max_connections", server.max_connections, problems)
+            .unwrap_or(defaults.max_connections),
+        max_connections_per_ip: count(
+            "server.max_connections_per_ip",
+            server.max_connections_per_ip,
+            problems,
+        )
+        .unwrap_or(defaults.max_connections_per_ip),
+        download: rate("server.download_limit", &server.download_limit, problems),
+        upload: rate("server.upload_limit", &server.upload_limit, problems),
+        download_per_connection: rate(
+            "server.download_limit_per_connection",
+            &server.download_limit_per_connection,
+            problems,
+        ),
+        upload_per_connection: rate(
+            "server.upload_limit_per_connection",
+            &server.upload_limit_per_connection,
+            problems,
+        ),
+    }
+}
+
+/// `[login]`.
+fn login_protection(login: &LoginSection, problems: &mut Problems) -> LoginProtection {
+    let defaults = LoginProtection::default();
+    let failures = |key: &str, written: Option<u64>, problems: &mut Problems| {
+        count(key, written, problems).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    LoginProtection {
+        failure_delay: match &login.failure_delay {
+            // Zero is allowed here: it turns the delay off.
+            Some(written) => problems
+                .check("login.failure_delay", parse::<HumanDuration>(written))
+                .map_or(defaults.failure_delay, |d| d.0),
+            None => defaults.failure_delay,
+        },
+        max_failures_per_connection: failures(
+            "login.max_failures_per_connection",
+            login.max_failures_per_connection,
+            problems,
+        )
+        .unwrap_or(defaults.max_failures_per_connection),
+        max_failures_per_ip: failures(
+            "login.max_failures_per_ip",
+            login.max_failures_per_ip,
+            problems,
+        )
+        .unwrap_or(defaults.max_failures_per_ip),
+        failure_window: timeout("login.failure_window", &login.failure_window, problems)
+            .unwrap_or(defaults.failure_window),
+        block_duration: timeout("login.block_duration", &login.block_duration, problems)
+            .unwrap_or(defaults.block_duration),
+    }
+}
+
+/// A count that must be at least 1.
+fn count(key: &str, written: Option<u64>, problems: &mut Problems) -> Option<usize> {
+    match written? {
+        0 => {
+            problems.add(key, "must be at least 1");
+            None
+        }
+        n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
+
+/// A bandwidth limit in bytes per second (`"2MiB"`); omitted or 0 means none.
+fn rate(key: &str, written: &Option<UnitText>, problems: &mut Problems) -> Option<Rate> {
+    let size = problems.check(key, parse::<ByteSize>(written.as_ref()?))?;
+    Rate::new(size.0)
 }
 
 /// A written block size, if present and within bounds.
@@ -432,6 +532,33 @@ fn user(
         permissions: permissions?,
         storage: storage?,
         tls_required: tls_required?,
+        max_connections: count(
+            &format!("{prefix}.max_connections"),
+            entry.max_connections,
+            problems,
+        ),
+        limits: UserLimits {
+            download: rate(
+                &format!("{prefix}.download_limit"),
+                &entry.download_limit,
+                problems,
+            ),
+            upload: rate(
+                &format!("{prefix}.upload_limit"),
+                &entry.upload_limit,
+                problems,
+            ),
+            download_per_connection: rate(
+                &format!("{prefix}.download_limit_per_connection"),
+                &entry.download_limit_per_connection,
+                problems,
+            ),
+            upload_per_connection: rate(
+                &format!("{prefix}.upload_limit_per_connection"),
+                &entry.upload_limit_per_connection,
+                problems,
+            ),
+        },
     })
 }
 
@@ -479,6 +606,11 @@ fn storage(
             None
         }
     }
+}
+
+/// Puts `server.storage_timeout` around every operation on the user's storage.
+pub(super) fn bound_storage(user: &mut User, limit: std::time::Duration) {
+    user.storage = Arc::new(TimedStorage::new(user.storage.clone(), limit));
 }
 
 /// Opens an fs storage at `written`, relative paths taken from `config_dir`.

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::ascii::{FromNetwork, ToNetwork};
 use crate::storage::{ReadStream, StorageError, Upload};
+use crate::throttle::Throttle;
 
 /// Why a transfer did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,17 @@ pub enum TransferError {
     SessionNotResumed,
 }
 
+/// How a transfer moves: buffer size, stall timeout and bandwidth limits.
+#[derive(Clone, Debug)]
+pub struct TransferLimits {
+    /// Bytes read or written at a time.
+    pub block_size: usize,
+    /// No byte moving on the data connection for this long fails the transfer.
+    pub stall: Duration,
+    /// The bandwidth limits for this transfer's direction.
+    pub throttle: Throttle,
+}
+
 async fn network<T>(
     stall: Duration,
     op: impl Future<Output = io::Result<T>>,
@@ -47,11 +59,11 @@ async fn network<T>(
 pub async fn send_file<W: AsyncWrite + Unpin>(
     mut file: ReadStream,
     data: &mut W,
-    block_size: usize,
     ascii: bool,
-    stall: Duration,
+    limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
-    let mut buf = vec![0u8; block_size];
+    let stall = limits.stall;
+    let mut buf = vec![0u8; limits.block_size];
     let mut converted = Vec::new();
     let mut conv = ToNetwork::default();
     let mut total = 0u64;
@@ -68,6 +80,7 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
         } else {
             &buf[..n]
         };
+        limits.throttle.take(out.len()).await;
         network(stall, data.write_all(out)).await?;
     }
     network(stall, data.flush()).await?;
@@ -81,11 +94,11 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
 pub async fn receive_file<R: AsyncRead + Unpin>(
     data: &mut R,
     mut upload: Box<dyn Upload>,
-    block_size: usize,
     ascii: bool,
-    stall: Duration,
+    limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
-    let mut buf = vec![0u8; block_size];
+    let stall = limits.stall;
+    let mut buf = vec![0u8; limits.block_size];
     let mut converted = Vec::new();
     let mut conv = FromNetwork::default();
     let mut total = 0u64;
@@ -94,6 +107,8 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
         if n == 0 {
             break;
         }
+        // Pausing before the next read lets TCP flow control slow the sender down.
+        limits.throttle.take(n).await;
         let out = if ascii {
             converted.clear();
             conv.convert(&buf[..n], &mut converted);
@@ -123,24 +138,26 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
 pub async fn send_lines<W, S>(
     lines: S,
     data: &mut W,
-    block_size: usize,
-    stall: Duration,
+    limits: &TransferLimits,
 ) -> Result<u64, TransferError>
 where
     W: AsyncWrite + Unpin,
     S: Stream<Item = Result<String, StorageError>>,
 {
+    let stall = limits.stall;
     let mut lines = std::pin::pin!(lines);
-    let mut buf = Vec::with_capacity(block_size.min(64 * 1024));
+    let mut buf = Vec::with_capacity(limits.block_size.min(64 * 1024));
     let mut total = 0u64;
     while let Some(line) = lines.next().await {
         buf.extend_from_slice(line?.as_bytes());
         if buf.len() >= buf.capacity() / 2 {
+            limits.throttle.take(buf.len()).await;
             network(stall, data.write_all(&buf)).await?;
             total += buf.len() as u64;
             buf.clear();
         }
     }
+    limits.throttle.take(buf.len()).await;
     network(stall, data.write_all(&buf)).await?;
     total += buf.len() as u64;
     network(stall, data.flush()).await?;

@@ -16,15 +16,18 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::User;
 use crate::data::PassiveListener;
 use crate::data::TransferError;
+use crate::limits::UserSlot;
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
 use crate::server::ServerContext;
+use crate::throttle::Bucket;
 use crate::tls::SessionStore;
 
 pub use command::{
@@ -104,7 +107,7 @@ enum Action {
     /// Send this reply and close the connection.
     Close(Reply),
     /// A transfer has started; its replies come when it progresses.
-    Transfer(Transfer),
+    Transfer(Box<Transfer>),
     /// Send this reply (234), then run a TLS handshake on the control connection.
     StartTls(Reply),
 }
@@ -141,6 +144,14 @@ pub struct Session {
     tls: Option<ControlTls>,
     /// The connection came in on an implicit-TLS listener.
     implicit_tls: bool,
+    /// When the connection was accepted, for the login timeout.
+    connected_at: Instant,
+    /// Failed `PASS` attempts on this connection.
+    failed_logins: u32,
+    /// The logged-in user's place among its sessions, with its shared buckets.
+    user_slot: Option<UserSlot>,
+    /// This connection's own (download, upload) buckets, set at login.
+    connection_buckets: (Option<Arc<Bucket>>, Option<Arc<Bucket>>),
 }
 
 impl Session {
@@ -165,6 +176,10 @@ impl Session {
             long_lines: 0,
             tls: None,
             implicit_tls,
+            connected_at: Instant::now(),
+            failed_logins: 0,
+            user_slot: None,
+            connection_buckets: (None, None),
         }
     }
 
@@ -215,8 +230,12 @@ impl Session {
                 Event::Line(Ok(Line::Closed)) | Event::Line(Err(_)) => false,
                 Event::Transfer(event) => self.on_transfer_event(event).await,
                 Event::IdleTimeout => {
-                    self.close(Reply::new(421, "Idle timeout, closing control connection"))
-                        .await;
+                    let text = if matches!(self.state.login, LoginState::LoggedIn(_)) {
+                        "Idle timeout, closing control connection"
+                    } else {
+                        "Login timeout, closing control connection"
+                    };
+                    self.close(Reply::new(421, text)).await;
                     false
                 }
                 Event::Shutdown => {
@@ -244,9 +263,15 @@ impl Session {
                 }
             }
             None => {
-                let idle = self.context.settings.session.idle_timeout;
+                let session = &self.context.settings.session;
+                let idle = Instant::now() + session.idle_timeout;
+                let deadline = if matches!(self.state.login, LoginState::LoggedIn(_)) {
+                    idle
+                } else {
+                    idle.min(self.connected_at + session.login_timeout)
+                };
                 tokio::select! {
-                    line = tokio::time::timeout(idle, self.control.read_line()) => {
+                    line = tokio::time::timeout_at(deadline, self.control.read_line()) => {
                         line.map_or(Event::IdleTimeout, Event::Line)
                     }
                     () = self.stop.cancelled() => Event::Shutdown,
@@ -282,7 +307,7 @@ impl Session {
                 false
             }
             Action::Transfer(transfer) => {
-                self.transfer = Some(transfer);
+                self.transfer = Some(*transfer);
                 true
             }
             Action::StartTls(reply) => {
@@ -427,10 +452,15 @@ impl Session {
         );
     }
 
-    /// Sends a reply; `false` if the client is gone.
+    /// Sends a reply; `false` if the client is gone or does not take it
+    /// within the socket timeout.
     async fn send(&mut self, reply: Reply) -> bool {
         tracing::debug!(code = reply.code(), "reply");
-        self.control.send(&reply).await.is_ok()
+        let limit = self.context.settings.session.socket_timeout;
+        matches!(
+            tokio::time::timeout(limit, self.control.send(&reply)).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn close(&mut self, reply: Reply) {

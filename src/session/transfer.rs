@@ -13,7 +13,7 @@ use rustls::HandshakeKind;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::data::{receive_file, send_file, send_lines, DataStream, TransferError};
+use crate::data::{receive_file, send_file, send_lines, DataStream, TransferError, TransferLimits};
 use crate::path::VirtualPath;
 use crate::storage::{ReadStream, StorageError, Upload};
 use crate::tls::TlsSettings;
@@ -57,8 +57,7 @@ pub(super) struct Transfer {
     /// The text of the 150 reply sent once connected.
     pub opening: String,
     started: Instant,
-    block_size: usize,
-    stall: Duration,
+    limits: TransferLimits,
     protection: Option<DataProtection>,
 }
 
@@ -92,7 +91,7 @@ impl Transfer {
         verb: &'static str,
         path: VirtualPath,
         opening: String,
-        (block_size, stall): (usize, Duration),
+        limits: TransferLimits,
         protection: Option<DataProtection>,
     ) -> Self {
         Transfer {
@@ -104,8 +103,7 @@ impl Transfer {
             path,
             opening,
             started: Instant::now(),
-            block_size,
-            stall,
+            limits,
             protection,
         }
     }
@@ -137,7 +135,7 @@ impl Transfer {
             return;
         };
         let Some(job) = job.take() else { return };
-        let (block, stall) = (self.block_size, self.stall);
+        let limits = self.limits.clone();
         let protection = self.protection.take();
         self.stage = Stage::Running(Box::pin(async move {
             // The 150 reply has gone out: clients such as lftp wait for it
@@ -147,13 +145,11 @@ impl Transfer {
                 None => DataStream::Plain(tcp),
             };
             match job {
-                Job::Send { file, ascii } => {
-                    send_file(file, &mut stream, block, ascii, stall).await
-                }
+                Job::Send { file, ascii } => send_file(file, &mut stream, ascii, &limits).await,
                 Job::Receive { upload, ascii } => {
-                    receive_file(&mut stream, upload, block, ascii, stall).await
+                    receive_file(&mut stream, upload, ascii, &limits).await
                 }
-                Job::Lines(lines) => send_lines(lines, &mut stream, block, stall).await,
+                Job::Lines(lines) => send_lines(lines, &mut stream, &limits).await,
             }
         }));
     }

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod memory;
 #[cfg(test)]
 mod test_support;
+pub mod timed;
 
 use std::io;
 use std::pin::Pin;
@@ -23,6 +24,7 @@ use crate::path::VirtualPath;
 
 pub use fs::FsStorage;
 pub use memory::MemoryStorage;
+pub use timed::TimedStorage;
 
 /// What kind of object a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +132,9 @@ pub enum StorageError {
     /// This backend does not implement the operation.
     #[error("operation not supported by this storage")]
     Unsupported,
+    /// The operation took longer than the storage timeout.
+    #[error("storage operation timed out")]
+    TimedOut,
     /// Any other I/O failure; the cause is logged, never sent to the client.
     #[error("{0}")]
     Io(io::Error),

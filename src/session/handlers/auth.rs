@@ -2,6 +2,7 @@
 
 use super::super::{Action, Handled, LoginState, Reply, Session, State};
 use crate::auth::{LoginKind, Password};
+use crate::throttle::{Bucket, Rate};
 
 impl Session {
     pub(in crate::session) async fn user(&mut self, login: String) -> Handled {
@@ -28,7 +29,29 @@ impl Session {
         let password = Password::new(password);
         match self.context.users.authenticate(&login, &password).await {
             Some(user) => {
+                let Some(slot) = self.context.user_slots.claim(&user) else {
+                    tracing::warn!(peer = %self.peer, user = user.display_name(), "login refused: user at max_connections");
+                    return Err(Reply::new(
+                        530,
+                        "Too many sessions for this user, try again later",
+                    ));
+                };
                 tracing::info!(peer = %self.peer, user = user.display_name(), tls = self.tls.is_some(), "login ok");
+                let limits = &self.context.settings.limits;
+                let per_connection = |server: Option<Rate>, user: Option<Rate>| {
+                    server.into_iter().chain(user).min().map(Bucket::new)
+                };
+                self.connection_buckets = (
+                    per_connection(
+                        limits.download_per_connection,
+                        user.limits.download_per_connection,
+                    ),
+                    per_connection(
+                        limits.upload_per_connection,
+                        user.limits.upload_per_connection,
+                    ),
+                );
+                self.user_slot = Some(slot);
                 if let Some(tls) = &self.tls {
                     self.context.tls_sessions.register(
                         user.display_name(),
@@ -40,11 +63,38 @@ impl Session {
                 self.state.login = LoginState::LoggedIn(user);
                 Ok(Reply::new(230, "Login successful").into())
             }
-            None => {
-                tracing::warn!(peer = %self.peer, login = %login.escape_debug(), "login failed");
-                Err(Reply::new(530, "Login incorrect"))
-            }
+            None => self.login_failed(&login).await,
         }
+    }
+
+    /// A failed `PASS`: logged for fail2ban, counted against the connection
+    /// and the address, answered only after the failure delay.
+    async fn login_failed(&mut self, login: &str) -> Handled {
+        let ip = self.peer.ip().to_canonical();
+        // One line per failure, address first and the client-chosen login last and
+        // escaped, so packaging/fail2ban/aioftpd.conf can match it.
+        tracing::warn!(
+            "login failed from {ip} [aioftpd-auth-failure] login=\"{}\"",
+            login.escape_debug()
+        );
+        let blocked = self.context.login_failures.record_failure(ip);
+        self.failed_logins += 1;
+        let protection = &self.context.settings.login;
+        tokio::time::sleep(protection.failure_delay).await;
+        if blocked {
+            tracing::warn!("address {ip} blocked after too many failed logins");
+            return Ok(Action::Close(Reply::new(
+                421,
+                "Too many failed logins from your address, try again later",
+            )));
+        }
+        if self.failed_logins >= protection.max_failures_per_connection {
+            return Ok(Action::Close(Reply::new(
+                421,
+                "Too many failed logins, closing connection",
+            )));
+        }
+        Err(Reply::new(530, "Login incorrect"))
     }
 
     pub(in crate::session) async fn rein(&mut self) -> Handled {
@@ -54,6 +104,8 @@ impl Session {
     }
 
     async fn logout(&mut self) {
+        self.user_slot = None;
+        self.connection_buckets = (None, None);
         if let LoginState::LoggedIn(user) =
             std::mem::replace(&mut self.state.login, LoginState::NeedUser)
         {

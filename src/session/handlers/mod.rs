@@ -59,6 +59,7 @@ impl From<StorageError> for Reply {
             StorageError::InvalidName => Reply::new(553, "File name not allowed"),
             StorageError::StorageFull => Reply::new(452, "Insufficient storage space"),
             StorageError::Unsupported => Reply::new(502, "Operation not supported by this storage"),
+            StorageError::TimedOut => Reply::new(451, "Storage operation timed out"),
             StorageError::Io(err) => {
                 tracing::warn!(%err, "storage error");
                 Reply::new(451, "Local error in processing")

@@ -10,9 +10,10 @@ use tokio::net::TcpStream;
 use super::super::transfer::{DataProtection, Job, Transfer};
 use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
-use crate::data::connect_active;
+use crate::data::{connect_active, TransferLimits};
 use crate::path::VirtualPath;
 use crate::storage::{FileKind, StorageError, Upload, WriteMode};
+use crate::throttle::Throttle;
 
 /// How many names STOU tries before giving up.
 const STOU_ATTEMPTS: u32 = 100;
@@ -139,13 +140,38 @@ impl Session {
             };
         let protection = self.data_protection(matches!(job, Job::Receive { .. }));
         let session = &self.context.settings.session;
-        let limits = (session.block_size, session.data_timeout);
+        let upload = matches!(job, Job::Receive { .. });
+        let limits = TransferLimits {
+            block_size: session.block_size,
+            stall: session.data_timeout,
+            throttle: self.throttle(upload),
+        };
         let transfer = Transfer::new(tcp, job, verb, path, opening.to_owned(), limits, protection);
-        Ok(Action::Transfer(transfer))
+        Ok(Action::Transfer(Box::new(transfer)))
     }
 }
 
 impl Session {
+    /// Every bandwidth limit on this transfer's direction: the server's, the
+    /// user's (shared by its sessions) and this connection's.
+    fn throttle(&self, upload: bool) -> Throttle {
+        let slot = self.user_slot.as_ref();
+        let (connection_down, connection_up) = &self.connection_buckets;
+        if upload {
+            Throttle::new([
+                self.context.upload.clone(),
+                slot.and_then(|s| s.upload.clone()),
+                connection_up.clone(),
+            ])
+        } else {
+            Throttle::new([
+                self.context.download.clone(),
+                slot.and_then(|s| s.download.clone()),
+                connection_down.clone(),
+            ])
+        }
+    }
+
     /// With `PROT P`, the TLS settings and an acceptor that resumes only this
     /// control connection's sessions (or those of the same user's sibling
     /// connections from the same address).

@@ -1,0 +1,352 @@
+//! Connection caps and login-failure accounting, as RAII permits: a slot is
+//! taken when a connection (or login) is admitted and given back the moment
+//! its guard is dropped, however the session ends.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::auth::User;
+use crate::settings::{Limits, LoginProtection};
+use crate::throttle::{Bucket, Rate};
+
+/// Entries kept in the per-IP failure table before expired ones are swept.
+const FAILURE_TABLE_SWEEP: usize = 4096;
+
+/// Why a connection was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` reached.
+    ServerFull,
+    /// `max_connections_per_ip` reached for this address.
+    AddressFull,
+    /// The address failed to log in too often and is blocked for now.
+    AddressBlocked,
+}
+
+/// Admission of control connections: the server-wide and per-address caps.
+#[derive(Debug)]
+pub struct Admission {
+    global: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
+}
+
+/// A control connection's place; returned when dropped.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    _global: OwnedSemaphorePermit,
+    ip: IpAddr,
+    admission: Arc<Admission>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .admission
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Admission {
+    /// Caps from the settings.
+    pub fn new(limits: &Limits) -> Arc<Self> {
+        Arc::new(Admission {
+            global: Arc::new(Semaphore::new(limits.max_connections)),
+            per_ip: Mutex::new(HashMap::new()),
+            max_per_ip: limits.max_connections_per_ip,
+        })
+    }
+
+    /// Takes a place for a connection from `ip`, or says why there is none.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        let ip = ip.to_canonical();
+        let global = self
+            .global
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::ServerFull)?;
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            return Err(Refusal::AddressFull);
+        }
+        *count += 1;
+        Ok(ConnectionPermit {
+            _global: global,
+            ip,
+            admission: self.clone(),
+        })
+    }
+
+    /// Connections open now, for status lines.
+    pub fn open(&self) -> usize {
+        self.per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .sum()
+    }
+}
+
+/// What all sessions of one user share: a count and the user's bandwidth buckets.
+#[derive(Debug)]
+struct UserShare {
+    sessions: usize,
+    download: Option<Arc<Bucket>>,
+    upload: Option<Arc<Bucket>>,
+}
+
+/// Logged-in sessions per user, with the buckets they share.
+#[derive(Debug, Default)]
+pub struct UserSlots {
+    users: Mutex<HashMap<String, UserShare>>,
+}
+
+/// A logged-in session's place among its user's sessions; returned when dropped.
+#[derive(Debug)]
+pub struct UserSlot {
+    slots: Arc<UserSlots>,
+    name: String,
+    /// The user's download bucket, shared by all its sessions.
+    pub download: Option<Arc<Bucket>>,
+    /// The user's upload bucket, shared by all its sessions.
+    pub upload: Option<Arc<Bucket>>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut users = self
+            .slots
+            .users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(share) = users.get_mut(&self.name) {
+            share.sessions -= 1;
+            if share.sessions == 0 {
+                users.remove(&self.name);
+            }
+        }
+    }
+}
+
+impl UserSlots {
+    /// A place for one more session of `user`, or `None` at its `max_connections`.
+    pub fn claim(self: &Arc<Self>, user: &User) -> Option<UserSlot> {
+        let name = user.display_name().to_owned();
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let share = users.entry(name.clone()).or_insert_with(|| UserShare {
+            sessions: 0,
+            download: user.limits.download.map(Bucket::new),
+            upload: user.limits.upload.map(Bucket::new),
+        });
+        if user
+            .max_connections
+            .is_some_and(|max| share.sessions >= max)
+        {
+            if share.sessions == 0 {
+                users.remove(&name);
+            }
+            return None;
+        }
+        share.sessions += 1;
+        Some(UserSlot {
+            slots: self.clone(),
+            download: share.download.clone(),
+            upload: share.upload.clone(),
+            name,
+        })
+    }
+}
+
+/// Bandwidth limits of one user (aioftp's `User(read_speed_limit, ...)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserLimits {
+    /// All of the user's downloads together.
+    pub download: Option<Rate>,
+    /// All of the user's uploads together.
+    pub upload: Option<Rate>,
+    /// Each of the user's connections' downloads.
+    pub download_per_connection: Option<Rate>,
+    /// Each of the user's connections' uploads.
+    pub upload_per_connection: Option<Rate>,
+}
+
+#[derive(Debug, Default)]
+struct FailureRecord {
+    failures: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+/// Failed logins per address over a sliding window; too many block the address.
+#[derive(Debug)]
+pub struct LoginFailures {
+    table: Mutex<HashMap<IpAddr, FailureRecord>>,
+    max_failures: u32,
+    window: Duration,
+    block: Duration,
+}
+
+impl LoginFailures {
+    /// Accounting by the settings' per-address budget.
+    pub fn new(protection: &LoginProtection) -> Self {
+        LoginFailures {
+            table: Mutex::new(HashMap::new()),
+            max_failures: protection.max_failures_per_ip,
+            window: protection.failure_window,
+            block: protection.block_duration,
+        }
+    }
+
+    /// Whether `ip` is blocked now.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        table
+            .get(&ip.to_canonical())
+            .and_then(|r| r.blocked_until)
+            .is_some_and(|until| until > now)
+    }
+
+    /// Counts a failure for `ip`; `true` if that used up its budget (it is now blocked).
+    pub fn record_failure(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if table.len() >= FAILURE_TABLE_SWEEP {
+            let window = self.window;
+            table.retain(|_, r| {
+                r.blocked_until.is_some_and(|until| until > now)
+                    || r.failures
+                        .back()
+                        .is_some_and(|&t| now.duration_since(t) < window)
+            });
+        }
+        let record = table.entry(ip.to_canonical()).or_default();
+        while record
+            .failures
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= self.window)
+        {
+            record.failures.pop_front();
+        }
+        record.failures.push_back(now);
+        if record.failures.len() >= self.max_failures as usize {
+            record.failures.clear();
+            record.blocked_until = Some(now + self.block);
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::VirtualPath;
+    use crate::storage::MemoryStorage;
+
+    fn limits(max: usize, per_ip: usize) -> Limits {
+        Limits {
+            max_connections: max,
+            max_connections_per_ip: per_ip,
+            ..Limits::default()
+        }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_server_cap_and_the_address_cap_hold_and_slots_come_back() {
+        let admission = Admission::new(&limits(3, 2));
+        let a1 = admission.admit(ip("10.0.0.1")).unwrap();
+        let _a2 = admission.admit(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            admission.admit(ip("10.0.0.1")).unwrap_err(),
+            Refusal::AddressFull
+        );
+        let _b1 = admission.admit(ip("10.0.0.2")).unwrap();
+        assert_eq!(
+            admission.admit(ip("10.0.0.3")).unwrap_err(),
+            Refusal::ServerFull
+        );
+        drop(a1);
+        assert_eq!(admission.open(), 2);
+        assert!(
+            admission.admit(ip("::ffff:10.0.0.1")).is_ok(),
+            "mapped IPv4 counts as IPv4"
+        );
+    }
+
+    fn user(max_connections: Option<usize>) -> User {
+        User {
+            login: Some("alice".into()),
+            home: VirtualPath::root(),
+            permissions: Vec::new(),
+            storage: Arc::new(MemoryStorage::new()),
+            tls_required: None,
+            max_connections,
+            limits: UserLimits {
+                download: Rate::new(1000),
+                ..UserLimits::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_users_sessions_share_one_bucket_up_to_its_cap() {
+        let slots = Arc::new(UserSlots::default());
+        let alice = user(Some(2));
+        let first = slots.claim(&alice).unwrap();
+        let second = slots.claim(&alice).unwrap();
+        assert!(slots.claim(&alice).is_none());
+        let (a, b) = (
+            first.download.clone().unwrap(),
+            second.download.clone().unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a, &b));
+        drop(first);
+        drop(second);
+        let again = slots.claim(&alice).unwrap();
+        assert!(
+            !Arc::ptr_eq(&again.download.clone().unwrap(), &a),
+            "a fresh share after all left"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_over_its_failure_budget_is_blocked_for_a_while() {
+        let failures = LoginFailures::new(&LoginProtection {
+            max_failures_per_ip: 3,
+            failure_window: Duration::from_secs(60),
+            block_duration: Duration::from_secs(600),
+            ..LoginProtection::default()
+        });
+        let bad = ip("192.0.2.9");
+        assert!(!failures.record_failure(bad));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(
+            !failures.record_failure(bad),
+            "the first failure left the window"
+        );
+        assert!(!failures.record_failure(bad));
+        assert!(failures.record_failure(bad));
+        assert!(failures.is_blocked(bad));
+        assert!(!failures.is_blocked(ip("192.0.2.10")));
+        tokio::time::advance(Duration::from_secs(601)).await;
+        assert!(!failures.is_blocked(bad));
+    }
+}
