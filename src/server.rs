@@ -172,11 +172,9 @@ async fn accept_loop(
             context.clone(),
             stop.clone(),
             listener.implicit_tls,
-        );
-        sessions.spawn(async move {
-            session.run().await;
-            drop(permit);
-        });
+        )
+        .with_permit(permit);
+        sessions.spawn(session.run());
     }
 }
 

@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::auth::User;
 use crate::data::PassiveListener;
 use crate::data::TransferError;
-use crate::limits::UserSlot;
+use crate::limits::{ConnectionPermit, UserSlot};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
 use crate::server::ServerContext;
@@ -152,6 +152,8 @@ pub struct Session {
     user_slot: Option<UserSlot>,
     /// This connection's own (download, upload) buckets, set at login.
     connection_buckets: (Option<Arc<Bucket>>, Option<Arc<Bucket>>),
+    /// The connection's place under the server and address caps.
+    permit: Option<ConnectionPermit>,
 }
 
 impl Session {
@@ -180,7 +182,14 @@ impl Session {
             failed_logins: 0,
             user_slot: None,
             connection_buckets: (None, None),
+            permit: None,
         }
+    }
+
+    /// Holds `permit` for as long as the session runs (or until it says goodbye).
+    pub fn with_permit(mut self, permit: ConnectionPermit) -> Self {
+        self.permit = Some(permit);
+        self
     }
 
     /// Runs the session to its end; never panics on client input.
@@ -464,6 +473,10 @@ impl Session {
     }
 
     async fn close(&mut self, reply: Reply) {
+        // Slots come back before the goodbye, so a client that reconnects the
+        // moment it reads it finds them free.
+        self.user_slot = None;
+        self.permit = None;
         self.send(reply).await;
         let _ = self.control.shutdown().await;
     }

@@ -3,6 +3,7 @@
 mod cli;
 mod clients;
 mod file_ops;
+mod limits;
 mod listings;
 mod login;
 mod protocol;

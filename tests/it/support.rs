@@ -285,7 +285,7 @@ impl RawClient {
     }
 }
 
-fn read_reply(reader: &mut BufReader<TcpStream>) -> Option<Reply> {
+pub(crate) fn read_reply(reader: &mut BufReader<TcpStream>) -> Option<Reply> {
     let mut lines: Vec<String> = Vec::new();
     loop {
         let mut line = String::new();
