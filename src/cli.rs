@@ -33,6 +33,15 @@ pub enum Command {
     /// Reads the password without echo from a terminal, or the first line of
     /// standard input otherwise.
     HashPassword,
+    /// Print the man page (roff) to standard output, for packaging.
+    #[command(hide = true)]
+    Man,
+    /// Print a shell completion script to standard output, for packaging.
+    #[command(hide = true)]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use futures::StreamExt;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
@@ -27,6 +27,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { config }) => check_config(&config),
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::Man) => man_page(),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "aioftpd", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
@@ -41,6 +46,16 @@ fn check_config(path: &Path) -> ExitCode {
         Err(err) => {
             eprintln!("{err}");
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn man_page() -> ExitCode {
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cannot write the man page: {err}");
+            ExitCode::FAILURE
         }
     }
 }
