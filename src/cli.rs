@@ -61,4 +61,15 @@ pub struct RunArgs {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive list (default: info; RUST_LOG also works).
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+    /// Log format: human-readable text (default; without timestamps under
+    /// systemd's journal, which adds its own), or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::auth::User;
@@ -31,30 +30,32 @@ pub enum Refusal {
 /// Admission of control connections: the server-wide and per-address caps.
 #[derive(Debug)]
 pub struct Admission {
-    global: Arc<Semaphore>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    state: Mutex<AdmissionState>,
+}
+
+#[derive(Debug)]
+struct AdmissionState {
+    open: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    max: usize,
     max_per_ip: usize,
 }
 
 /// A control connection's place; returned when dropped.
 #[derive(Debug)]
 pub struct ConnectionPermit {
-    _global: OwnedSemaphorePermit,
     ip: IpAddr,
     admission: Arc<Admission>,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        let mut per_ip = self
-            .admission
-            .per_ip
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = per_ip.get_mut(&self.ip) {
+        let mut state = self.admission.lock();
+        state.open -= 1;
+        if let Some(count) = state.per_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                per_ip.remove(&self.ip);
+                state.per_ip.remove(&self.ip);
             }
         }
     }
@@ -64,28 +65,41 @@ impl Admission {
     /// Caps from the settings.
     pub fn new(limits: &Limits) -> Arc<Self> {
         Arc::new(Admission {
-            global: Arc::new(Semaphore::new(limits.max_connections)),
-            per_ip: Mutex::new(HashMap::new()),
-            max_per_ip: limits.max_connections_per_ip,
+            state: Mutex::new(AdmissionState {
+                open: 0,
+                per_ip: HashMap::new(),
+                max: limits.max_connections,
+                max_per_ip: limits.max_connections_per_ip,
+            }),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AdmissionState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// New caps (on reload); connections already open keep their places.
+    pub fn set_limits(&self, limits: &Limits) {
+        let mut state = self.lock();
+        state.max = limits.max_connections;
+        state.max_per_ip = limits.max_connections_per_ip;
     }
 
     /// Takes a place for a connection from `ip`, or says why there is none.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
         let ip = ip.to_canonical();
-        let global = self
-            .global
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Refusal::ServerFull)?;
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
+        let mut state = self.lock();
+        if state.open >= state.max {
+            return Err(Refusal::ServerFull);
+        }
+        let max_per_ip = state.max_per_ip;
+        let count = state.per_ip.entry(ip).or_insert(0);
+        if *count >= max_per_ip {
             return Err(Refusal::AddressFull);
         }
         *count += 1;
+        state.open += 1;
         Ok(ConnectionPermit {
-            _global: global,
             ip,
             admission: self.clone(),
         })
@@ -93,11 +107,7 @@ impl Admission {
 
     /// Connections open now, for status lines.
     pub fn open(&self) -> usize {
-        self.per_ip
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .sum()
+        self.lock().open
     }
 }
 
@@ -193,7 +203,12 @@ struct FailureRecord {
 /// Failed logins per address over a sliding window; too many block the address.
 #[derive(Debug)]
 pub struct LoginFailures {
-    table: Mutex<HashMap<IpAddr, FailureRecord>>,
+    table: Mutex<FailureTable>,
+}
+
+#[derive(Debug)]
+struct FailureTable {
+    records: HashMap<IpAddr, FailureRecord>,
     max_failures: u32,
     window: Duration,
     block: Duration,
@@ -203,11 +218,21 @@ impl LoginFailures {
     /// Accounting by the settings' per-address budget.
     pub fn new(protection: &LoginProtection) -> Self {
         LoginFailures {
-            table: Mutex::new(HashMap::new()),
-            max_failures: protection.max_failures_per_ip,
-            window: protection.failure_window,
-            block: protection.block_duration,
+            table: Mutex::new(FailureTable {
+                records: HashMap::new(),
+                max_failures: protection.max_failures_per_ip,
+                window: protection.failure_window,
+                block: protection.block_duration,
+            }),
         }
+    }
+
+    /// A new budget (on reload); failures and blocks already recorded stay.
+    pub fn set_protection(&self, protection: &LoginProtection) {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        table.max_failures = protection.max_failures_per_ip;
+        table.window = protection.failure_window;
+        table.block = protection.block_duration;
     }
 
     /// Whether `ip` is blocked now.
@@ -215,6 +240,7 @@ impl LoginFailures {
         let now = Instant::now();
         let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         table
+            .records
             .get(&ip.to_canonical())
             .and_then(|r| r.blocked_until)
             .is_some_and(|until| until > now)
@@ -223,28 +249,29 @@ impl LoginFailures {
     /// Counts a failure for `ip`; `true` if that used up its budget (it is now blocked).
     pub fn record_failure(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        if table.len() >= FAILURE_TABLE_SWEEP {
-            let window = self.window;
-            table.retain(|_, r| {
+        let mut guard = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = &mut *guard;
+        let (max_failures, window, block) = (table.max_failures, table.window, table.block);
+        if table.records.len() >= FAILURE_TABLE_SWEEP {
+            table.records.retain(|_, r| {
                 r.blocked_until.is_some_and(|until| until > now)
                     || r.failures
                         .back()
                         .is_some_and(|&t| now.duration_since(t) < window)
             });
         }
-        let record = table.entry(ip.to_canonical()).or_default();
+        let record = table.records.entry(ip.to_canonical()).or_default();
         while record
             .failures
             .front()
-            .is_some_and(|&t| now.duration_since(t) >= self.window)
+            .is_some_and(|&t| now.duration_since(t) >= window)
         {
             record.failures.pop_front();
         }
         record.failures.push_back(now);
-        if record.failures.len() >= self.max_failures as usize {
+        if record.failures.len() >= max_failures as usize {
             record.failures.clear();
-            record.blocked_until = Some(now + self.block);
+            record.blocked_until = Some(now + block);
             return true;
         }
         false

@@ -1,23 +1,20 @@
-//! The aioftpd daemon: parses the command line, loads the config, binds the
-//! listeners and runs the server until SIGTERM or SIGINT.
+//! The aioftpd daemon: parses the command line, loads the config and hands
+//! over to the supervisor.
 #![forbid(unsafe_code)]
 
 mod cli;
+mod supervisor;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
-use futures::StreamExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
 
 use aioftpd::config::{self, Loaded};
-use aioftpd::server::{self, Server};
 
-use cli::{Cli, Command, RunArgs};
+use cli::{Cli, Command, LogFormat, RunArgs};
 
 /// Exit status for an invalid config or command line (EX_USAGE, as linkerd2-proxy uses it).
 const EXIT_CONFIG: u8 = 64;
@@ -29,7 +26,12 @@ fn main() -> ExitCode {
         Some(Command::HashPassword) => hash_password(),
         Some(Command::Man) => man_page(),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(shell, &mut Cli::command(), "aioftpd", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "aioftpd",
+                &mut std::io::stdout(),
+            );
             ExitCode::SUCCESS
         }
         Some(Command::Run(args)) => run(args),
@@ -99,22 +101,28 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn init_logging(filter: Option<&str>) {
+fn init_logging(filter: Option<&str>, format: LogFormat) {
     let filter = match filter {
         Some(directives) => EnvFilter::new(directives),
         // rustls warns about every client that sends an IP address as SNI (lftp does).
         None => EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         // Its fallback report uses eprintln!, which panics when stderr is a broken
         // pipe: a lost log reader must never take the daemon down.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal, which stamps lines itself.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text if journal => builder.without_time().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 fn load(args: &RunArgs) -> Result<Loaded, String> {
@@ -150,7 +158,7 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    init_logging(args.log_level.as_deref());
+    init_logging(args.log_level.as_deref(), args.log_format);
     let Loaded {
         mut settings,
         users,
@@ -171,40 +179,10 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let listeners = match server::bind_all(&settings) {
-            Ok(listeners) => listeners,
-            Err((addr, err)) => {
-                eprintln!("cannot listen on {addr}: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
-        for listener in &listeners {
-            if let Ok(addr) = listener.socket.local_addr() {
-                let kind = if listener.implicit_tls {
-                    "implicit TLS"
-                } else {
-                    "plain and explicit TLS"
-                };
-                tracing::info!(%addr, kind, "listening");
-            }
-        }
-        let mut signals = match signal_hook_tokio::Signals::new([SIGTERM, SIGINT]) {
-            Ok(signals) => signals,
-            Err(err) => {
-                eprintln!("cannot install signal handlers: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let shutdown = async move {
-            if let Some(signal) = signals.next().await {
-                tracing::info!(signal, "signal received");
-            }
-        };
-        Server::new(settings, Arc::new(users))
-            .run(listeners, shutdown)
-            .await;
-        tracing::info!("stopped");
-        ExitCode::SUCCESS
-    })
+    let config_path = args.config.clone();
+    runtime.block_on(supervisor::run(
+        Loaded { settings, users },
+        config_path.as_deref(),
+        &args.listen,
+    ))
 }

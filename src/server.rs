@@ -1,15 +1,19 @@
 //! Listeners and sessions: binds control sockets, accepts connections and
 //! runs one session task per connection until shutdown drains them.
 //!
-//! Bind outside, serve inside: [`Server::run`] takes bound listeners and a
-//! shutdown future, so tests bind `127.0.0.1:0` and never guess ports.
+//! Bind outside, serve inside: [`Server::serve`] and [`Server::run`] take bound
+//! listeners, so tests bind `127.0.0.1:0` and never guess ports; the
+//! supervisor in the binary adds and drops listeners and swaps the config on
+//! reload through the same handle.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,7 +25,10 @@ use crate::settings::Settings;
 use crate::throttle::Bucket;
 use crate::tls::SessionRegistry;
 
-/// What every session of a server shares: settings, users and the passive port pool.
+/// What every session of a server shares. A reload builds a new generation
+/// (settings, users, passive ports, server-wide buckets) around the same
+/// runtime state (connection counts, login failures, TLS sessions), so caps and
+/// blocks survive it.
 pub struct ServerContext {
     /// The settings in force.
     pub settings: Settings,
@@ -29,18 +36,18 @@ pub struct ServerContext {
     pub users: Arc<dyn UserManager>,
     /// Ports for passive data connections.
     pub ports: Arc<PassivePortPool>,
+    /// The server-wide download bucket.
+    pub download: Option<Arc<Bucket>>,
+    /// The server-wide upload bucket.
+    pub upload: Option<Arc<Bucket>>,
     /// TLS sessions of logged-in control connections, for data-connection resumption.
-    pub tls_sessions: SessionRegistry,
+    pub tls_sessions: Arc<SessionRegistry>,
     /// The server-wide and per-address connection caps.
     pub admission: Arc<Admission>,
     /// Logged-in sessions per user, and the bandwidth buckets they share.
     pub user_slots: Arc<UserSlots>,
     /// Failed logins per address.
-    pub login_failures: LoginFailures,
-    /// The server-wide download bucket.
-    pub download: Option<Arc<Bucket>>,
-    /// The server-wide upload bucket.
-    pub upload: Option<Arc<Bucket>>,
+    pub login_failures: Arc<LoginFailures>,
 }
 
 impl ServerContext {
@@ -48,12 +55,34 @@ impl ServerContext {
     pub fn new(settings: Settings, users: Arc<dyn UserManager>) -> Arc<Self> {
         Arc::new(ServerContext {
             ports: PassivePortPool::new(settings.passive.ports.clone()),
-            tls_sessions: SessionRegistry::default(),
-            admission: Admission::new(&settings.limits),
-            user_slots: Arc::default(),
-            login_failures: LoginFailures::new(&settings.login),
             download: settings.limits.download.map(Bucket::new),
             upload: settings.limits.upload.map(Bucket::new),
+            tls_sessions: Arc::default(),
+            admission: Admission::new(&settings.limits),
+            user_slots: Arc::default(),
+            login_failures: Arc::new(LoginFailures::new(&settings.login)),
+            settings,
+            users,
+        })
+    }
+
+    /// The next generation: new settings and users over the same runtime state.
+    pub fn reloaded(&self, settings: Settings, users: Arc<dyn UserManager>) -> Arc<Self> {
+        self.admission.set_limits(&settings.limits);
+        self.login_failures.set_protection(&settings.login);
+        let ports = if settings.passive.ports == self.settings.passive.ports {
+            self.ports.clone()
+        } else {
+            PassivePortPool::new(settings.passive.ports.clone())
+        };
+        Arc::new(ServerContext {
+            ports,
+            download: settings.limits.download.map(Bucket::new),
+            upload: settings.limits.upload.map(Bucket::new),
+            tls_sessions: self.tls_sessions.clone(),
+            admission: self.admission.clone(),
+            user_slots: self.user_slots.clone(),
+            login_failures: self.login_failures.clone(),
             settings,
             users,
         })
@@ -86,61 +115,154 @@ impl Listener {
     }
 }
 
-/// An FTP server: settings and users, ready to serve bound listeners.
+/// An FTP server: listeners come and go, the config can be swapped, and
+/// shutdown drains the sessions.
 pub struct Server {
-    context: Arc<ServerContext>,
+    contexts: watch::Sender<Arc<ServerContext>>,
+    /// Stops accepting, and tells sessions to close once idle.
+    stop: CancellationToken,
+    /// Ends every session at once.
+    force: CancellationToken,
+    sessions: TaskTracker,
+    acceptors: TaskTracker,
+    /// Listening addresses with the token that stops each one.
+    listening: Mutex<Vec<(SocketAddr, CancellationToken)>>,
 }
 
 impl Server {
-    /// A server with these settings and users.
+    /// A server with these settings and users, serving nothing yet.
     pub fn new(settings: Settings, users: Arc<dyn UserManager>) -> Self {
+        let (contexts, _) = watch::channel(ServerContext::new(settings, users));
         Server {
-            context: ServerContext::new(settings, users),
+            contexts,
+            stop: CancellationToken::new(),
+            force: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            acceptors: TaskTracker::new(),
+            listening: Mutex::new(Vec::new()),
         }
     }
 
-    /// Serves `listeners` until `shutdown` completes, then stops accepting,
-    /// tells idle sessions `421`, lets running transfers finish and returns
-    /// once every session has ended.
-    pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
-        let stop = CancellationToken::new();
-        let sessions = TaskTracker::new();
-        let acceptors = TaskTracker::new();
-        for listener in listeners {
-            acceptors.spawn(accept_loop(
-                listener,
-                self.context.clone(),
-                sessions.clone(),
-                stop.clone(),
-            ));
-        }
-        acceptors.close();
-        shutdown.await;
-        tracing::info!("shutting down: no new connections; waiting for sessions to end");
-        stop.cancel();
-        acceptors.wait().await;
-        sessions.close();
-        sessions.wait().await;
+    /// The generation in force.
+    pub fn context(&self) -> Arc<ServerContext> {
+        self.contexts.borrow().clone()
     }
+
+    /// Starts accepting on `listener` (inside a tokio runtime); returns its address.
+    pub fn serve(&self, listener: Listener) -> io::Result<SocketAddr> {
+        let addr = listener.socket.local_addr()?;
+        let stop_this = self.stop.child_token();
+        self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((addr, stop_this.clone()));
+        self.acceptors.spawn(accept_loop(
+            listener,
+            self.contexts.subscribe(),
+            self.sessions.clone(),
+            Tokens {
+                stop: self.stop.clone(),
+                stop_accepting: stop_this,
+                force: self.force.clone(),
+            },
+        ));
+        Ok(addr)
+    }
+
+    /// Stops accepting on `addr`; sessions that came in through it go on.
+    pub fn stop_serving(&self, addr: SocketAddr) {
+        let mut listening = self
+            .listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listening.retain(|(a, token)| {
+            if *a == addr {
+                token.cancel();
+            }
+            *a != addr
+        });
+    }
+
+    /// The addresses being served.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        let listening = self
+            .listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listening.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// Swaps in new settings and users: new connections get them at once,
+    /// running sessions at their next command.
+    pub fn reload(&self, settings: Settings, users: Arc<dyn UserManager>) {
+        let next = self.context().reloaded(settings, users);
+        self.contexts.send_replace(next);
+    }
+
+    /// Control connections open now.
+    pub fn connections(&self) -> usize {
+        self.context().admission.open()
+    }
+
+    /// Stops accepting, tells idle sessions `421`, lets running transfers
+    /// finish for up to `grace`, then ends whatever is left.
+    pub async fn shutdown(&self, grace: Duration) {
+        tracing::info!("shutting down: no new connections; waiting for transfers to finish");
+        self.stop.cancel();
+        self.acceptors.close();
+        self.acceptors.wait().await;
+        self.sessions.close();
+        if tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                sessions = self.sessions.len(),
+                "shutdown_timeout reached: closing the remaining sessions"
+            );
+            self.force.cancel();
+            self.sessions.wait().await;
+        }
+    }
+
+    /// Serves `listeners` until `shutdown` completes, then shuts down with the
+    /// configured `shutdown_timeout`.
+    pub async fn run(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()>) {
+        for listener in listeners {
+            if let Err(err) = self.serve(listener) {
+                tracing::warn!(%err, "cannot serve a listener");
+            }
+        }
+        shutdown.await;
+        let grace = self.context().settings.shutdown_timeout;
+        self.shutdown(grace).await;
+    }
+}
+
+/// The cancellation tokens an accept loop and its sessions obey.
+struct Tokens {
+    stop: CancellationToken,
+    stop_accepting: CancellationToken,
+    force: CancellationToken,
 }
 
 async fn accept_loop(
     listener: Listener,
-    context: Arc<ServerContext>,
+    contexts: watch::Receiver<Arc<ServerContext>>,
     sessions: TaskTracker,
-    stop: CancellationToken,
+    tokens: Tokens,
 ) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.socket.accept() => accepted,
-            () = stop.cancelled() => return,
+            () = tokens.stop_accepting.cancelled() => return,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
                 // EMFILE and friends: log, breathe, go on; never take the listener down.
                 tracing::warn!(%err, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -148,6 +270,7 @@ async fn accept_loop(
             Ok(local) => local,
             Err(_) => continue,
         };
+        let context = contexts.borrow().clone();
         let admitted = if context.login_failures.is_blocked(peer.ip()) {
             Err(Refusal::AddressBlocked)
         } else {
@@ -169,12 +292,19 @@ async fn accept_loop(
             Box::new(stream),
             peer,
             local,
-            context.clone(),
-            stop.clone(),
+            context,
+            tokens.stop.clone(),
             listener.implicit_tls,
         )
-        .with_permit(permit);
-        sessions.spawn(session.run());
+        .with_permit(permit)
+        .following(contexts.clone());
+        let force = tokens.force.clone();
+        sessions.spawn(async move {
+            tokio::select! {
+                () = session.run() => {}
+                () = force.cancelled() => {}
+            }
+        });
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Brute-force protection.
     pub login: LoginProtection,
+    /// How long shutdown waits for running transfers before closing them.
+    pub shutdown_timeout: Duration,
 }
 
 /// Connection caps and server-wide bandwidth limits.
@@ -139,6 +141,7 @@ impl Default for Settings {
             tls: None,
             limits: Limits::default(),
             login: LoginProtection::default(),
+            shutdown_timeout: Duration::from_secs(60),
         }
     }
 }

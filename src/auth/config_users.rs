@@ -67,6 +67,13 @@ impl UserManager for ConfigUserManager {
 
     async fn notify_logout(&self, _user: &User) {}
 
+    async fn refresh(&self, user: &Arc<User>) -> Option<Arc<User>> {
+        match &user.login {
+            Some(login) => self.users.get(login).map(|(user, _)| user.clone()),
+            None => self.anonymous.clone(),
+        }
+    }
+
     async fn tls_policy(&self, login: &str) -> Option<TlsPolicy> {
         let user = self
             .anonymous_for(login)

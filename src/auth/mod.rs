@@ -137,6 +137,12 @@ pub trait UserManager: Send + Sync + 'static {
     async fn tls_policy(&self, _login: &str) -> Option<TlsPolicy> {
         None
     }
+    /// After a reload: the current account of a logged-in `user` (new
+    /// permissions, home, limits), or `None` if it was removed. By default the
+    /// session keeps the account it logged in with.
+    async fn refresh(&self, user: &Arc<User>) -> Option<Arc<User>> {
+        Some(user.clone())
+    }
 }
 
 #[cfg(test)]

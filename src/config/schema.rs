@@ -36,6 +36,7 @@ pub(super) struct ServerSection {
     pub block_size: Option<UnitText>,
     pub atomic_uploads: Option<bool>,
     pub login_timeout: Option<UnitText>,
+    pub shutdown_timeout: Option<UnitText>,
     pub socket_timeout: Option<UnitText>,
     pub storage_timeout: Option<UnitText>,
     pub max_connections: Option<u64>,

@@ -100,6 +100,12 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
             tls,
             limits,
             login,
+            shutdown_timeout: timeout(
+                "server.shutdown_timeout",
+                &file.server.shutdown_timeout,
+                &mut problems,
+            )
+            .unwrap_or(Settings::default().shutdown_timeout),
         },
         named,
         anonymous,

@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -154,6 +155,8 @@ pub struct Session {
     connection_buckets: (Option<Arc<Bucket>>, Option<Arc<Bucket>>),
     /// The connection's place under the server and address caps.
     permit: Option<ConnectionPermit>,
+    /// New config generations, picked up at the next command.
+    updates: Option<watch::Receiver<Arc<ServerContext>>>,
 }
 
 impl Session {
@@ -183,7 +186,41 @@ impl Session {
             user_slot: None,
             connection_buckets: (None, None),
             permit: None,
+            updates: None,
         }
+    }
+
+    /// Follows config reloads: at each command the session switches to the
+    /// newest generation, and a logged-in user to its current account.
+    pub fn following(mut self, updates: watch::Receiver<Arc<ServerContext>>) -> Self {
+        self.updates = Some(updates);
+        self
+    }
+
+    /// Switches to a newer config generation if there is one; a reply if the
+    /// session must end (its account is gone).
+    async fn follow_reload(&mut self) -> Result<(), Reply> {
+        let Some(updates) = &mut self.updates else {
+            return Ok(());
+        };
+        if !updates.has_changed().unwrap_or(false) {
+            return Ok(());
+        }
+        self.context = updates.borrow_and_update().clone();
+        if let LoginState::LoggedIn(user) = &self.state.login {
+            let user = user.clone();
+            match self.context.users.refresh(&user).await {
+                Some(current) => self.state.login = LoginState::LoggedIn(current),
+                None => {
+                    tracing::info!(user = user.display_name(), "account removed by a reload");
+                    return Err(Reply::new(
+                        421,
+                        "Your account was removed, closing connection",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Holds `permit` for as long as the session runs (or until it says goodbye).
@@ -299,6 +336,10 @@ impl Session {
             return true;
         }
         log_command(&line);
+        if let Err(reply) = self.follow_reload().await {
+            self.close(reply).await;
+            return false;
+        }
         let action = match Command::parse(&line) {
             Err(ParseError(reply)) => Ok(Action::Reply(reply)),
             Ok((command, spec)) => {

@@ -215,9 +215,18 @@ fn version_and_help() {
 fn man_page_and_completions_come_from_the_clap_definitions() {
     let man = Command::new(BIN).arg("man").output().unwrap();
     let roff = String::from_utf8_lossy(&man.stdout);
-    assert!(man.status.success() && roff.contains(".TH aioftpd 1"), "{roff}");
-    assert!(roff.contains("check\\-config"), "subcommands are documented");
-    let bash = Command::new(BIN).args(["completions", "bash"]).output().unwrap();
+    assert!(
+        man.status.success() && roff.contains(".TH aioftpd 1"),
+        "{roff}"
+    );
+    assert!(
+        roff.contains("check\\-config"),
+        "subcommands are documented"
+    );
+    let bash = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
     assert!(bash.status.success());
     assert!(String::from_utf8_lossy(&bash.stdout).contains("complete -F _aioftpd"));
 }

@@ -10,4 +10,5 @@ mod protocol;
 mod security;
 mod settings;
 mod support;
+mod supervisor;
 mod transfers;

@@ -1,0 +1,251 @@
+//! The daemon's supervisor: binds (or inherits) the listeners, tells systemd
+//! how things stand, reloads the config on SIGHUP and drains on SIGTERM/SIGINT.
+//!
+//! A reload validates the whole new file first; a bad one is logged with the
+//! same file:line:key errors as `check-config` and the old config stays. Only
+//! listeners whose address changed are rebound. The first SIGTERM drains; a
+//! second one exits at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sd_notify::NotifyState;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use aioftpd::config::{self, Loaded};
+use aioftpd::server::{self, Listener, Server};
+use aioftpd::settings::Settings;
+
+/// How often `STATUS=` is refreshed for `systemctl status`.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Where each configured listener is served: (configured address, implicit TLS) → bound address.
+type Bound = HashMap<(SocketAddr, bool), SocketAddr>;
+
+/// Runs the daemon until it is told to stop; the exit code to return.
+pub async fn run(
+    loaded: Loaded,
+    config_path: Option<&Path>,
+    listen_override: &[SocketAddr],
+) -> ExitCode {
+    let Loaded { settings, users } = loaded;
+    let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = Arc::new(Server::new(settings.clone(), Arc::new(users)));
+    let activated = match inherited_listeners() {
+        Ok(activated) => activated,
+        Err(err) => {
+            eprintln!("cannot use the sockets systemd passed: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut bound = Bound::new();
+    if activated.is_empty() {
+        match bind_new(&server, &settings, &bound) {
+            Ok(added) => bound = added,
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        for listener in activated {
+            serve(&server, listener, None);
+        }
+    }
+    notify(&[NotifyState::Ready]);
+    let status = tokio::spawn(report_status(server.clone()));
+    loop {
+        match signals.next().await {
+            Some(SIGHUP) => {
+                let Some(path) = config_path else {
+                    tracing::info!("SIGHUP: no --config file to reload");
+                    continue;
+                };
+                reload(&server, path, listen_override, &mut bound);
+            }
+            Some(signal) => {
+                tracing::info!(signal, "signal received");
+                break;
+            }
+            None => break,
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    status.abort();
+    let grace = server.context().settings.shutdown_timeout;
+    tokio::select! {
+        () = server.shutdown(grace) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Some(signal) = signals.next() => {
+            tracing::warn!(signal, "second signal: exiting without waiting for transfers");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP: load and validate the file, rebind what changed, swap the config.
+fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &mut Bound) {
+    notify(&[NotifyState::Reloading, monotonic_now()]);
+    match config::load_file(path) {
+        Err(err) => {
+            tracing::error!("reload rejected, the old config stays in force:\n{err}");
+        }
+        Ok(Loaded {
+            mut settings,
+            users,
+        }) => {
+            if !listen_override.is_empty() {
+                settings.listen = listen_override.to_vec();
+            }
+            match rebind(server, &settings, bound) {
+                Err(message) => {
+                    tracing::error!("reload rejected, the old config stays in force: {message}")
+                }
+                Ok(()) => {
+                    server.reload(settings, Arc::new(users));
+                    tracing::info!(config = %path.display(), "config reloaded");
+                }
+            }
+        }
+    }
+    notify(&[NotifyState::Ready]);
+}
+
+/// The listeners `settings` asks for: plain ones, then implicit-TLS ones.
+fn wanted(settings: &Settings) -> Vec<(SocketAddr, bool)> {
+    let implicit = settings
+        .tls
+        .iter()
+        .flat_map(|tls| tls.implicit_listen.iter());
+    settings
+        .listen
+        .iter()
+        .map(|&a| (a, false))
+        .chain(implicit.map(|&a| (a, true)))
+        .collect()
+}
+
+/// Binds and serves every wanted listener not in `bound`; all or nothing.
+fn bind_new(server: &Server, settings: &Settings, bound: &Bound) -> Result<Bound, String> {
+    let mut fresh = Vec::new();
+    for key in wanted(settings)
+        .into_iter()
+        .filter(|key| !bound.contains_key(key))
+    {
+        let (addr, implicit_tls) = key;
+        let socket = server::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+        fresh.push((
+            key,
+            Listener {
+                socket,
+                implicit_tls,
+            },
+        ));
+    }
+    let mut added = Bound::new();
+    for (key, listener) in fresh {
+        if let Some(addr) = serve(server, listener, Some(key.0)) {
+            added.insert(key, addr);
+        }
+    }
+    Ok(added)
+}
+
+/// Stops serving listeners no longer wanted and starts the new ones.
+fn rebind(server: &Server, settings: &Settings, bound: &mut Bound) -> Result<(), String> {
+    if bound.is_empty() {
+        // Inherited from systemd: those sockets are the unit's business.
+        return Ok(());
+    }
+    let added = bind_new(server, settings, bound)?;
+    let wanted = wanted(settings);
+    bound.retain(|key, addr| {
+        let keep = wanted.contains(key);
+        if !keep {
+            tracing::info!(addr = %addr, "no longer listening");
+            server.stop_serving(*addr);
+        }
+        keep
+    });
+    bound.extend(added);
+    Ok(())
+}
+
+fn serve(
+    server: &Server,
+    listener: Listener,
+    configured: Option<SocketAddr>,
+) -> Option<SocketAddr> {
+    let kind = if listener.implicit_tls {
+        "implicit TLS"
+    } else {
+        "plain and explicit TLS"
+    };
+    match server.serve(listener) {
+        Ok(addr) => {
+            tracing::info!(%addr, kind, "listening");
+            Some(addr)
+        }
+        Err(err) => {
+            tracing::error!(?configured, %err, "cannot serve a listener");
+            None
+        }
+    }
+}
+
+/// Sockets passed by systemd socket activation (`LISTEN_FDS`); those whose
+/// `FileDescriptorName=` contains `implicit` or `ftps` speak implicit TLS.
+fn inherited_listeners() -> std::io::Result<Vec<Listener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|names| names.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut listeners = Vec::new();
+    for index in 0..fds.len() {
+        let Some(socket) = fds.take_tcp_listener(index)? else {
+            continue;
+        };
+        socket.set_nonblocking(true)?;
+        let name = names.get(index).map(String::as_str).unwrap_or("");
+        let implicit_tls = name.contains("implicit") || name.contains("ftps");
+        listeners.push(Listener {
+            socket: tokio::net::TcpListener::from_std(socket)?,
+            implicit_tls,
+        });
+    }
+    Ok(listeners)
+}
+
+/// Keeps `systemctl status` showing how many connections are open.
+async fn report_status(server: Arc<Server>) {
+    let mut tick = tokio::time::interval(STATUS_INTERVAL);
+    loop {
+        tick.tick().await;
+        let status = format!("{} connections", server.connections());
+        notify(&[NotifyState::Status(&status)]);
+    }
+}
+
+fn monotonic_now() -> NotifyState<'static> {
+    NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0))
+}
+
+/// Tells systemd, when it is listening (`NOTIFY_SOCKET`); a no-op otherwise.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(err) = sd_notify::notify(false, states) {
+        tracing::debug!(%err, "sd_notify failed");
+    }
+}

@@ -1,0 +1,210 @@
+//! The real binary under real signals: SIGHUP reloads, SIGTERM drains, a
+//! second SIGTERM exits at once.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+
+use crate::support::{password_hash, pattern, RawClient, IO_TIMEOUT, PASSWORD};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aioftpd");
+
+/// The daemon as a child process with its log lines; killed when dropped.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    log: Receiver<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn aioftpd");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            addr: "0.0.0.0:0".parse().expect("addr"),
+            log,
+        };
+        let line = daemon.wait_for("listening");
+        let at = line.find("addr=").expect("addr=");
+        daemon.addr = line[at + 5..]
+            .split_whitespace()
+            .next()
+            .expect("addr")
+            .parse()
+            .expect("address");
+        daemon
+    }
+
+    /// Waits for a log line containing `text` (the synchronisation point with the daemon).
+    fn wait_for(&mut self, text: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(IO_TIMEOUT)
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, users: &[&str], extra_server: &str) -> PathBuf {
+    let mut text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{extra_server}\n");
+    for login in users {
+        text.push_str(&format!(
+            "\n[[users]]\nlogin = \"{login}\"\npassword = \"{}\"\nbase_path = \"{}\"\n",
+            password_hash(),
+            dir.join("root").display()
+        ));
+    }
+    let path = dir.join("aioftpd.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn setup(bytes: usize) -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("root")).expect("mkdir");
+    let data = pattern(bytes, 77);
+    std::fs::write(dir.path().join("root/big.bin"), &data).expect("write");
+    (dir, data)
+}
+
+/// Starts `RETR big.bin` as alice and returns the client and the data connection after the 150.
+fn start_download(addr: SocketAddr) -> (RawClient, std::net::TcpStream) {
+    let mut c = RawClient::connect(addr);
+    c.login("alice", PASSWORD);
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let data = c.pasv();
+    assert_eq!(c.cmd("RETR big.bin").code, 150);
+    (c, data)
+}
+
+fn read_all(mut data: std::net::TcpStream, mut got: Vec<u8>) -> Vec<u8> {
+    data.read_to_end(&mut got).expect("read data");
+    got
+}
+
+#[test]
+fn a_reload_adds_a_user_while_a_running_transfer_goes_on() {
+    // Throttled so the download is still running when the reload happens.
+    let (dir, data) = setup(3 << 20);
+    let config = write_config(dir.path(), &["alice"], "download_limit = \"2MiB\"");
+    let mut daemon = Daemon::start(&config);
+    let (mut alice, mut stream) = start_download(daemon.addr);
+    let mut first = vec![0u8; 64 * 1024];
+    stream.read_exact(&mut first).expect("first bytes");
+
+    write_config(dir.path(), &["alice", "bob"], "download_limit = \"2MiB\"");
+    daemon.signal("HUP");
+    daemon.wait_for("config reloaded");
+
+    let mut bob = RawClient::connect(daemon.addr);
+    bob.login("bob", PASSWORD);
+    assert_eq!(
+        read_all(stream, first),
+        data,
+        "the transfer survived the reload"
+    );
+    assert_eq!(alice.reply().code, 226);
+    assert_eq!(alice.cmd("NOOP").code, 200);
+}
+
+#[test]
+fn a_broken_config_on_reload_is_rejected_and_the_old_users_still_work() {
+    let (dir, _) = setup(10);
+    let config = write_config(dir.path(), &["alice"], "");
+    let mut daemon = Daemon::start(&config);
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nidle_timout = \"5m\"\n",
+    )
+    .expect("write");
+    daemon.signal("HUP");
+    let rejected = daemon.wait_for("reload rejected");
+    assert!(rejected.contains("reload rejected"), "{rejected}");
+    daemon.wait_for("idle_timout");
+    let mut alice = RawClient::connect(daemon.addr);
+    alice.login("alice", PASSWORD);
+}
+
+#[test]
+fn sigterm_lets_a_running_download_finish_then_exits_0() {
+    let (dir, data) = setup(3 << 20);
+    let config = write_config(dir.path(), &["alice"], "download_limit = \"2MiB\"");
+    let mut daemon = Daemon::start(&config);
+    let mut idle = RawClient::connect(daemon.addr);
+    idle.login("alice", PASSWORD);
+    let (mut busy, mut stream) = start_download(daemon.addr);
+    let mut first = vec![0u8; 64 * 1024];
+    stream.read_exact(&mut first).expect("first bytes");
+
+    daemon.signal("TERM");
+    daemon.wait_for("signal received");
+    assert_eq!(idle.reply().code, 421, "an idle session is told and closed");
+    assert_eq!(
+        read_all(stream, first),
+        data,
+        "the running transfer completes"
+    );
+    assert_eq!(busy.reply().code, 226);
+    assert!(daemon.wait().success(), "exit 0 after the drain");
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let (dir, data) = setup(8 << 20);
+    let config = write_config(dir.path(), &["alice"], "download_limit = \"1MiB\"");
+    let mut daemon = Daemon::start(&config);
+    let (_busy, mut stream) = start_download(daemon.addr);
+    let mut first = vec![0u8; 64 * 1024];
+    stream.read_exact(&mut first).expect("first bytes");
+    daemon.signal("TERM");
+    daemon.wait_for("signal received");
+    daemon.signal("TERM");
+    let status = daemon.wait();
+    assert!(
+        !status.success(),
+        "a forced exit is not a clean one: {status}"
+    );
+    let got = read_all(stream, first);
+    assert!(
+        got.len() < data.len(),
+        "the daemon did not wait for the transfer"
+    );
+}
