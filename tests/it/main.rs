@@ -3,12 +3,13 @@
 mod cli;
 mod clients;
 mod file_ops;
+mod ftps;
 mod limits;
 mod listings;
 mod login;
 mod protocol;
 mod security;
 mod settings;
-mod support;
 mod supervisor;
+mod support;
 mod transfers;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each topic module uses a different part of this kit
 
+pub mod ftps;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -285,7 +287,7 @@ impl RawClient {
     }
 }
 
-pub(crate) fn read_reply(reader: &mut BufReader<TcpStream>) -> Option<Reply> {
+pub(crate) fn read_reply(reader: &mut impl BufRead) -> Option<Reply> {
     let mut lines: Vec<String> = Vec::new();
     loop {
         let mut line = String::new();
