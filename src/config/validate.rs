@@ -143,9 +143,11 @@ fn addresses(
             );
             continue;
         };
-        if seen.contains(&addr) {
+        // Port 0 asks the OS for a fresh port each time, so it may repeat.
+        let fresh_port = addr.port() == 0;
+        if seen.contains(&addr) && !fresh_port {
             problems.add(key, format!("{addr} is listed twice"));
-        } else if taken.contains(&addr) {
+        } else if taken.contains(&addr) && !fresh_port {
             problems.add(key, format!("{addr} is already in server.listen"));
         } else {
             seen.push(addr);
@@ -885,6 +887,14 @@ mod tests {
         assert!(has(&found, "users[0].tls_required", "[tls]"));
         assert_eq!(tls_policy(" data "), Ok(TlsPolicy::Data));
         assert!(tls_policy("always").is_err());
+    }
+
+    #[test]
+    fn port_zero_may_repeat_since_each_bind_gets_a_fresh_port() {
+        let found = problems(
+            "[server]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\n[[users]]\nstorage = \"memory\"\n",
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

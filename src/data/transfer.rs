@@ -90,9 +90,10 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
 
 /// Receives from `data` into `upload` (STOR, APPE, STOU) and finishes the
 /// upload at end of stream; an error leaves it unfinished (and so discarded
-/// or, for in-place modes, partial). Returns the number of bytes stored.
-pub async fn receive_file<R: AsyncRead + Unpin>(
-    data: &mut R,
+/// or, for in-place modes, partial). Then closes the data connection cleanly.
+/// Returns the number of bytes stored.
+pub async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
+    data: &mut S,
     mut upload: Box<dyn Upload>,
     ascii: bool,
     limits: &TransferLimits,
@@ -130,6 +131,9 @@ pub async fn receive_file<R: AsyncRead + Unpin>(
     }
     upload.flush().await.map_err(StorageError::from)?;
     upload.finish().await?;
+    // Answer the client's close_notify with ours (RFC 8446 §6.1); ftplib waits
+    // for it. The file is complete already, so a failure here changes nothing.
+    let _ = network(stall, data.shutdown()).await;
     Ok(total)
 }
 

@@ -37,7 +37,7 @@ pub use command::{
 pub use control::{AsyncStream, ControlChannel, Line, MAX_LINE_LENGTH};
 pub use reply::Reply;
 
-use transfer::{Transfer, TransferEvent};
+use transfer::{EagerData, Transfer, TransferEvent};
 
 /// Commands queued while a transfer runs; past this, the session stops reading.
 const MAX_PENDING_COMMANDS: usize = 16;
@@ -60,6 +60,8 @@ enum DataSetup {
     None,
     /// A passive listener is waiting for the client.
     Passive(PassiveListener),
+    /// Under `PROT P`: a passive connection accepted and protected as soon as it comes.
+    PassiveProtected(EagerData),
     /// Connect to the client at this address.
     Active(SocketAddr),
 }

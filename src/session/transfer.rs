@@ -4,6 +4,7 @@
 //! upload, abandons it so the old file stays.
 
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -11,9 +12,13 @@ use futures::stream::BoxStream;
 
 use rustls::HandshakeKind;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::data::{receive_file, send_file, send_lines, DataStream, TransferError, TransferLimits};
+use crate::data::{
+    receive_file, send_file, send_lines, DataStream, PassiveListener, TransferError, TransferLimits,
+};
 use crate::path::VirtualPath;
 use crate::storage::{ReadStream, StorageError, Upload};
 use crate::tls::TlsSettings;
@@ -31,9 +36,119 @@ pub(super) enum Job {
     Lines(BoxStream<'static, Result<String, StorageError>>),
 }
 
+/// Resolves once the data connection's TCP is up (so 150 can go out) and
+/// yields the rest of its setup: the TLS handshake, if any.
+pub(super) type Connecting = BoxFuture<'static, io::Result<Ready>>;
+
+/// The data connection, ready for the job once awaited.
+pub(super) type Ready = BoxFuture<'static, Result<DataStream, TransferError>>;
+
+/// Connects with `tcp`, then protects the connection when `PROT P` asks for it.
+pub(super) fn connect_then_protect(
+    tcp: BoxFuture<'static, io::Result<TcpStream>>,
+    protection: Option<DataProtection>,
+) -> Connecting {
+    Box::pin(async move {
+        let tcp = tcp.await?;
+        let ready: Ready = match protection {
+            None => Box::pin(async move { Ok(DataStream::Plain(tcp)) }),
+            Some(protection) => Box::pin(protection.protect(tcp)),
+        };
+        Ok(ready)
+    })
+}
+
+/// A `PROT P` passive data connection, accepted as soon as the client
+/// connects. Some clients (curl, aioftp's) finish the TLS handshake right
+/// after connecting and only then send RETR or STOR; others (lftp) send the
+/// command first and start the handshake after the 150. So the handshake
+/// starts with whichever comes first: the client's first bytes, or the
+/// transfer command, which brings the rules for its direction. An early
+/// handshake cannot know its direction and follows the download rule (one
+/// fresh ticket): curl resumes every data connection with a ticket used once,
+/// and would have none left for the next transfer otherwise.
+/// Dropping it aborts it.
+pub(super) struct EagerData {
+    connected: oneshot::Receiver<()>,
+    direction: oneshot::Sender<DataProtection>,
+    setup: AbortOnDropHandle<Result<DataStream, TransferError>>,
+}
+
+impl EagerData {
+    /// Starts waiting on `listener` for the client at `peer`; `early` protects
+    /// a connection whose handshake begins before the transfer command.
+    pub(super) fn start(listener: PassiveListener, peer: IpAddr, early: DataProtection) -> Self {
+        let (connected_tx, connected) = oneshot::channel();
+        let (direction, direction_rx) = oneshot::channel::<DataProtection>();
+        let setup = tokio::spawn(async move {
+            // No deadline here: the transfer command, when it comes, bounds the wait.
+            let tcp = listener
+                .accept_from(peer, Duration::MAX)
+                .await
+                .map_err(TransferError::Connection)?;
+            let _ = connected_tx.send(());
+            let protection = tokio::select! {
+                biased;
+                Ok(for_direction) = direction_rx => for_direction,
+                _ = tcp.readable() => early,
+            };
+            protection.protect(tcp).await
+        });
+        EagerData {
+            connected,
+            direction,
+            setup: AbortOnDropHandle::new(setup),
+        }
+    }
+
+    /// The transfer's view: connected within `wait`, then ready when the
+    /// handshake is; `protection` holds the rules for the transfer's direction.
+    pub(super) fn connecting(
+        self,
+        wait: Duration,
+        protection: Option<DataProtection>,
+    ) -> Connecting {
+        Box::pin(async move {
+            let EagerData {
+                connected,
+                direction,
+                setup,
+            } = self;
+            if let Some(protection) = protection {
+                // Ignored when the handshake has begun already.
+                let _ = direction.send(protection);
+            }
+            match tokio::time::timeout(wait, connected).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    // The task ended before a connection came: its error says why.
+                    return Err(match setup.await {
+                        Ok(Err(TransferError::Connection(err))) => err,
+                        Ok(Err(other)) => io::Error::other(other.to_string()),
+                        Ok(Ok(_)) => io::Error::other("data connection setup ended early"),
+                        Err(join) => io::Error::other(join),
+                    });
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no data connection was made",
+                    ))
+                }
+            }
+            let ready: Ready = Box::pin(async move {
+                setup
+                    .await
+                    .map_err(|join| TransferError::Connection(io::Error::other(join)))?
+            });
+            Ok(ready)
+        })
+    }
+}
+
 enum Stage {
     Connecting {
-        connect: BoxFuture<'static, io::Result<TcpStream>>,
+        connect: Connecting,
         job: Option<Job>,
     },
     Running(BoxFuture<'static, Result<u64, TransferError>>),
@@ -58,7 +173,6 @@ pub(super) struct Transfer {
     pub opening: String,
     started: Instant,
     limits: TransferLimits,
-    protection: Option<DataProtection>,
 }
 
 /// `PROT P`: how to run the data connection's TLS handshake.
@@ -86,13 +200,12 @@ impl DataProtection {
 
 impl Transfer {
     pub(super) fn new(
-        connect: BoxFuture<'static, io::Result<TcpStream>>,
+        connect: Connecting,
         job: Job,
         verb: &'static str,
         path: VirtualPath,
         opening: String,
         limits: TransferLimits,
-        protection: Option<DataProtection>,
     ) -> Self {
         Transfer {
             stage: Stage::Connecting {
@@ -104,7 +217,6 @@ impl Transfer {
             opening,
             started: Instant::now(),
             limits,
-            protection,
         }
     }
 
@@ -130,20 +242,16 @@ impl Transfer {
     }
 
     /// Starts the job over the freshly made connection.
-    fn start(&mut self, tcp: TcpStream) {
+    fn start(&mut self, ready: Ready) {
         let Stage::Connecting { job, .. } = &mut self.stage else {
             return;
         };
         let Some(job) = job.take() else { return };
         let limits = self.limits.clone();
-        let protection = self.protection.take();
         self.stage = Stage::Running(Box::pin(async move {
             // The 150 reply has gone out: clients such as lftp wait for it
             // before they start the data connection's TLS handshake.
-            let mut stream = match protection {
-                Some(protection) => protection.protect(tcp).await?,
-                None => DataStream::Plain(tcp),
-            };
+            let mut stream = ready.await?;
             match job {
                 Job::Send { file, ascii } => send_file(file, &mut stream, ascii, &limits).await,
                 Job::Receive { upload, ascii } => {

@@ -553,56 +553,6 @@ fn curl_implicit_ftps_downloads_and_lists() {
     );
 }
 
-const FTPLIB_TLS_SCRIPT: &str = r#"
-import ftplib, io, ssl, sys
-host, port, user, password, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-context = ssl.create_default_context(cafile=ca)
-f = ftplib.FTP_TLS(context=context)
-f.connect(host, port, timeout=30)
-f.login(user, password)
-f.prot_p()
-data = bytes(range(256)) * 4096
-for _ in range(3):
-    out = io.BytesIO()
-    f.retrbinary("RETR py.bin", out.write)
-    assert out.getvalue() == data, "binary round trip"
-assert "py.bin" in f.nlst()
-listing = []
-f.retrlines("LIST", listing.append)
-assert any(l.endswith(" py.bin") for l in listing), listing
-f.quit()
-print("ok")
-"#;
-
-// Uploads are left out: ftplib waits for the server's close_notify after an
-// upload (SSLSocket.unwrap), and the server does not send one yet.
-#[test]
-fn python_ftplib_ftp_tls_downloads_and_lists_without_session_reuse() {
-    if !have_tool("python3", &["--version"]) {
-        return;
-    }
-    let server = TestServer::start_tls(TlsOptions {
-        require_session_reuse: false,
-        ..TlsOptions::default()
-    });
-    std::fs::write(
-        server.path("py.bin"),
-        (0..=255u8).cycle().take(256 * 4096).collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let out = run_ok(Command::new("python3").args([
-        "-c",
-        FTPLIB_TLS_SCRIPT,
-        "127.0.0.1",
-        &server.addr.port().to_string(),
-        "alice",
-        PASSWORD,
-        &ca_file(work.path()),
-    ]));
-    assert_eq!(out.trim(), "ok");
-}
-
 #[test]
 fn lftp_puts_gets_and_lists_over_explicit_tls_with_reuse_required() {
     if !have_tool("lftp", &["--version"]) {
@@ -640,4 +590,133 @@ fn lftp_puts_gets_and_lists_over_explicit_tls_with_reuse_required() {
         &std::fs::read(work.path().join("got2.bin")).unwrap(),
         &bytes,
     );
+}
+const FTPLIB_TLS_SCRIPT: &str = r#"
+import ftplib, io, ssl, sys
+host, port, user, password, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+context = ssl.create_default_context(cafile=ca)
+f = ftplib.FTP_TLS(context=context)
+f.connect(host, port, timeout=30)
+f.login(user, password)
+f.prot_p()
+data = bytes(range(256)) * 4096
+for name in ("a.bin", "b.bin"):
+    f.storbinary("STOR " + name, io.BytesIO(data))
+for name in ("a.bin", "b.bin"):
+    out = io.BytesIO()
+    f.retrbinary("RETR " + name, out.write)
+    assert out.getvalue() == data, "binary round trip"
+assert "a.bin" in f.nlst()
+f.quit()
+print("ok")
+"#;
+
+#[test]
+fn python_ftplib_ftp_tls_works_without_session_reuse() {
+    if !have_tool("python3", &["--version"]) {
+        return;
+    }
+    let server = TestServer::start_tls(TlsOptions {
+        require_session_reuse: false,
+        ..TlsOptions::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = run_ok(Command::new("python3").args([
+        "-c",
+        FTPLIB_TLS_SCRIPT,
+        "127.0.0.1",
+        &server.addr.port().to_string(),
+        "alice",
+        PASSWORD,
+        &ca_file(work.path()),
+    ]));
+    assert_eq!(out.trim(), "ok");
+    assert_eq!(
+        std::fs::read(server.path("b.bin")).unwrap().len(),
+        256 * 4096
+    );
+}
+
+#[test]
+fn an_upload_is_answered_with_the_servers_close_notify() {
+    let server = tls_server();
+    let mut c = server.ftps_alice();
+    let tcp = c.pasv();
+    assert_eq!(c.cmd("STOR cn.bin").code, 150);
+    let mut tls = crate::support::ftps::tls_over(tcp, &c.data_config);
+    tls.write_all(b"payload").unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    let mut rest = Vec::new();
+    let end = tls.read_to_end(&mut rest);
+    assert!(
+        end.is_ok(),
+        "the server closed without close_notify: {end:?}"
+    );
+    assert_eq!(c.reply().code, 226);
+}
+
+const AIOFTP_TLS_SCRIPT: &str = r#"
+import asyncio, ssl, sys, aioftp
+async def main(mode, host, port, user, password, ca, local, back):
+    context = ssl.create_default_context(cafile=ca)
+    if mode == "implicit":
+        c = aioftp.Client(ssl=context)
+        await c.connect(host, int(port))
+    else:
+        c = aioftp.Client()
+        await c.connect(host, int(port))
+        await c.upgrade_to_tls(context)
+    await c.login(user, password)
+    for name in ("a.bin", "b.bin"):
+        await c.upload(local, name, write_into=True)
+    for _ in range(2):
+        await c.download("b.bin", back, write_into=True)
+    names = [str(p) for p, _ in await c.list()]
+    assert "a.bin" in names, names
+    await c.quit()
+    print("ok")
+asyncio.run(main(*sys.argv[1:]))
+"#;
+
+fn aioftp_over_tls(mode: &str) {
+    if !have_tool("python3", &["-c", "import aioftp"]) {
+        return;
+    }
+    let server = TestServer::start_tls(TlsOptions {
+        implicit: true,
+        ..TlsOptions::default()
+    });
+    let addr = if mode == "implicit" {
+        server.implicit_addr()
+    } else {
+        server.addr
+    };
+    let work = tempfile::tempdir().unwrap();
+    let bytes = pattern(700_000, 12);
+    let local = work.path().join("ai.bin");
+    let back = work.path().join("back.bin");
+    std::fs::write(&local, &bytes).unwrap();
+    let out = run_ok(
+        Command::new("python3")
+            .args(["-c", AIOFTP_TLS_SCRIPT, mode])
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .args(["alice", PASSWORD, &ca_file(work.path())])
+            .args([&local, &back]),
+    );
+    assert_eq!(out.trim(), "ok");
+    assert_same(&std::fs::read(server.path("a.bin")).unwrap(), &bytes);
+    assert_same(&std::fs::read(server.path("b.bin")).unwrap(), &bytes);
+    assert_same(&std::fs::read(&back).unwrap(), &bytes);
+}
+
+#[test]
+fn aioftp_client_over_implicit_tls_with_reuse_required() {
+    aioftp_over_tls("implicit");
+}
+
+#[test]
+fn aioftp_client_over_explicit_tls_with_reuse_required() {
+    aioftp_over_tls("explicit");
 }

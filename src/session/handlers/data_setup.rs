@@ -6,7 +6,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use super::super::{DataSetup, EpsvArg, Handled, Reply, Session};
+use super::super::{DataSetup, EagerData, EpsvArg, Handled, Reply, Session};
 use crate::data::same_host;
 
 /// Ports below this are never connected to (RFC 2577 §3, FTP bounce).
@@ -26,7 +26,13 @@ impl Session {
             }
         })?;
         let port = listener.port();
-        self.state.data = DataSetup::Passive(listener);
+        // Rules for a handshake that comes before the transfer command (see EagerData).
+        self.state.data = match self.data_protection(false) {
+            Some(protection) => {
+                DataSetup::PassiveProtected(EagerData::start(listener, self.peer.ip(), protection))
+            }
+            None => DataSetup::Passive(listener),
+        };
         Ok(port)
     }
 

@@ -1,13 +1,9 @@
 //! RETR, STOR, APPE, STOU, REST, and starting a transfer over the prepared
 //! data connection.
 
-use std::io;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use tokio::net::TcpStream;
-
-use super::super::transfer::{DataProtection, Job, Transfer};
+use super::super::transfer::{connect_then_protect, DataProtection, Job, Transfer};
 use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
 use crate::data::{connect_active, TransferLimits};
@@ -126,27 +122,27 @@ impl Session {
     ) -> Handled {
         self.check_data_protected()?;
         let wait = self.context.settings.session.data_timeout;
-        let tcp: BoxFuture<'static, io::Result<TcpStream>> =
-            match std::mem::replace(&mut self.state.data, DataSetup::None) {
-                DataSetup::None => {
-                    return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first"))
-                }
-                DataSetup::Passive(listener) => {
-                    Box::pin(listener.accept_from(self.peer.ip(), wait))
-                }
-                DataSetup::Active(target) => {
-                    Box::pin(connect_active(self.local.ip(), target, wait))
-                }
-            };
-        let protection = self.data_protection(matches!(job, Job::Receive { .. }));
-        let session = &self.context.settings.session;
         let upload = matches!(job, Job::Receive { .. });
+        let protection = self.data_protection(upload);
+        let connect = match std::mem::replace(&mut self.state.data, DataSetup::None) {
+            DataSetup::None => return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first")),
+            DataSetup::Passive(listener) => connect_then_protect(
+                Box::pin(listener.accept_from(self.peer.ip(), wait)),
+                protection,
+            ),
+            DataSetup::PassiveProtected(eager) => eager.connecting(wait, protection),
+            DataSetup::Active(target) => connect_then_protect(
+                Box::pin(connect_active(self.local.ip(), target, wait)),
+                protection,
+            ),
+        };
+        let session = &self.context.settings.session;
         let limits = TransferLimits {
             block_size: session.block_size,
             stall: session.data_timeout,
             throttle: self.throttle(upload),
         };
-        let transfer = Transfer::new(tcp, job, verb, path, opening.to_owned(), limits, protection);
+        let transfer = Transfer::new(connect, job, verb, path, opening.to_owned(), limits);
         Ok(Action::Transfer(Box::new(transfer)))
     }
 }
@@ -175,7 +171,7 @@ impl Session {
     /// With `PROT P`, the TLS settings and an acceptor that resumes only this
     /// control connection's sessions (or those of the same user's sibling
     /// connections from the same address).
-    fn data_protection(&self, upload: bool) -> Option<DataProtection> {
+    pub(in crate::session) fn data_protection(&self, upload: bool) -> Option<DataProtection> {
         let control = self.tls.as_ref().filter(|t| t.protect_data)?;
         let tls = self.context.settings.tls.clone()?;
         let mut stores = vec![control.store.clone()];
