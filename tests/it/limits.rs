@@ -302,3 +302,19 @@ async fn a_failed_login_is_answered_after_the_failure_delay() {
     assert!(next_line(&mut client).await.starts_with("530"));
     assert!(start.elapsed() >= Duration::from_secs(2));
 }
+
+#[test]
+fn a_transfer_in_which_no_byte_moves_is_cut_with_426() {
+    let server = TestServer::start_with(|root| {
+        default_config(root).replace("data_timeout = \"10s\"", "data_timeout = \"1s\"")
+    });
+    // Larger than any socket buffer pair, so the server's writes must stall.
+    std::fs::write(server.path("big.bin"), vec![0u8; 64 << 20]).unwrap();
+    let mut c = server.raw_alice();
+    c.cmd("TYPE I");
+    let _data = c.pasv();
+    assert_eq!(c.cmd("RETR big.bin").code, 150);
+    // The client reads nothing from the data connection.
+    assert_eq!(c.reply().code, 426);
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
