@@ -208,3 +208,24 @@ fn a_second_sigterm_exits_at_once() {
         "the daemon did not wait for the transfer"
     );
 }
+
+#[test]
+fn a_session_of_a_user_removed_by_a_reload_is_closed_at_its_next_command() {
+    let (dir, _) = setup(10);
+    let config = write_config(dir.path(), &["alice", "bob"], "");
+    let mut daemon = Daemon::start(&config);
+    let mut bob = RawClient::connect(daemon.addr);
+    bob.login("bob", PASSWORD);
+    let mut alice = RawClient::connect(daemon.addr);
+    alice.login("alice", PASSWORD);
+    write_config(dir.path(), &["alice"], "");
+    daemon.signal("HUP");
+    daemon.wait_for("config reloaded");
+    assert_eq!(bob.cmd("NOOP").code, 421);
+    assert!(bob.try_reply().is_none());
+    assert_eq!(
+        alice.cmd("NOOP").code,
+        200,
+        "alice's account is still there"
+    );
+}
