@@ -58,16 +58,23 @@ pub(super) fn connect_then_protect(
     })
 }
 
+/// How long a data connection whose TLS handshake has begun waits for its
+/// transfer command before the handshake goes on without it.
+const COMMAND_GRACE: Duration = Duration::from_millis(300);
+
 /// A `PROT P` passive data connection, accepted as soon as the client
-/// connects. Some clients (curl, aioftp's) finish the TLS handshake right
-/// after connecting and only then send RETR or STOR; others (lftp) send the
-/// command first and start the handshake after the 150. So the handshake
-/// starts with whichever comes first: the client's first bytes, or the
-/// transfer command, which brings the rules for its direction. An early
-/// handshake cannot know its direction and follows the download rule (one
-/// fresh ticket): curl resumes every data connection with a ticket used once,
-/// and would have none left for the next transfer otherwise.
-/// Dropping it aborts it.
+/// connects. The handshake's rules depend on the transfer's direction (see
+/// `TlsSettings::data_acceptor`), which only the transfer command tells, and
+/// clients differ in what they send first:
+/// - lftp and Go send the command, then the ClientHello after the `150`;
+/// - curl sends its ClientHello right after connecting and the command just
+///   after, without waiting for the handshake;
+/// - aioftp's client finishes the handshake before it sends the command.
+///
+/// So the handshake waits for the command, and once the client's first bytes
+/// are in, for at most `COMMAND_GRACE`; a client that waits for the handshake
+/// (aioftp) then gets the download rule, one fresh ticket, which it reads when
+/// it closes the connection. Dropping it aborts it.
 pub(super) struct EagerData {
     connected: oneshot::Receiver<()>,
     direction: oneshot::Sender<DataProtection>,
@@ -76,7 +83,7 @@ pub(super) struct EagerData {
 
 impl EagerData {
     /// Starts waiting on `listener` for the client at `peer`; `early` protects
-    /// a connection whose handshake begins before the transfer command.
+    /// a connection whose client wants the handshake done before its command.
     pub(super) fn start(listener: PassiveListener, peer: IpAddr, early: DataProtection) -> Self {
         let (connected_tx, connected) = oneshot::channel();
         let (direction, direction_rx) = oneshot::channel::<DataProtection>();
@@ -87,10 +94,16 @@ impl EagerData {
                 .await
                 .map_err(TransferError::Connection)?;
             let _ = connected_tx.send(());
+            let mut direction_rx = direction_rx;
             let protection = tokio::select! {
                 biased;
-                Ok(for_direction) = direction_rx => for_direction,
-                _ = tcp.readable() => early,
+                Ok(for_direction) = &mut direction_rx => for_direction,
+                _ = tcp.readable() => {
+                    match tokio::time::timeout(COMMAND_GRACE, direction_rx).await {
+                        Ok(Ok(for_direction)) => for_direction,
+                        _ => early,
+                    }
+                }
             };
             protection.protect(tcp).await
         });
