@@ -1,74 +1,33 @@
 //! The aioftpd binary: the README's first command, check-config, hash-password.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::support::{password_hash, RawClient, IO_TIMEOUT};
+use crate::support::daemon::{Daemon, BIN};
+use crate::support::{password_hash, RawClient};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aioftpd");
-
-/// The daemon as a child process; killed when dropped.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Daemon {
-    fn spawn(dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aioftpd");
-        // A reader thread hands log lines over, so a silent daemon fails the test instead of hanging it.
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        let addr = loop {
-            let line = rx
-                .recv_timeout(IO_TIMEOUT)
-                .expect("aioftpd did not report listening");
-            if let Some(at) = line.find("addr=") {
-                break line[at + 5..]
-                    .split_whitespace()
-                    .next()
-                    .expect("addr")
-                    .parse()
-                    .expect("socket address");
-            }
-            seen.push(line);
-        };
-        assert!(
-            seen.iter()
-                .any(|l| l.contains("no --config given") && l.contains("anonymous")),
-            "the embedded default says what it serves: {seen:?}"
-        );
-        Daemon { child, addr }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The daemon without a config file, listening on a free loopback port.
+fn embedded_default(dir: &Path, args: &[&str]) -> Daemon {
+    let mut all = args.to_vec();
+    all.extend(["--listen", "127.0.0.1:0"]);
+    let daemon = Daemon::start(dir, &all);
+    assert!(
+        daemon
+            .startup_log
+            .iter()
+            .any(|l| l.contains("no --config given") && l.contains("anonymous")),
+        "the embedded default says what it serves: {:?}",
+        daemon.startup_log
+    );
+    daemon
 }
 
 #[test]
 fn without_config_serves_the_current_directory_read_only_to_anonymous() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), b"hi").unwrap();
-    let daemon = Daemon::spawn(dir.path(), &[]);
+    let daemon = embedded_default(dir.path(), &[]);
     let mut c = RawClient::connect(daemon.addr);
     c.login("anonymous", "me@example.com");
     assert_eq!(c.fetch("NLST").1, "hello.txt\r\n");
@@ -85,7 +44,7 @@ fn without_config_serves_the_current_directory_read_only_to_anonymous() {
 fn root_and_writable_let_anonymous_upload() {
     let dir = tempfile::tempdir().unwrap();
     let served = tempfile::tempdir().unwrap();
-    let daemon = Daemon::spawn(
+    let daemon = embedded_default(
         dir.path(),
         &["--root", served.path().to_str().unwrap(), "--writable"],
     );

@@ -1,86 +1,17 @@
 //! The real binary under real signals: SIGHUP reloads, SIGTERM drains, a
 //! second SIGTERM exits at once.
 
-use std::io::{BufRead, BufReader, Read};
+use std::ffi::OsStr;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 
-use crate::support::{password_hash, pattern, RawClient, IO_TIMEOUT, PASSWORD};
+use crate::support::daemon::Daemon;
+use crate::support::{password_hash, pattern, RawClient, PASSWORD};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aioftpd");
-
-/// The daemon as a child process with its log lines; killed when dropped.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    log: Receiver<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aioftpd");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            addr: "0.0.0.0:0".parse().expect("addr"),
-            log,
-        };
-        let line = daemon.wait_for("listening");
-        let at = line.find("addr=").expect("addr=");
-        daemon.addr = line[at + 5..]
-            .split_whitespace()
-            .next()
-            .expect("addr")
-            .parse()
-            .expect("address");
-        daemon
-    }
-
-    /// Waits for a log line containing `text` (the synchronisation point with the daemon).
-    fn wait_for(&mut self, text: &str) -> String {
-        loop {
-            let line = self
-                .log
-                .recv_timeout(IO_TIMEOUT)
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(config: &Path) -> Daemon {
+    let dir = config.parent().expect("config dir");
+    Daemon::start(dir, &[OsStr::new("--config"), config.as_os_str()])
 }
 
 fn write_config(dir: &Path, users: &[&str], extra_server: &str) -> PathBuf {
@@ -125,7 +56,7 @@ fn a_reload_adds_a_user_while_a_running_transfer_goes_on() {
     // Throttled so the download is still running when the reload happens.
     let (dir, data) = setup(3 << 20);
     let config = write_config(dir.path(), &["alice"], "download_limit = \"2MiB\"");
-    let mut daemon = Daemon::start(&config);
+    let mut daemon = start(&config);
     let (mut alice, mut stream) = start_download(daemon.addr);
     let mut first = vec![0u8; 64 * 1024];
     stream.read_exact(&mut first).expect("first bytes");
@@ -149,7 +80,7 @@ fn a_reload_adds_a_user_while_a_running_transfer_goes_on() {
 fn a_broken_config_on_reload_is_rejected_and_the_old_users_still_work() {
     let (dir, _) = setup(10);
     let config = write_config(dir.path(), &["alice"], "");
-    let mut daemon = Daemon::start(&config);
+    let mut daemon = start(&config);
     std::fs::write(
         &config,
         "[server]\nlisten = [\"127.0.0.1:0\"]\nidle_timout = \"5m\"\n",
@@ -167,7 +98,7 @@ fn a_broken_config_on_reload_is_rejected_and_the_old_users_still_work() {
 fn sigterm_lets_a_running_download_finish_then_exits_0() {
     let (dir, data) = setup(3 << 20);
     let config = write_config(dir.path(), &["alice"], "download_limit = \"2MiB\"");
-    let mut daemon = Daemon::start(&config);
+    let mut daemon = start(&config);
     let mut idle = RawClient::connect(daemon.addr);
     idle.login("alice", PASSWORD);
     let (mut busy, mut stream) = start_download(daemon.addr);
@@ -190,7 +121,7 @@ fn sigterm_lets_a_running_download_finish_then_exits_0() {
 fn a_second_sigterm_exits_at_once() {
     let (dir, data) = setup(8 << 20);
     let config = write_config(dir.path(), &["alice"], "download_limit = \"1MiB\"");
-    let mut daemon = Daemon::start(&config);
+    let mut daemon = start(&config);
     let (_busy, mut stream) = start_download(daemon.addr);
     let mut first = vec![0u8; 64 * 1024];
     stream.read_exact(&mut first).expect("first bytes");
@@ -213,7 +144,7 @@ fn a_second_sigterm_exits_at_once() {
 fn a_session_of_a_user_removed_by_a_reload_is_closed_at_its_next_command() {
     let (dir, _) = setup(10);
     let config = write_config(dir.path(), &["alice", "bob"], "");
-    let mut daemon = Daemon::start(&config);
+    let mut daemon = start(&config);
     let mut bob = RawClient::connect(daemon.addr);
     bob.login("bob", PASSWORD);
     let mut alice = RawClient::connect(daemon.addr);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each topic module uses a different part of this kit
 
+pub mod daemon;
 pub mod ftps;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,104 @@
+//! The aioftpd binary as a child process, with its log lines as the
+//! synchronisation points: tests wait for what the daemon says, never sleep.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+
+use super::IO_TIMEOUT;
+
+/// The daemon binary built for this test run.
+pub const BIN: &str = env!("CARGO_BIN_EXE_aioftpd");
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// The first address it listens on.
+    pub addr: SocketAddr,
+    /// What it logged before it was listening.
+    pub startup_log: Vec<String>,
+    log: Receiver<String>,
+}
+
+impl Daemon {
+    /// Starts `aioftpd args...` in `dir` and waits until it listens.
+    pub fn start<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn aioftpd");
+        // A reader thread hands log lines over (and keeps draining them), so a
+        // silent daemon fails the test instead of hanging it.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            startup_log: Vec::new(),
+            log,
+        };
+        let listening = loop {
+            let line = daemon.next_line("listening");
+            if line.contains("listening") {
+                break line;
+            }
+            daemon.startup_log.push(line);
+        };
+        let at = listening.find("addr=").expect("addr=");
+        daemon.addr = listening[at + 5..]
+            .split_whitespace()
+            .next()
+            .expect("addr")
+            .parse()
+            .expect("socket address");
+        daemon
+    }
+
+    fn next_line(&self, waiting_for: &str) -> String {
+        self.log
+            .recv_timeout(IO_TIMEOUT)
+            .unwrap_or_else(|_| panic!("aioftpd logged no line with {waiting_for:?}"))
+    }
+
+    /// Waits for a log line containing `text`.
+    pub fn wait_for(&mut self, text: &str) -> String {
+        loop {
+            let line = self.next_line(text);
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the daemon to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
