@@ -173,7 +173,7 @@ fn ftplib(server: &TestServer, mode: &str) {
     let out = run_ok(Command::new("python3").args([
         "-c",
         FTPLIB_SCRIPT,
-        "127.0.0.1",
+        &server.addr.ip().to_string(),
         &server.addr.port().to_string(),
         "alice",
         PASSWORD,
@@ -199,7 +199,28 @@ fn python_ftplib_active() {
 }
 
 #[test]
+fn python_ftplib_over_ipv6_passive_and_active() {
+    if !have_tool("python3", &["--version"]) || std::net::TcpListener::bind("[::1]:0").is_err() {
+        return;
+    }
+    let server =
+        TestServer::start_with(|root| default_config(root).replace("127.0.0.1:0", "[::1]:0"));
+    // ftplib speaks EPSV and EPRT on IPv6.
+    ftplib(&server, "passive");
+    ftplib(&server, "active");
+}
+
+#[test]
 fn lftp_puts_gets_mirrors_and_lists() {
+    lftp_round_trip(false);
+}
+
+#[test]
+fn lftp_in_active_mode() {
+    lftp_round_trip(true);
+}
+
+fn lftp_round_trip(active: bool) {
     if !have_tool("lftp", &["--version"]) {
         return;
     }
@@ -209,12 +230,14 @@ fn lftp_puts_gets_mirrors_and_lists() {
     std::fs::write(work.path().join("src.bin"), &bytes).unwrap();
     let script = format!(
         "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; \
+         set ftp:passive-mode {passive}; \
          mkdir tree; put {src} -o tree/a.bin; put {src} -o tree/b.bin; \
          cls -l tree; get tree/a.bin -o {got}; mirror tree {mirror}; \
          mv tree/b.bin tree/c.bin; rm tree/a.bin; bye",
         src = work.path().join("src.bin").display(),
         got = work.path().join("got.bin").display(),
         mirror = work.path().join("mirror").display(),
+        passive = !active,
     );
     let out = run_ok(
         Command::new("lftp")
