@@ -251,7 +251,7 @@ impl Session {
             }
         }
         let banner = self.context.settings.session.banner.clone();
-        if self.control.send(&Reply::new(220, banner)).await.is_err() {
+        if !self.send(Reply::new(220, banner)).await {
             return;
         }
         loop {
