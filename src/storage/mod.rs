@@ -6,6 +6,7 @@
 //! with [`StorageError::Unsupported`]. Backends never run blocking I/O on
 //! the async workers.
 
+pub mod faults;
 pub mod fs;
 pub mod memory;
 #[cfg(test)]

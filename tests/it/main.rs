@@ -2,6 +2,7 @@
 
 mod cli;
 mod clients;
+mod faults;
 mod file_ops;
 mod ftps;
 mod limits;

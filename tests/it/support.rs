@@ -13,7 +13,9 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use aioftpd::auth::UserManager;
 use aioftpd::server::{self, Server};
+use aioftpd::settings::Settings;
 use suppaftp::FtpStream;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -84,6 +86,12 @@ impl TestServer {
         let text = config(root.path());
         let loaded = aioftpd::config::load_str(&text, Path::new("test.toml"))
             .unwrap_or_else(|e| panic!("{e}"));
+        Self::serve(root, loaded.settings, Arc::new(loaded.users))
+    }
+
+    /// A server with settings and users built by the test itself (for
+    /// storage backends a config file cannot name, such as a faulty one).
+    pub fn serve(root: TempDir, settings: Settings, users: Arc<dyn UserManager>) -> Self {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (addr_tx, addr_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -93,13 +101,13 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let listeners = server::bind_all(&loaded.settings).expect("bind");
+                let listeners = server::bind_all(&settings).expect("bind");
                 let addrs: Vec<SocketAddr> = listeners
                     .iter()
                     .map(|l| l.socket.local_addr().expect("addr"))
                     .collect();
                 addr_tx.send(addrs).expect("send addr");
-                let server = Server::new(loaded.settings, Arc::new(loaded.users));
+                let server = Server::new(settings, users);
                 server
                     .run(listeners, async {
                         let _ = stop_rx.await;
