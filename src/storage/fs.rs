@@ -249,6 +249,14 @@ impl Storage for FsStorage {
 
 /// Reads `entries` of directory `dir` and sends them to `tx`, on a blocking
 /// thread; stops early once the receiver is gone.
+/// Names of uploads in progress, or left behind by a crash mid-upload
+/// (SIGKILL, power loss): never listed, so clients see only whole files.
+pub const TEMP_PREFIX: &str = ".aioftpd-upload.";
+
+fn is_upload_in_progress(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
+}
+
 fn send_entries(
     base: &Dir,
     dir: &Path,
@@ -257,6 +265,7 @@ fn send_entries(
 ) {
     for entry in entries {
         let item = match entry {
+            Ok(entry) if is_upload_in_progress(&entry.file_name()) => continue,
             Ok(entry) => {
                 let name = entry.file_name();
                 match describe(base, &dir.join(&name)) {
@@ -398,7 +407,7 @@ struct TempFile {
 }
 
 impl TempFile {
-    /// Creates `.aioftpd-upload.<pid>.<n>.tmp` next to `target`; a rename
+    /// Creates `.aioftpd-upload.<pid>.<n>.tmp` next to `target` (see [`TEMP_PREFIX`]); a rename
     /// is atomic only within one directory (and one filesystem).
     fn create_beside(
         base: Arc<Dir>,
@@ -410,7 +419,7 @@ impl TempFile {
         let mut attempts = 0;
         loop {
             let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let temp = dir.join(format!(".aioftpd-upload.{}.{n}.tmp", std::process::id()));
+            let temp = dir.join(format!("{TEMP_PREFIX}{}.{n}.tmp", std::process::id()));
             match base.open_with(&temp, &options) {
                 Ok(file) => {
                     let guard = TempFile {
@@ -948,6 +957,24 @@ mod tests {
             let meta = fx.storage.metadata(&vp(path)).await.unwrap();
             assert_eq!(meta.modified, Some(when), "{path}");
         }
+    }
+
+    #[tokio::test]
+    async fn uploads_in_progress_are_not_listed() {
+        let fx = Fixture::new();
+        fx.write("done.txt", b"x");
+        let mut up = fx
+            .storage
+            .open_write(&vp("/new.txt"), WriteMode::Replace { atomic: true })
+            .await
+            .unwrap();
+        up.write_all(b"half").await.unwrap();
+        assert_eq!(
+            names_in(&fx.base()).len(),
+            2,
+            "the temporary file is on disk"
+        );
+        assert_eq!(names(&fx.storage, "/").await.unwrap(), ["done.txt"]);
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ fn write_config(dir: &Path, users: &[&str], extra_server: &str) -> PathBuf {
     let mut text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{extra_server}\n");
     for login in users {
         text.push_str(&format!(
-            "\n[[users]]\nlogin = \"{login}\"\npassword = \"{}\"\nbase_path = \"{}\"\n",
+            "\n[[users]]\nlogin = \"{login}\"\npassword = \"{}\"\nbase_path = \"{}\"\npermissions = [{{ path = \"/\", writable = true }}]\n",
             password_hash(),
             dir.join("root").display()
         ));
@@ -159,4 +159,43 @@ fn a_session_of_a_user_removed_by_a_reload_is_closed_at_its_next_command() {
         200,
         "alice's account is still there"
     );
+}
+
+#[test]
+fn sigkill_mid_upload_keeps_the_old_file_and_its_leftover_is_never_listed() {
+    let (dir, _) = setup(10);
+    let root = dir.path().join("root");
+    std::fs::write(root.join("keep.bin"), b"the old contents").expect("write");
+    let config = write_config(dir.path(), &["alice"], "");
+    let mut daemon = start(&config);
+    let mut c = RawClient::connect(daemon.addr);
+    c.login("alice", PASSWORD);
+    c.cmd("TYPE I");
+    let mut data = c.pasv();
+    assert_eq!(c.cmd("STOR keep.bin").code, 150);
+    std::io::Write::write_all(&mut data, &pattern(256 * 1024, 5)).expect("send");
+    daemon.signal("KILL");
+    daemon.wait();
+    assert_eq!(
+        std::fs::read(root.join("keep.bin")).expect("read"),
+        b"the old contents"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&root)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".aioftpd-upload."))
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "the killed upload's temporary file: {leftovers:?}"
+    );
+
+    let restarted = start(&config);
+    let mut c = RawClient::connect(restarted.addr);
+    c.login("alice", PASSWORD);
+    let (_, names) = c.fetch("NLST");
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, ["big.bin", "keep.bin"], "the leftover is not listed");
 }
