@@ -1,22 +1,16 @@
 //! Connection caps, login protection, login timeout and throttled transfers.
 
 use std::io::{BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aioftpd::auth::{ConfigUserManager, Permission, User};
-use aioftpd::path::VirtualPath;
-use aioftpd::server::ServerContext;
-use aioftpd::session::Session;
 use aioftpd::settings::Settings;
-use aioftpd::storage::MemoryStorage;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
+use tokio::io::AsyncWriteExt;
 
 use crate::support::{
-    default_config, pattern, read_reply, Reply, TestServer, IO_TIMEOUT, PASSWORD,
+    default_config, next_line, pattern, paused_session, read_reply, Reply, TestServer, IO_TIMEOUT,
+    PASSWORD,
 };
 
 /// The default config with extra `[server]` keys and a `[login]` section.
@@ -217,48 +211,6 @@ fn throttled_transfers_deliver_every_byte_both_ways() {
     std::io::Read::read_to_end(&mut data, &mut back).unwrap();
     assert_eq!(c.reply().code, 226);
     assert_eq!(back, bytes);
-}
-
-/// A session over an in-memory pipe, on the paused clock.
-async fn paused_session(settings: Settings) -> tokio::io::BufReader<tokio::io::DuplexStream> {
-    let anonymous = User {
-        login: None,
-        home: VirtualPath::root(),
-        permissions: vec![Permission {
-            path: VirtualPath::root(),
-            readable: true,
-            writable: false,
-        }],
-        storage: Arc::new(MemoryStorage::new()),
-        tls_required: None,
-        max_connections: None,
-        limits: Default::default(),
-    };
-    let users = Arc::new(ConfigUserManager::new(Vec::new(), Some(anonymous)));
-    let context = ServerContext::new(settings, users);
-    let (client, server) = tokio::io::duplex(4096);
-    let peer: SocketAddr = (IpAddr::from([192, 0, 2, 1]), 40000).into();
-    let local: SocketAddr = (IpAddr::from([192, 0, 2, 2]), 21).into();
-    let session = Session::new(
-        Box::new(server),
-        peer,
-        local,
-        context,
-        CancellationToken::new(),
-        false,
-    );
-    tokio::spawn(session.run());
-    let mut client = tokio::io::BufReader::new(client);
-    let mut greeting = String::new();
-    client.read_line(&mut greeting).await.unwrap();
-    assert!(greeting.starts_with("220"), "{greeting}");
-    client
-}
-
-async fn next_line(client: &mut tokio::io::BufReader<tokio::io::DuplexStream>) -> String {
-    let mut line = String::new();
-    client.read_line(&mut line).await.unwrap();
-    line
 }
 
 #[tokio::test(start_paused = true)]

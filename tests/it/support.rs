@@ -7,18 +7,24 @@ pub mod daemon;
 pub mod ftps;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aioftpd::auth::UserManager;
-use aioftpd::server::{self, Server};
+use aioftpd::auth::{ConfigUserManager, Permission, User};
+use aioftpd::path::VirtualPath;
+use aioftpd::server::{self, Server, ServerContext};
+use aioftpd::session::Session;
 use aioftpd::settings::Settings;
+use aioftpd::storage::MemoryStorage;
 use suppaftp::FtpStream;
 use tempfile::TempDir;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// The password of the test user `alice`.
 pub const PASSWORD: &str = "s3cret";
@@ -360,4 +366,47 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// A session over an in-memory pipe, on the paused clock.
+pub async fn paused_session(settings: Settings) -> tokio::io::BufReader<tokio::io::DuplexStream> {
+    let anonymous = User {
+        login: None,
+        home: VirtualPath::root(),
+        permissions: vec![Permission {
+            path: VirtualPath::root(),
+            readable: true,
+            writable: false,
+        }],
+        storage: Arc::new(MemoryStorage::new()),
+        tls_required: None,
+        max_connections: None,
+        limits: Default::default(),
+    };
+    let users = Arc::new(ConfigUserManager::new(Vec::new(), Some(anonymous)));
+    let context = ServerContext::new(settings, users);
+    let (client, server) = tokio::io::duplex(4096);
+    let peer: SocketAddr = (IpAddr::from([192, 0, 2, 1]), 40000).into();
+    let local: SocketAddr = (IpAddr::from([192, 0, 2, 2]), 21).into();
+    let session = Session::new(
+        Box::new(server),
+        peer,
+        local,
+        context,
+        CancellationToken::new(),
+        false,
+    );
+    tokio::spawn(session.run());
+    let mut client = tokio::io::BufReader::new(client);
+    let mut greeting = String::new();
+    client.read_line(&mut greeting).await.unwrap();
+    assert!(greeting.starts_with("220"), "{greeting}");
+    client
+}
+
+/// The next line the server sent, line ending included.
+pub async fn next_line(client: &mut (impl AsyncBufRead + Unpin)) -> String {
+    let mut line = String::new();
+    client.read_line(&mut line).await.unwrap();
+    line
 }
