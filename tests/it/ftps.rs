@@ -720,3 +720,40 @@ fn aioftp_client_over_implicit_tls_with_reuse_required() {
 fn aioftp_client_over_explicit_tls_with_reuse_required() {
     aioftp_over_tls("explicit");
 }
+
+#[test]
+fn a_client_that_stalls_its_tls_handshake_is_cut_off_at_the_handshake_timeout() {
+    let cert = test_cert();
+    let pem_dir = tempfile::tempdir().unwrap();
+    std::fs::write(pem_dir.path().join("cert.pem"), &cert.cert_pem).unwrap();
+    std::fs::write(pem_dir.path().join("key.pem"), &cert.key_pem).unwrap();
+    let options = TlsOptions {
+        implicit: true,
+        ..TlsOptions::default()
+    };
+    let server = TestServer::start_with(|root| {
+        crate::support::ftps::tls_config(root, pem_dir.path(), options)
+            .replace("handshake_timeout = \"10s\"", "handshake_timeout = \"1s\"")
+    });
+    // Connects to the implicit port and never says a word.
+    let mut silent = TcpStream::connect(server.implicit_addr()).unwrap();
+    silent.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        silent.read(&mut buf).unwrap_or(0),
+        0,
+        "closed, without a greeting"
+    );
+    // Sends AUTH TLS and then nothing.
+    let mut stalled = server.raw();
+    assert_eq!(stalled.cmd("AUTH TLS").code, 234);
+    assert!(
+        stalled.try_reply().is_none(),
+        "closed after the handshake timeout"
+    );
+    assert_eq!(
+        server.raw_alice().cmd("NOOP").code,
+        200,
+        "others are served"
+    );
+}

@@ -156,3 +156,26 @@ fn epsv_for_the_wrong_protocol_is_522() {
     let server = TestServer::start();
     assert_eq!(server.raw_alice().cmd("EPSV 2").code, 522);
 }
+
+#[test]
+fn a_directory_swapped_for_an_outside_symlink_after_cwd_is_not_followed() {
+    let server = TestServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"outside").unwrap();
+    std::fs::create_dir(server.path("dir")).unwrap();
+    std::fs::write(server.path("dir/secret"), b"inside").unwrap();
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("CWD dir").code, 250);
+    assert_eq!(c.fetch("RETR secret").1, "inside");
+    // Between two commands, the directory the session stands in becomes a
+    // link to outside: every later access resolves anew and is refused.
+    std::fs::remove_dir_all(server.path("dir")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.path("dir")).unwrap();
+    let (reply, text) = c.fetch("RETR secret");
+    assert_eq!(reply.code, 550, "{reply:?}");
+    assert!(text.is_empty());
+    assert_eq!(c.cmd("SIZE secret").code, 550);
+    c.cmd("PASV");
+    assert_eq!(c.cmd("STOR planted").code, 550);
+    assert!(!outside.path().join("planted").exists());
+}
