@@ -13,4 +13,6 @@ mod transfer;
 pub use connect::{connect_active, same_host, PassiveListener};
 pub use ports::PassivePortPool;
 pub use stream::DataStream;
-pub use transfer::{receive_file, send_file, send_lines, TransferError, TransferLimits};
+pub use transfer::{
+    receive_file, send_file, send_lines, send_os_file, TransferError, TransferLimits,
+};

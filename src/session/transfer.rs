@@ -3,7 +3,7 @@
 //! and dropped to abort: dropping closes the data connection and, for an
 //! upload, abandons it so the old file stays.
 
-use std::io;
+use std::io::{self, SeekFrom};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -11,13 +11,15 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use rustls::HandshakeKind;
+use tokio::io::AsyncSeekExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::data::{
-    receive_file, send_file, send_lines, DataStream, PassiveListener, TransferError, TransferLimits,
+    receive_file, send_file, send_lines, send_os_file, DataStream, PassiveListener, TransferError,
+    TransferLimits,
 };
 use crate::path::VirtualPath;
 use crate::storage::{ReadStream, StorageError, Upload};
@@ -27,6 +29,9 @@ use crate::tls::TlsSettings;
 pub(super) enum Job {
     /// A file to the client (RETR).
     Send { file: ReadStream, ascii: bool },
+    /// An operating-system file to the client from `offset`, without copying
+    /// when the connection allows it (binary RETR, no TLS, no throttle).
+    SendOsFile { file: std::fs::File, offset: u64 },
     /// A file from the client (STOR, APPE, STOU).
     Receive {
         upload: Box<dyn Upload>,
@@ -267,6 +272,16 @@ impl Transfer {
             let mut stream = ready.await?;
             match job {
                 Job::Send { file, ascii } => send_file(file, &mut stream, ascii, &limits).await,
+                Job::SendOsFile { file, offset } => match &mut stream {
+                    DataStream::Plain(tcp) => send_os_file(file, tcp, offset, &limits).await,
+                    DataStream::Tls(_) => {
+                        let mut file = tokio::fs::File::from_std(file);
+                        file.seek(SeekFrom::Start(offset))
+                            .await
+                            .map_err(StorageError::from)?;
+                        send_file(Box::pin(file), &mut stream, false, &limits).await
+                    }
+                },
                 Job::Receive { upload, ascii } => {
                     receive_file(&mut stream, upload, ascii, &limits).await
                 }

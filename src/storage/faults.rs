@@ -88,6 +88,14 @@ impl Storage for FaultyStorage {
         self.inner.open_read(path, offset).await
     }
 
+    async fn open_os_file(
+        &self,
+        path: &VirtualPath,
+    ) -> Result<Option<std::fs::File>, StorageError> {
+        self.gate().await?;
+        self.inner.open_os_file(path).await
+    }
+
     async fn open_write(
         &self,
         path: &VirtualPath,

@@ -183,6 +183,24 @@ impl Storage for FsStorage {
         Ok(Box::pin(tokio::fs::File::from_std(file)))
     }
 
+    async fn open_os_file(
+        &self,
+        path: &VirtualPath,
+    ) -> Result<Option<std::fs::File>, StorageError> {
+        let path = beneath(path);
+        let file = self
+            .on_base(move |base| {
+                expect_file_or_nothing(base, &path)?;
+                let file = base.open(&path)?.into_std();
+                if file.metadata()?.is_dir() {
+                    return Err(StorageError::IsADirectory);
+                }
+                Ok(file)
+            })
+            .await?;
+        Ok(Some(file))
+    }
+
     async fn open_write(
         &self,
         path: &VirtualPath,

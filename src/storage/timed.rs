@@ -47,6 +47,13 @@ impl Storage for TimedStorage {
         self.bounded(self.inner.open_read(path, offset)).await
     }
 
+    async fn open_os_file(
+        &self,
+        path: &VirtualPath,
+    ) -> Result<Option<std::fs::File>, StorageError> {
+        self.bounded(self.inner.open_os_file(path)).await
+    }
+
     async fn open_write(
         &self,
         path: &VirtualPath,

@@ -31,14 +31,27 @@ impl Session {
         if offset > meta.size {
             return Err(Reply::new(554, "Restart offset beyond the end of the file"));
         }
-        let file = user.storage.open_read(&path, offset).await?;
         let ascii = self.state.transfer_type == TransferType::Ascii;
+        // Zero copy where nothing has to touch the bytes on their way out.
+        let protected = self.tls.as_ref().is_some_and(|tls| tls.protect_data);
+        let plain_bytes = !ascii && !protected && !self.throttle(false).is_limited();
+        let os_file = match plain_bytes {
+            true => user.storage.open_os_file(&path).await?,
+            false => None,
+        };
+        let job = match os_file {
+            Some(file) => Job::SendOsFile { file, offset },
+            None => Job::Send {
+                file: user.storage.open_read(&path, offset).await?,
+                ascii,
+            },
+        };
         let opening = format!(
             "Opening {} mode data connection for {path} ({} bytes)",
             mode_name(ascii),
             meta.size
         );
-        self.start_transfer("RETR", path, Job::Send { file, ascii }, &opening)
+        self.start_transfer("RETR", path, job, &opening)
     }
 
     pub(in crate::session) async fn stor(&mut self, arg: &str) -> Handled {
@@ -150,7 +163,7 @@ impl Session {
 impl Session {
     /// Every bandwidth limit on this transfer's direction: the server's, the
     /// user's (shared by its sessions) and this connection's.
-    fn throttle(&self, upload: bool) -> Throttle {
+    pub(in crate::session) fn throttle(&self, upload: bool) -> Throttle {
         let slot = self.user_slot.as_ref();
         let (connection_down, connection_up) = &self.connection_buckets;
         if upload {
