@@ -73,6 +73,9 @@ pub struct LoginProtection {
     pub failure_window: Duration,
     /// How long a blocked address stays blocked.
     pub block_duration: Duration,
+    /// How long a verified password is remembered so the next login skips
+    /// argon2; `None` turns the cache off.
+    pub credential_cache: Option<Duration>,
 }
 
 impl Default for LoginProtection {
@@ -83,6 +86,7 @@ impl Default for LoginProtection {
             max_failures_per_ip: 10,
             failure_window: Duration::from_secs(600),
             block_duration: Duration::from_secs(900),
+            credential_cache: Some(crate::auth::DEFAULT_CREDENTIAL_CACHE),
         }
     }
 }

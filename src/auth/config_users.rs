@@ -2,19 +2,25 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::credential_cache::CredentialCache;
 use super::{
     LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS,
 };
 use crate::tls::TlsPolicy;
+
+/// How long a verified password is remembered unless the config says otherwise.
+pub const DEFAULT_CREDENTIAL_CACHE: Duration = Duration::from_secs(300);
 
 /// Users from the config file, with argon2 password hashes.
 pub struct ConfigUserManager {
     users: HashMap<String, (Arc<User>, PasswordHash)>,
     anonymous: Option<Arc<User>>,
     verifier: PasswordVerifier,
+    cache: Option<CredentialCache>,
 }
 
 impl ConfigUserManager {
@@ -28,7 +34,14 @@ impl ConfigUserManager {
             users,
             anonymous: anonymous.map(Arc::new),
             verifier: PasswordVerifier::new(),
+            cache: Some(CredentialCache::new(DEFAULT_CREDENTIAL_CACHE)),
         }
+    }
+
+    /// Keeps verified passwords for `ttl` (`None`: every login runs argon2).
+    pub fn with_credential_cache(mut self, ttl: Option<Duration>) -> Self {
+        self.cache = ttl.map(CredentialCache::new);
+        self
     }
 
     fn anonymous_for(&self, login: &str) -> Option<&Arc<User>> {
@@ -58,11 +71,20 @@ impl UserManager for ConfigUserManager {
             return Some(user.clone());
         }
         let entry = self.users.get(login);
+        if let (Some((user, _)), Some(cache)) = (entry, &self.cache) {
+            if cache.hit(login, password) {
+                return Some(user.clone());
+            }
+        }
         let ok = self
             .verifier
             .verify(entry.map(|(_, hash)| hash), password)
             .await;
-        entry.filter(|_| ok).map(|(user, _)| user.clone())
+        let user = entry.filter(|_| ok).map(|(user, _)| user.clone());
+        if let (Some(_), Some(cache)) = (&user, &self.cache) {
+            cache.remember(login, password);
+        }
+        user
     }
 
     async fn notify_logout(&self, _user: &User) {}
@@ -136,6 +158,29 @@ mod tests {
             .authenticate("anonymous", &Password::new(""))
             .await
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cached_login_still_refuses_a_wrong_password() {
+        for cache in [Some(Duration::from_secs(60)), None] {
+            let m = manager(false).with_credential_cache(cache);
+            assert!(m
+                .authenticate("alice", &Password::new("pw"))
+                .await
+                .is_some());
+            assert!(m
+                .authenticate("alice", &Password::new("pw"))
+                .await
+                .is_some());
+            assert!(m
+                .authenticate("alice", &Password::new("pw2"))
+                .await
+                .is_none());
+            assert!(m
+                .authenticate("mallory", &Password::new("pw"))
+                .await
+                .is_none());
+        }
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! the same as a wrong password, so replies and timing reveal nothing.
 
 mod config_users;
+mod credential_cache;
 mod password;
 
 use std::fmt;
@@ -17,7 +18,7 @@ use crate::path::VirtualPath;
 use crate::storage::Storage;
 use crate::tls::TlsPolicy;
 
-pub use config_users::ConfigUserManager;
+pub use config_users::{ConfigUserManager, DEFAULT_CREDENTIAL_CACHE};
 pub use password::{hash_password, PasswordHash, PasswordVerifier};
 
 /// Logins that reach the anonymous user, when one is configured.

@@ -101,9 +101,10 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
         issues.sort_by_key(|issue| issue.line.unwrap_or(usize::MAX));
         ConfigError::new(issues)
     })?;
+    let cache = built.settings.login.credential_cache;
     Ok(Loaded {
         settings: built.settings,
-        users: ConfigUserManager::new(built.named, built.anonymous),
+        users: ConfigUserManager::new(built.named, built.anonymous).with_credential_cache(cache),
     })
 }
 

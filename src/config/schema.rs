@@ -56,6 +56,7 @@ pub(super) struct LoginSection {
     pub max_failures_per_ip: Option<u64>,
     pub failure_window: Option<UnitText>,
     pub block_duration: Option<UnitText>,
+    pub credential_cache: Option<UnitText>,
 }
 
 /// `[passive]`: passive-mode data connections.

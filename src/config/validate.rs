@@ -320,6 +320,15 @@ fn login_protection(login: &LoginSection, problems: &mut Problems) -> LoginProte
             .unwrap_or(defaults.failure_window),
         block_duration: timeout("login.block_duration", &login.block_duration, problems)
             .unwrap_or(defaults.block_duration),
+        credential_cache: match &login.credential_cache {
+            // "0s" turns the cache off.
+            Some(written) => problems
+                .check("login.credential_cache", parse::<HumanDuration>(written))
+                .map_or(defaults.credential_cache, |d| {
+                    (!d.0.is_zero()).then_some(d.0)
+                }),
+            None => defaults.credential_cache,
+        },
     }
 }
 
