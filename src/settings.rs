@@ -127,7 +127,7 @@ impl Default for SessionSettings {
             banner: "aioftpd ready".to_owned(),
             idle_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(30),
-            block_size: 128 * 1024,
+            block_size: 512 * 1024,
             atomic_uploads: true,
             login_timeout: Duration::from_secs(60),
             socket_timeout: Duration::from_secs(30),

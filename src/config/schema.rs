@@ -35,6 +35,7 @@ pub(super) struct ServerSection {
     pub data_timeout: Option<UnitText>,
     pub block_size: Option<UnitText>,
     pub atomic_uploads: Option<bool>,
+    pub sync_uploads: Option<String>,
     pub login_timeout: Option<UnitText>,
     pub shutdown_timeout: Option<UnitText>,
     pub socket_timeout: Option<UnitText>,

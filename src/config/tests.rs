@@ -291,3 +291,19 @@ fn the_embedded_default_needs_an_existing_root() {
         "/nonexistent/aioftpd: directory does not exist"
     );
 }
+
+#[test]
+fn an_unknown_sync_policy_names_the_key_and_the_choices() {
+    let lines = error_lines("[server]\nsync_uploads = \"sometimes\"\n");
+    assert!(
+        lines[0]
+            .starts_with("/etc/aioftpd.toml:2: server.sync_uploads: unknown value \"sometimes\""),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("\"always\", \"replaced\" or \"never\""),
+        "{}",
+        lines[0]
+    );
+}

@@ -20,7 +20,7 @@ use crate::auth::{PasswordHash, Permission, User};
 use crate::limits::UserLimits;
 use crate::path::VirtualPath;
 use crate::settings::{Limits, LoginProtection, PassiveSettings, SessionSettings, Settings};
-use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage};
+use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
 use crate::throttle::Rate;
 use crate::tls::{MinVersion, TlsLoadError, TlsPolicy, TlsSettings};
 
@@ -81,7 +81,9 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
         .tls
         .as_ref()
         .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
-    let (mut named, mut anonymous) = users(file.users, tls.is_some(), config_dir, &mut problems);
+    let sync = upload_sync(&file.server, &mut problems);
+    let (mut named, mut anonymous) =
+        users(file.users, tls.is_some(), config_dir, sync, &mut problems);
     if problems.count() > 0 {
         return Err(problems.0);
     }
@@ -166,6 +168,22 @@ fn tls_policy(written: &str) -> Result<TlsPolicy, String> {
             "unknown policy {other:?}: expected \"none\", \"login\" or \"data\""
         )),
     }
+}
+
+/// `server.sync_uploads`: which uploads the fs backend flushes to the disk.
+fn upload_sync(server: &ServerSection, problems: &mut Problems) -> UploadSync {
+    let parsed = match server.sync_uploads.as_deref().map(str::trim) {
+        None => return UploadSync::default(),
+        Some("always") => Ok(UploadSync::Always),
+        Some("replaced") => Ok(UploadSync::Replaced),
+        Some("never") => Ok(UploadSync::Never),
+        Some(other) => Err(format!(
+            "unknown value {other:?}: expected \"always\", \"replaced\" or \"never\""
+        )),
+    };
+    problems
+        .check("server.sync_uploads", parsed)
+        .unwrap_or_default()
 }
 
 /// `[tls]`: loads the certificate and key (relative paths from the config's
@@ -417,6 +435,7 @@ fn users(
     entries: Vec<UserEntry>,
     tls_configured: bool,
     config_dir: &Path,
+    sync: UploadSync,
     problems: &mut Problems,
 ) -> (NamedUsers, Option<User>) {
     if entries.is_empty() {
@@ -445,7 +464,15 @@ fn users(
             },
         }
         let hash = password(&prefix, &login, entry.password.as_deref(), problems);
-        let user = user(&prefix, login, entry, tls_configured, config_dir, problems);
+        let user = user(
+            &prefix,
+            login,
+            entry,
+            tls_configured,
+            config_dir,
+            sync,
+            problems,
+        );
         if problems.count() > before {
             continue;
         }
@@ -525,6 +552,7 @@ fn user(
     entry: UserEntry,
     tls_configured: bool,
     config_dir: &Path,
+    sync: UploadSync,
     problems: &mut Problems,
 ) -> Option<User> {
     let tls_key = format!("{prefix}.tls_required");
@@ -536,7 +564,7 @@ fn user(
         }
         Some(written) => problems.check(tls_key, tls_policy(written)).map(Some),
     };
-    let storage = storage(prefix, &entry, config_dir, problems);
+    let storage = storage(prefix, &entry, config_dir, sync, problems);
     let home_key = format!("{prefix}.home");
     let home = match entry.home.as_deref() {
         None => Some(VirtualPath::root()),
@@ -593,6 +621,7 @@ fn storage(
     prefix: &str,
     entry: &UserEntry,
     config_dir: &Path,
+    sync: UploadSync,
     problems: &mut Problems,
 ) -> Option<Arc<dyn Storage>> {
     let base_key = format!("{prefix}.base_path");
@@ -603,7 +632,7 @@ fn storage(
                 return None;
             };
             let storage = problems.check(base_key, open_fs(Path::new(written), config_dir))?;
-            Some(Arc::new(storage) as Arc<dyn Storage>)
+            Some(Arc::new(storage.with_upload_sync(sync)) as Arc<dyn Storage>)
         }
         "memory" => {
             if entry.base_path.is_some() {
@@ -733,7 +762,7 @@ mod tests {
         assert_eq!(s.session.banner, "aioftpd ready");
         assert_eq!(s.session.idle_timeout.as_secs(), 300);
         assert_eq!(s.session.data_timeout.as_secs(), 30);
-        assert_eq!(s.session.block_size, 128 * 1024);
+        assert_eq!(s.session.block_size, 512 * 1024);
         assert!(s.session.atomic_uploads);
         assert_eq!(s.passive.ports, None);
         assert_eq!(s.passive.public_address, None);

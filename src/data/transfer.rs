@@ -131,49 +131,70 @@ pub async fn send_os_file(
 /// upload at end of stream; an error leaves it unfinished (and so discarded
 /// or, for in-place modes, partial). Then closes the data connection cleanly.
 /// Returns the number of bytes stored.
+///
+/// Reads fill a whole `block_size` block before it goes to the upload, which
+/// takes it as it is (see [`Upload::write_block`]): one copy from the socket,
+/// one into the file.
 pub async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
     data: &mut S,
     mut upload: Box<dyn Upload>,
     ascii: bool,
     limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
-    let stall = limits.stall;
-    let mut buf = vec![0u8; limits.block_size];
+    let mut block = Vec::with_capacity(limits.block_size);
     let mut converted = Vec::new();
     let mut conv = FromNetwork::default();
     let mut total = 0u64;
     loop {
-        let n = network(stall, data.read(&mut buf)).await?;
-        if n == 0 {
+        let more = fill_block(data, &mut block, limits).await?;
+        if ascii {
+            converted.clear();
+            conv.convert(&block, &mut converted);
+            if !more {
+                conv.finish(&mut converted);
+            }
+            block.clear();
+            total += converted.len() as u64;
+            converted = upload
+                .write_block(converted)
+                .await
+                .map_err(StorageError::from)?;
+        } else if !block.is_empty() {
+            total += block.len() as u64;
+            block = upload
+                .write_block(block)
+                .await
+                .map_err(StorageError::from)?;
+            block.reserve(limits.block_size);
+        }
+        if !more {
             break;
         }
-        // Pausing before the next read lets TCP flow control slow the sender down.
-        limits.throttle.take(n).await;
-        let out = if ascii {
-            converted.clear();
-            conv.convert(&buf[..n], &mut converted);
-            &converted[..]
-        } else {
-            &buf[..n]
-        };
-        upload.write_all(out).await.map_err(StorageError::from)?;
-        total += out.len() as u64;
     }
-    if ascii {
-        converted.clear();
-        conv.finish(&mut converted);
-        upload
-            .write_all(&converted)
-            .await
-            .map_err(StorageError::from)?;
-        total += converted.len() as u64;
-    }
-    upload.flush().await.map_err(StorageError::from)?;
     upload.finish().await?;
     // Answer the client's close_notify with ours (RFC 8446 §6.1); ftplib waits
     // for it. The file is complete already, so a failure here changes nothing.
-    let _ = network(stall, data.shutdown()).await;
+    let _ = network(limits.stall, data.shutdown()).await;
     Ok(total)
+}
+
+/// Reads from `data` until `block` is full (`block_size` bytes) or the
+/// stream ends; returns whether more may follow.
+async fn fill_block<S: AsyncRead + Unpin>(
+    data: &mut S,
+    block: &mut Vec<u8>,
+    limits: &TransferLimits,
+) -> Result<bool, TransferError> {
+    while block.len() < limits.block_size {
+        let want = limits.block_size - block.len();
+        let n = network(limits.stall, (&mut *data).take(want as u64).read_buf(block)).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        // Pausing before the next read lets TCP flow control slow the sender down.
+        limits.throttle.take(n).await;
+    }
+    Ok(true)
 }
 
 /// Streams listing lines over `data`, batching them into blocks so a long

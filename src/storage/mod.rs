@@ -6,6 +6,7 @@
 //! with [`StorageError::Unsupported`]. Backends never run blocking I/O on
 //! the async workers.
 
+mod block_writer;
 pub mod faults;
 pub mod fs;
 pub mod memory;
@@ -19,11 +20,11 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::path::VirtualPath;
 
-pub use fs::FsStorage;
+pub use fs::{FsStorage, UploadSync};
 pub use memory::MemoryStorage;
 pub use timed::TimedStorage;
 
@@ -99,6 +100,16 @@ pub type ReadStream = Pin<Box<dyn AsyncRead + Send>>;
 /// the upload: an atomic replace leaves the old file as it was.
 #[async_trait]
 pub trait Upload: AsyncWrite + Send + Unpin {
+    /// Writes all of `block` and returns an empty buffer for the next one
+    /// (maybe `block` itself, maybe one of less capacity). A backend that can
+    /// take the block as it is (the fs backend hands it to the disk thread)
+    /// saves a copy; by default it is written through [`AsyncWrite`].
+    async fn write_block(&mut self, mut block: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.write_all(&block).await?;
+        block.clear();
+        Ok(block)
+    }
+
     /// Flushes and makes the upload visible under its target name.
     async fn finish(self: Box<Self>) -> Result<(), StorageError>;
 }
