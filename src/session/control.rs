@@ -16,6 +16,10 @@ use crate::tls::TlsSettings;
 /// Longest command line accepted, in bytes, CRLF included.
 pub const MAX_LINE_LENGTH: usize = 8192;
 
+/// The read buffer a session starts with and returns to: most command lines
+/// fit, and an idle session holds no more than this.
+const SMALL_BUFFER: usize = 128;
+
 /// A byte stream a control or data connection can run over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
@@ -44,7 +48,7 @@ impl ControlChannel {
     pub fn new(io: Box<dyn AsyncStream>) -> Self {
         ControlChannel {
             io,
-            buf: Vec::with_capacity(256),
+            buf: Vec::with_capacity(SMALL_BUFFER),
             discarding: false,
         }
     }
@@ -54,6 +58,10 @@ impl ControlChannel {
         loop {
             if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
                 let raw: Vec<u8> = self.buf.drain(..=end).collect();
+                if self.buf.len() < SMALL_BUFFER {
+                    // A long line grew it; do not keep that while idle.
+                    self.buf.shrink_to(SMALL_BUFFER);
+                }
                 if std::mem::take(&mut self.discarding) {
                     return Ok(Line::TooLong);
                 }
@@ -63,8 +71,10 @@ impl ControlChannel {
                 self.buf.clear();
                 self.discarding = true;
             }
-            if self.buf.capacity() - self.buf.len() < 512 {
-                self.buf.reserve(1024.min(MAX_LINE_LENGTH));
+            if self.buf.len() == self.buf.capacity() {
+                // Doubles, up to one line's worth.
+                let more = self.buf.len().clamp(SMALL_BUFFER, MAX_LINE_LENGTH);
+                self.buf.reserve_exact(more);
             }
             if self.io.read_buf(&mut self.buf).await? == 0 {
                 return Ok(Line::Closed);
@@ -158,6 +168,17 @@ mod tests {
         let mut c = channel(&input);
         assert_eq!(c.read_line().await.unwrap(), Line::TooLong);
         assert_eq!(c.read_line().await.unwrap(), Line::Text("NOOP".into()));
+    }
+
+    #[tokio::test]
+    async fn the_buffer_shrinks_back_after_a_long_line() {
+        let mut input = vec![b'A'; 4000];
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        let mut c = channel(&input);
+        assert!(matches!(c.read_line().await.unwrap(), Line::Text(t) if t.len() == 4000));
+        assert!(c.buf.capacity() <= SMALL_BUFFER, "{}", c.buf.capacity());
+        assert_eq!(c.read_line().await.unwrap(), Line::Text("NOOP".into()));
+        assert!(c.buf.capacity() <= SMALL_BUFFER, "{}", c.buf.capacity());
     }
 
     #[test]

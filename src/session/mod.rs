@@ -140,7 +140,8 @@ pub struct Session {
     context: Arc<ServerContext>,
     stop: CancellationToken,
     state: State,
-    transfer: Option<Transfer>,
+    /// Boxed: most of the time there is none, and an idle session stays small.
+    transfer: Option<Box<Transfer>>,
     pending: VecDeque<String>,
     long_lines: u32,
     /// Set once the control connection is protected by TLS.
@@ -232,15 +233,17 @@ impl Session {
     }
 
     /// Runs the session to its end; never panics on client input.
-    pub async fn run(self) {
+    // Not an `async fn`: that would keep a second copy of the session in
+    // every session's task, next to the one `serve` owns.
+    pub fn run(self) -> impl std::future::Future<Output = ()> + Send {
         let span = tracing::info_span!("session", peer = %self.peer);
-        self.serve().instrument(span).await
+        self.serve().instrument(span)
     }
 
     async fn serve(mut self) {
         tracing::debug!("connected");
         if self.implicit_tls {
-            if let Err(err) = self.protect_control_connection().await {
+            if let Err(err) = Box::pin(self.protect_control_connection()).await {
                 tracing::info!(%err, "implicit TLS handshake failed");
                 return;
             }
@@ -257,14 +260,17 @@ impl Session {
         loop {
             if self.transfer.is_none() {
                 if let Some(line) = self.pending.pop_front() {
-                    if !self.on_line(line).await {
+                    if !Box::pin(self.on_line(line)).await {
                         break;
                     }
                     continue;
                 }
             }
             let keep_going = match self.next_event().await {
-                Event::Line(Ok(Line::Text(line))) => self.on_line(line).await,
+                // Boxed: a command's future (the largest handler's, a TLS
+                // handshake's) lives on the heap only while it runs, so an
+                // idle session's task stays small.
+                Event::Line(Ok(Line::Text(line))) => Box::pin(self.on_line(line)).await,
                 Event::Line(Ok(Line::TooLong)) => {
                     self.long_lines += 1;
                     if self.long_lines >= MAX_LINE_ABUSE {
@@ -276,7 +282,7 @@ impl Session {
                     }
                 }
                 Event::Line(Ok(Line::Closed)) | Event::Line(Err(_)) => false,
-                Event::Transfer(event) => self.on_transfer_event(event).await,
+                Event::Transfer(event) => Box::pin(self.on_transfer_event(event)).await,
                 Event::IdleTimeout => {
                     let text = if matches!(self.state.login, LoginState::LoggedIn(_)) {
                         "Idle timeout, closing control connection"
@@ -359,7 +365,7 @@ impl Session {
                 false
             }
             Action::Transfer(transfer) => {
-                self.transfer = Some(*transfer);
+                self.transfer = Some(transfer);
                 true
             }
             Action::StartTls(reply) => {
@@ -544,5 +550,28 @@ fn log_command(line: &str) {
             _ => line,
         };
         tracing::debug!(command = shown, "command");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::ConfigUserManager;
+    use crate::settings::Settings;
+
+    /// Every connection keeps its session's future for as long as it is open,
+    /// so what the future holds while waiting for a command is the memory an
+    /// idle session costs; command handlers are boxed so they do not count.
+    #[test]
+    fn an_idle_session_task_stays_small() {
+        let context = ServerContext::new(
+            Settings::default(),
+            Arc::new(ConfigUserManager::new(Vec::new(), None)),
+        );
+        let io = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 21));
+        let session = Session::new(io, addr, addr, context, CancellationToken::new(), false);
+        let size = std::mem::size_of_val(&session.run());
+        assert!(size <= 2048, "a session's future takes {size} bytes");
     }
 }
