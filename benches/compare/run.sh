@@ -11,7 +11,7 @@
 #                           concurrent clients each RETR one shared file of MULTI_MB MiB
 #   SMALL_FILES (2000), SMALL_KB (4), SMALL_WORKERS (8)
 #                           small-file STOR and RETR (SMALL_FILES <= 100000)
-#   LOGIN_WORKERS (20), LOGIN_SECONDS (5)
+#   LOGIN_WORKERS (20), LOGIN_SECONDS (3)
 #                           login processes and how long they run, anonymous
 #                           and with a password
 #   IDLE_SESSIONS (200)     sessions for the memory-per-session figure
@@ -38,7 +38,7 @@ HERE="$REPO/benches/compare"
 WORK=${WORK:-/var/tmp/aioftpd-compare}
 SERVERS=${SERVERS:-"aioftpd vsftpd pure-ftpd proftpd pyftpdlib aioftp"}
 export SIZE_MB="${SIZE_MB:-1024}" RUNS="${RUNS:-3}" \
-    LOGIN_WORKERS="${LOGIN_WORKERS:-20}" LOGIN_SECONDS="${LOGIN_SECONDS:-5}" \
+    LOGIN_WORKERS="${LOGIN_WORKERS:-20}" LOGIN_SECONDS="${LOGIN_SECONDS:-3}" \
     IDLE_SESSIONS="${IDLE_SESSIONS:-200}" LIST_ENTRIES="${LIST_ENTRIES:-10000}" \
     MULTI_CLIENTS="${MULTI_CLIENTS:-50}" MULTI_MB="${MULTI_MB:-20}" \
     SMALL_FILES="${SMALL_FILES:-2000}" SMALL_KB="${SMALL_KB:-4}" \
@@ -260,14 +260,13 @@ pasv_enable=YES
 idle_session_timeout=600
 EOF
         # TLS optional (force_*_ssl=NO) so password logins can be plain too;
-        # the default ssl_ciphers (DES-CBC3-SHA) only matters below TLS 1.3.
+        # require_ssl_reuse=YES is its default, spelled out.
         [[ $2 == plain ]] || cat <<EOF
 chroot_local_user=YES
 pam_service_name=${PAM_PREFIX#/etc/pam.d/}vsftpd
 ssl_enable=YES
 rsa_cert_file=$TLS_CERT
 rsa_private_key_file=$TLS_KEY
-ssl_ciphers=HIGH
 force_local_logins_ssl=NO
 force_local_data_ssl=NO
 require_ssl_reuse=YES
