@@ -4,29 +4,58 @@
 Control connections speak FTP over a raw socket (ftplib's per-line
 overhead would cap logins/s); data connections are read with recv_into
 into one large buffer and written with sendall of one large buffer, so
-the client does no per-chunk Python work worth measuring.
+the client does no per-chunk Python work worth measuring (except over TLS,
+where each recv_into returns one 16 KiB record: the TLS ceiling shows
+what that costs). Workloads with many clients fork one process per client
+(or per worker), released together by a barrier, so the GIL is never
+shared between clients.
 
 Subcommands:
-  baseline FILE               raw sendfile of FILE over loopback -> MB/s
-  bench NAME PORT PID OUT     every metric for one server -> JSON in OUT
-  table JSON...               the markdown table for the collected results
+  ceilings OUT BIG MULTI CERT KEY   raw sendfile (1 and MULTI_CLIENTS streams),
+                                    plain and TLS client ceilings -> JSON in OUT
+  bench NAME MODE PORT PID OUT [NO_TLS_REASON]
+                                    MODE plain: the anonymous workloads;
+                                    MODE secure: FTPS RETR and password logins;
+                                    both merge their metrics into OUT (JSON)
+  fail NAME MODE OUT REASON         record that a server did not start in MODE
+  table CEILINGS JSON...            the markdown tables for the collected results
 """
 import json
 import multiprocessing
 import os
 import resource
 import socket
+import ssl
 import statistics
 import sys
+import threading
 import time
 
 HOST = "127.0.0.1"
 BUF = 4 << 20
-RUNS = int(os.environ.get("RUNS", "3"))
-SIZE_MB = int(os.environ.get("SIZE_MB", "1024"))
-LOGIN_WORKERS = int(os.environ.get("LOGIN_WORKERS", "20"))
-LOGIN_SECONDS = float(os.environ.get("LOGIN_SECONDS", "5"))
-IDLE_SESSIONS = int(os.environ.get("IDLE_SESSIONS", "200"))
+
+
+def knob(name, default):
+    return type(default)(os.environ.get(name, default))
+
+
+RUNS = knob("RUNS", 3)
+SIZE_MB = knob("SIZE_MB", 1024)
+LOGIN_WORKERS = knob("LOGIN_WORKERS", 20)
+LOGIN_SECONDS = knob("LOGIN_SECONDS", 3.0)
+IDLE_SESSIONS = knob("IDLE_SESSIONS", 200)
+LIST_ENTRIES = knob("LIST_ENTRIES", 10000)
+MULTI_CLIENTS = knob("MULTI_CLIENTS", 50)
+MULTI_MB = knob("MULTI_MB", 20)
+SMALL_FILES = knob("SMALL_FILES", 2000)
+SMALL_KB = knob("SMALL_KB", 4)
+SMALL_WORKERS = knob("SMALL_WORKERS", 8)
+MANY_SESSIONS = knob("MANY_SESSIONS", 10000)
+MANY_PROCS = knob("MANY_PROCS", 10)
+MANY_SERVERS = knob("MANY_SERVERS", "aioftpd pyftpdlib").split()
+BENCH_USER = knob("BENCH_USER", "bench")
+BENCH_PASS = os.environ.get("BENCH_PASS", "")
+TLS_CERT = os.environ.get("TLS_CERT", "")
 
 
 class Control:
@@ -63,15 +92,21 @@ class Control:
     def expect(self, code, line=None):
         r = self.reply() if line is None else self.cmd(line)
         if not r.startswith(code):
-            raise RuntimeError(f"{line!r}: expected {code}, got {r!r}")
+            shown = "PASS ****" if line and line.startswith("PASS ") else line
+            raise RuntimeError(f"{shown or 'reply'}: expected {code}, got {r!r}")
         return r
 
-    def login(self):
-        r = self.cmd("USER anonymous")
+    def login(self, user="anonymous", password="bench@example.org"):
+        r = self.cmd(f"USER {user}")
         if r.startswith("331"):
-            r = self.cmd("PASS bench@example.org")
+            r = self.cmd(f"PASS {password}")
         if not r.startswith("230"):
-            raise RuntimeError(f"login failed: {r!r}")
+            raise RuntimeError(f"login as {user} failed: {r!r}")
+
+    def start_tls(self, ctx):
+        """RFC 4217: AUTH TLS, then the control connection is TLS."""
+        self.expect("234", "AUTH TLS")
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=HOST)
 
     def passive(self):
         """EPSV, else PASV; returns a connected data socket."""
@@ -92,13 +127,17 @@ class Control:
         self.sock.close()
 
 
+_buf = None
+
+
 def drain(data):
     """Read a data connection to EOF into one reused buffer; returns bytes."""
-    buf = bytearray(BUF)
-    view = memoryview(buf)
+    global _buf
+    if _buf is None:
+        _buf = memoryview(bytearray(BUF))
     total = 0
     while True:
-        n = data.recv_into(view)
+        n = data.recv_into(_buf)
         if not n:
             break
         total += n
@@ -106,7 +145,20 @@ def drain(data):
     return total
 
 
-# ---- server process tree: PSS and CPU ------------------------------------
+def expect_size(n, want, what):
+    # A short or long download is a server bug, not a slow run: say so.
+    if n != want:
+        raise RuntimeError(f"{what}: got {n} bytes, expected {want}")
+
+
+def tls_client_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(TLS_CERT)  # the run's self-signed certificate
+    return ctx
+
+
+# ---- process trees: PSS and CPU --------------------------------------------
 
 def tree(pid):
     children = {}
@@ -159,9 +211,55 @@ def own_cpu():
     return r.ru_utime + r.ru_stime
 
 
-# ---- workloads -----------------------------------------------------------
+def fan_out(n, work, *args):
+    """Run work(i, start, *args) in n forked processes, released together.
 
-def retr(port, pid, path):
+    work does its setup, calls start() when ready, does the measured part
+    and returns a dict. Each result gets t0/t1 (CLOCK_MONOTONIC, the same
+    clock in every process) and cpu (the process's own utime+stime) from
+    start() to its return. Returns (results, wall from the first start to
+    the last return, client CPU summed over the processes)."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(n + 1)
+    queue = ctx.Queue()
+
+    def child(i):
+        marks = {}
+
+        def start():
+            barrier.wait(timeout=300)
+            marks["cpu0"], marks["t0"] = own_cpu(), time.monotonic()
+
+        try:
+            r = work(i, start, *args)
+            r.update(t0=marks["t0"], t1=time.monotonic(), cpu=own_cpu() - marks["cpu0"])
+        except BaseException as e:  # reported to the parent, which raises
+            barrier.abort()
+            r = {"error": f"{type(e).__name__}: {e}"}
+        queue.put(r)
+
+    procs = [ctx.Process(target=child, args=(i,)) for i in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=300)
+    except threading.BrokenBarrierError:
+        pass
+    results = [queue.get(timeout=900) for _ in procs]
+    for p in procs:
+        p.join()
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {n} clients failed, first: {errors[0]}")
+    wall = max(r["t1"] for r in results) - min(r["t0"] for r in results)
+    return results, wall, sum(r["cpu"] for r in results)
+
+
+# ---- workloads -----------------------------------------------------------
+# Each returns one run's numbers; throughput workloads also return the
+# client's own CPU seconds ("client_cpu") and the measured wall time ("wall").
+
+def retr(port, pid, path, size):
     c = Control(port)
     c.login()
     c.expect("200", "TYPE I")
@@ -174,9 +272,10 @@ def retr(port, pid, path):
     dt = time.perf_counter() - t0
     cpu, own = cpu_seconds(pid) - cpu0, own_cpu() - own0
     c.close()
+    expect_size(n, size, f"RETR {path}")
     gib = n / (1 << 30)
     return {"mbps": n / dt / 1e6, "bytes": n, "server_cpu_per_gib": cpu / gib,
-            "client_cpu_per_gib": own / gib}
+            "client_cpu_per_gib": own / gib, "client_cpu": own, "wall": dt}
 
 
 def stor(port, pid, path, size):
@@ -185,7 +284,7 @@ def stor(port, pid, path, size):
     c.login()
     c.expect("200", "TYPE I")
     data = c.passive()
-    t0 = time.perf_counter()
+    own0, t0 = own_cpu(), time.perf_counter()
     c.sock.sendall(f"STOR {path}\r\n".encode())
     c.expect("1")
     sent = 0
@@ -197,9 +296,94 @@ def stor(port, pid, path, size):
     data.close()
     c.expect("2")  # 226 only once the server has written it all
     dt = time.perf_counter() - t0
+    own = own_cpu() - own0
     c.cmd(f"DELE {path}")
     c.close()
-    return {"mbps": sent / dt / 1e6}
+    return {"mbps": sent / dt / 1e6, "client_cpu": own, "wall": dt}
+
+
+def multi_retr_client(i, start, port, path, size):
+    c = Control(port)
+    c.login()
+    c.expect("200", "TYPE I")
+    data = c.passive()
+    start()
+    c.sock.sendall(f"RETR {path}\r\n".encode())
+    c.expect("1")
+    n = drain(data)
+    c.expect("2")
+    c.close()
+    expect_size(n, size, f"RETR {path}")
+    return {"bytes": n}
+
+
+def multi_retr(port, path, size):
+    """MULTI_CLIENTS clients, each logged in with its data connection made,
+    send RETR of the same file at once: first command to last 226."""
+    results, wall, cpu = fan_out(MULTI_CLIENTS, multi_retr_client, port, path, size)
+    total = sum(r["bytes"] for r in results)
+    return {"mbps": total / wall / 1e6, "client_cpu": cpu, "wall": wall}
+
+
+def small_name(j):
+    return f"f-{j:05d}"  # as `split -d -a 5` names them in run.sh
+
+
+def small_worker(i, start, port, verb, paths):
+    size = SMALL_KB << 10
+    block = bytes(size)
+    c = Control(port)
+    c.login()
+    c.expect("200", "TYPE I")
+    mine = paths[i::SMALL_WORKERS]
+    start()
+    for path in mine:
+        data = c.passive()  # one data connection per file, EPSV each time
+        c.sock.sendall(f"{verb} {path}\r\n".encode())
+        c.expect("1")
+        if verb == "RETR":
+            expect_size(drain(data), size, f"RETR {path}")
+        else:
+            data.sendall(block)
+            data.close()
+        c.expect("2")
+    c.close()
+    return {"files": len(mine)}
+
+
+def small_files(port, verb, paths):
+    results, wall, cpu = fan_out(SMALL_WORKERS, small_worker, port, verb, paths)
+    return {"per_second": sum(r["files"] for r in results) / wall,
+            "client_cpu": cpu, "wall": wall}
+
+
+def ftps_retr(port, pid, path, size):
+    """Explicit FTPS (RFC 4217) download over TLS 1.3, as BENCH_USER. The data
+    connection resumes the control connection's session, as servers that
+    check it (aioftpd, vsftpd, ProFTPD) require."""
+    ctx = tls_client_context()
+    c = Control(port)
+    c.start_tls(ctx)
+    c.login(BENCH_USER, BENCH_PASS)
+    c.expect("200", "PBSZ 0")
+    c.expect("200", "PROT P")
+    c.expect("200", "TYPE I")
+    raw = c.passive()
+    cpu0, own0, t0 = cpu_seconds(pid), own_cpu(), time.perf_counter()
+    c.sock.sendall(f"RETR {path}\r\n".encode())
+    c.expect("1")
+    data = ctx.wrap_socket(raw, server_hostname=HOST, session=c.sock.session)
+    info = {"version": data.version(), "cipher": data.cipher()[0],
+            "resumed": data.session_reused}
+    n = drain(data)
+    c.expect("2")
+    dt = time.perf_counter() - t0
+    cpu, own = cpu_seconds(pid) - cpu0, own_cpu() - own0
+    c.close()
+    expect_size(n, size, f"FTPS RETR {path}")
+    gib = n / (1 << 30)
+    return dict(info, mbps=n / dt / 1e6, server_cpu_per_gib=cpu / gib,
+                client_cpu=own, wall=dt)
 
 
 def listing(port, verb, path):
@@ -219,35 +403,31 @@ def listing(port, verb, path):
     return {"seconds": dt, "bytes": n}
 
 
-def login_worker(port, deadline, queue):
+def login_worker(i, start, port, user, password):
     done = errors = 0
-    while time.time() < deadline:
+    first_error = None
+    start()
+    deadline = time.monotonic() + LOGIN_SECONDS
+    while time.monotonic() < deadline:
         try:
             c = Control(port, timeout=10)
-            c.login()
+            c.login(user, password)
             c.cmd("QUIT")
             c.sock.close()
             done += 1
-        except (OSError, RuntimeError, ConnectionError):
+        except (OSError, RuntimeError, ConnectionError) as e:
             errors += 1
-    queue.put((done, errors))
+            first_error = first_error or f"{type(e).__name__}: {e}"
+    return {"done": done, "errors": errors, "first_error": first_error}
 
 
-def logins(port):
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    t0 = time.time()
-    deadline = t0 + LOGIN_SECONDS
-    procs = [ctx.Process(target=login_worker, args=(port, deadline, queue))
-             for _ in range(LOGIN_WORKERS)]
-    for p in procs:
-        p.start()
-    results = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    dt = time.time() - t0
-    done = sum(r[0] for r in results)
-    return {"per_second": done / dt, "errors": sum(r[1] for r in results)}
+def logins(port, user="anonymous", password="bench@example.org"):
+    """LOGIN_WORKERS processes connect, log in and QUIT for LOGIN_SECONDS."""
+    results, wall, cpu = fan_out(LOGIN_WORKERS, login_worker, port, user, password)
+    errors = sum(r["errors"] for r in results)
+    first = next((r["first_error"] for r in results if r["first_error"]), None)
+    return {"per_second": sum(r["done"] for r in results) / wall, "errors": errors,
+            "first_error": first, "client_cpu": cpu, "wall": wall}
 
 
 def idle_memory(port, pid):
@@ -266,6 +446,45 @@ def idle_memory(port, pid):
             "pss_before_kib": before, "pss_after_kib": after}
 
 
+def many_sessions(port, pid):
+    """MANY_SESSIONS logged-in idle sessions opened from MANY_PROCS processes;
+    the server's total PSS while they are all open."""
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Queue(), ctx.Event()
+
+    def child(count):
+        sessions, errors, first = [], 0, None
+        for _ in range(count):
+            try:
+                c = Control(port, timeout=30)
+                c.login()
+                sessions.append(c)
+            except (OSError, RuntimeError, ConnectionError) as e:
+                errors += 1
+                first = first or f"{type(e).__name__}: {e}"
+        ready.put((len(sessions), errors, first))
+        release.wait(600)
+        for c in sessions:
+            c.sock.close()
+
+    share = [MANY_SESSIONS // MANY_PROCS + (i < MANY_SESSIONS % MANY_PROCS)
+             for i in range(MANY_PROCS)]
+    t0 = time.monotonic()
+    procs = [ctx.Process(target=child, args=(n,)) for n in share if n]
+    for p in procs:
+        p.start()
+    got = [ready.get(timeout=600) for _ in procs]
+    opened = time.monotonic() - t0
+    time.sleep(1.0)
+    pss = pss_kib(pid)
+    release.set()
+    for p in procs:
+        p.join()
+    return {"sessions": sum(g[0] for g in got), "errors": sum(g[1] for g in got),
+            "first_error": next((g[2] for g in got if g[2]), None),
+            "pss_kib": pss, "open_seconds": opened}
+
+
 def median_of(runs, key):
     values = [r[key] for r in runs if r is not None]
     if not values:
@@ -273,106 +492,284 @@ def median_of(runs, key):
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def bench(name, port, pid, out):
+def bench(name, mode, port, pid, out, no_tls=""):
     port, pid = int(port), int(pid)
-    res = {"server": name}
+    res = {"server": name, "notes": {}, "client": {}}
+    if os.path.exists(out):
+        with open(out) as f:
+            res = json.load(f)
     size = SIZE_MB << 20
 
-    def step(label, fn):
+    def step(label, fn, key=None, runs=RUNS):
+        """RUNS runs of fn; a failure is recorded as a note, not a crash."""
         t0 = time.time()
-        runs = [fn() for _ in range(RUNS)]
-        print(f"  {name:10} {label:6} {time.time() - t0:6.1f}s  {runs[-1]}", file=sys.stderr)
-        return runs
+        out = []
+        try:
+            for _ in range(runs):
+                out.append(fn())
+        except Exception as e:  # noqa: BLE001 -- any failure is a result here
+            msg = f"{type(e).__name__}: {e}"
+            print(f"  {name:10} {label:10} FAILED: {msg}", file=sys.stderr)
+            res["notes"][label] = msg
+            return None
+        print(f"  {name:10} {label:10} {time.time() - t0:6.1f}s  {out[-1]}", file=sys.stderr)
+        if key and all(r is not None and "client_cpu" in r for r in out):
+            res["client"][key] = {"cpu": statistics.median(r["client_cpu"] for r in out),
+                                  "wall": statistics.median(r["wall"] for r in out)}
+        return out
 
-    # First, on a fresh server, so earlier workloads' heap growth does not
-    # hide the sessions' memory.
-    res["idle"] = idle_memory(port, pid)
-    print(f"  {name:10} idle   {res['idle']}", file=sys.stderr)
-    r = step("RETR", lambda: retr(port, pid, "/big.bin"))
-    res["retr_mbps"] = median_of(r, "mbps")
-    res["retr_server_cpu_per_gib"] = median_of(r, "server_cpu_per_gib")
-    res["retr_client_cpu_per_gib"] = median_of(r, "client_cpu_per_gib")
-    # A new name each run: pure-ftpd refuses anonymous overwrites and DELE.
-    names = iter(range(RUNS))
-    r = step("STOR", lambda: stor(port, pid, f"/up/stor-{name}-{next(names)}.bin", size))
-    res["stor_mbps"] = median_of(r, "mbps")
-    r = step("login", lambda: logins(port))
-    res["logins_per_s"] = median_of(r, "per_second")
-    res["login_errors"] = sum(x["errors"] for x in r)
-    r = step("LIST", lambda: listing(port, "LIST", "/list"))
-    res["list_s"] = median_of(r, "seconds")
-    res["list_bytes"] = r[0]["bytes"] if r[0] else None
-    r = step("MLSD", lambda: listing(port, "MLSD", "/list"))
-    res["mlsd_s"] = median_of(r, "seconds")
+    if mode == "plain":
+        plain(name, port, pid, res, step, size)
+    else:
+        secure(name, port, pid, res, step, size, no_tls)
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
 
 
-# ---- raw sendfile baseline -------------------------------------------------
+def plain(name, port, pid, res, step, size):
+    # First, on a fresh server, so earlier workloads' heap growth does not
+    # hide the sessions' memory.
+    r = step("idle", lambda: idle_memory(port, pid), runs=1)
+    if r:
+        res["idle"] = r[0]
+        res["idle_kib"] = r[0]["kib_per_session"]
+        res["idle_pss"] = r[0]["pss_before_kib"]
+    if name in MANY_SERVERS:
+        r = step("many", lambda: many_sessions(port, pid), runs=1)
+        if r:
+            res["many"] = r[0]
+            res["many_pss_mib"] = r[0]["pss_kib"] / 1024
+            if r[0]["errors"]:
+                res["notes"]["many"] = (f"{r[0]['errors']} of {MANY_SESSIONS} sessions "
+                                        f"failed, first: {r[0]['first_error']}")
+    r = step("RETR", lambda: retr(port, pid, "/big.bin", size), "retr_mbps")
+    if r:
+        res["retr_mbps"] = median_of(r, "mbps")
+        res["retr_server_cpu_per_gib"] = median_of(r, "server_cpu_per_gib")
+        res["retr_client_cpu_per_gib"] = median_of(r, "client_cpu_per_gib")
+    r = step("RETR multi", lambda: multi_retr(port, "/multi.bin", MULTI_MB << 20), "multi_mbps")
+    if r:
+        res["multi_mbps"] = median_of(r, "mbps")
+    # A new name each run: pure-ftpd refuses anonymous overwrites and DELE.
+    names = iter(range(RUNS))
+    r = step("STOR", lambda: stor(port, pid, f"/up/stor-{name}-{next(names)}.bin", size),
+             "stor_mbps")
+    if r:
+        res["stor_mbps"] = median_of(r, "mbps")
+    runs = iter(range(RUNS))
 
-def baseline(path):
-    """A child sendfile()s PATH over loopback; we recv_into like for RETR."""
+    def small_stor():
+        run = next(runs)
+        return small_files(port, "STOR", [f"/up/s-{name}-{run}-{small_name(j)}"
+                                          for j in range(SMALL_FILES)])
+    r = step("small STOR", small_stor, "small_stor_fps")
+    if r:
+        res["small_stor_fps"] = median_of(r, "per_second")
+    # Files made in advance by run.sh, so RETR does not depend on STOR.
+    paths = [f"/small/{small_name(j)}" for j in range(SMALL_FILES)]
+    r = step("small RETR", lambda: small_files(port, "RETR", paths), "small_retr_fps")
+    if r:
+        res["small_retr_fps"] = median_of(r, "per_second")
+    r = step("login", lambda: logins(port), "logins_per_s")
+    if r:
+        res["logins_per_s"] = median_of(r, "per_second")
+        res["login_errors"] = sum(x["errors"] for x in r)
+        if res["login_errors"]:
+            res["notes"]["login errors"] = f"{res['login_errors']}, first: {r[0]['first_error']}"
+    r = step("LIST", lambda: listing(port, "LIST", "/list"))
+    if r:
+        res["list_s"] = median_of(r, "seconds")
+        res["list_bytes"] = r[0]["bytes"] if r[0] else None
+    r = step("MLSD", lambda: listing(port, "MLSD", "/list"))
+    if r:
+        res["mlsd_s"] = median_of(r, "seconds")
+
+
+def secure(name, port, pid, res, step, size, no_tls):
+    if no_tls:
+        res["notes"]["FTPS"] = no_tls
+    else:
+        r = step("FTPS RETR", lambda: ftps_retr(port, pid, "/big.bin", size), "ftps_mbps")
+        if r:
+            res["ftps_mbps"] = median_of(r, "mbps")
+            res["ftps_server_cpu_per_gib"] = median_of(r, "server_cpu_per_gib")
+            res["ftps_tls"] = {k: r[0][k] for k in ("version", "cipher", "resumed")}
+    r = step("pw login", lambda: logins(port, BENCH_USER, BENCH_PASS), "pw_logins_per_s")
+    if r:
+        res["pw_logins_per_s"] = median_of(r, "per_second")
+        res["pw_login_errors"] = sum(x["errors"] for x in r)
+        if res["pw_login_errors"]:
+            res["notes"]["password login errors"] = (
+                f"{res['pw_login_errors']}, first: {r[0]['first_error']}")
+
+
+def fail(name, mode, out, reason):
+    res = {"server": name, "notes": {}, "client": {}}
+    if os.path.exists(out):
+        with open(out) as f:
+            res = json.load(f)
+    res["notes"][f"{mode} server"] = reason
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+# ---- ceilings: what the machine and the client can do without an FTP server --
+
+def _serve_once(lsock, send):
+    """Fork a child that accepts one connection on lsock and runs send(conn)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            conn, _ = lsock.accept()
+            send(conn)
+            conn.close()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _sendfile_all(path):
+    def send(conn):
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            off = 0
+            while off < size:
+                off += os.sendfile(conn.fileno(), f.fileno(), off, size - off)
+    return send
+
+
+def _one_stream(send, wrap=lambda raw: raw):
+    """RUNS times: a child runs send(conn), we read wrap(socket) to EOF like
+    for RETR. Returns [(MB/s, reader CPU s, wall s)]."""
     lsock = socket.create_server((HOST, 0))
     port = lsock.getsockname()[1]
-    best = []
+    runs = []
     for _ in range(RUNS):
-        pid = os.fork()
-        if pid == 0:
-            conn, _ = lsock.accept()
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                off = 0
-                while off < size:
-                    off += os.sendfile(conn.fileno(), f.fileno(), off, size - off)
-            conn.close()
-            os._exit(0)
-        data = socket.create_connection((HOST, port))
-        t0 = time.perf_counter()
-        n = drain(data)
+        pid = _serve_once(lsock, send)
+        raw = socket.create_connection((HOST, port))
+        cpu0, t0 = own_cpu(), time.perf_counter()
+        n = drain(wrap(raw))
         dt = time.perf_counter() - t0
+        runs.append((n / dt / 1e6, own_cpu() - cpu0, dt))
         os.waitpid(pid, 0)
-        best.append(n / dt / 1e6)
-    print(json.dumps({"sendfile_mbps": statistics.median(best), "min": min(best), "max": max(best)}))
+    lsock.close()
+    return runs
 
 
-def client_check():
-    """Client ceiling: a child sendall()s from memory, we recv_into."""
-    lsock = socket.create_server((HOST, 0))
-    port = lsock.getsockname()[1]
+def _memory_sender(wrap=lambda conn: conn):
     size = SIZE_MB << 20
-    rates = []
+
+    def send(conn):
+        s = wrap(conn)
+        view = memoryview(bytes(BUF))
+        sent = 0
+        while sent < size:
+            s.sendall(view)
+            sent += BUF
+        if s is not conn:
+            s.unwrap()  # close_notify, as the FTP servers send
+    return send
+
+
+def _multi_sendfile_client(i, start, port):
+    data = socket.create_connection((HOST, port))
+    start()
+    data.sendall(b"g")  # the sender starts on this byte, like on a RETR
+    return {"bytes": drain(data)}
+
+
+def raw_sendfile_multi(path):
+    """MULTI_CLIENTS senders (one process each, like forking servers) each
+    sendfile() PATH to one of MULTI_CLIENTS readers, released together."""
+    lsock = socket.create_server((HOST, 0), backlog=MULTI_CLIENTS)
+    port = lsock.getsockname()[1]
+    send = _sendfile_all(path)
+
+    def on_go(conn):
+        conn.recv(1)
+        send(conn)
+    runs = []
     for _ in range(RUNS):
-        pid = os.fork()
-        if pid == 0:
-            conn, _ = lsock.accept()
-            view = memoryview(bytes(BUF))
-            sent = 0
-            while sent < size:
-                conn.sendall(view)
-                sent += BUF
-            conn.close()
-            os._exit(0)
-        data = socket.create_connection((HOST, port))
-        t0 = time.perf_counter()
-        n = drain(data)
-        rates.append(n / (time.perf_counter() - t0) / 1e6)
-        os.waitpid(pid, 0)
-    print(json.dumps({"client_recv_mbps": statistics.median(rates)}))
+        pids = [_serve_once(lsock, on_go) for _ in range(MULTI_CLIENTS)]
+        results, wall, cpu = fan_out(MULTI_CLIENTS, _multi_sendfile_client, port)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        runs.append((sum(r["bytes"] for r in results) / wall / 1e6, cpu, wall))
+    lsock.close()
+    return runs
 
 
-# ---- table -----------------------------------------------------------------
+def ceilings(out, big, multi, cert, key):
+    """Raw sendfile (1 and MULTI_CLIENTS streams): what loopback gives a
+    zero-copy server; the plain reader against a memory sender, and the FTPS
+    reader against a trivial TLS 1.3 sender (Python's ssl, that is OpenSSL):
+    what the client can take."""
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    sctx.load_cert_chain(cert, key)
+    ctx = tls_client_context()
+    cipher = []
 
-ROWS = [
+    def tls_reader(raw):
+        data = ctx.wrap_socket(raw, server_hostname=HOST)
+        cipher.append(data.cipher()[0])
+        return data
+    measured = {
+        "sendfile": _one_stream(_sendfile_all(big)),
+        "sendfile_multi": raw_sendfile_multi(multi),
+        "client_recv": _one_stream(_memory_sender()),
+        "client_tls": _one_stream(
+            _memory_sender(lambda conn: sctx.wrap_socket(conn, server_side=True)), tls_reader),
+    }
+    res = {"client_tls_cipher": cipher[0]}
+    for key, runs in measured.items():
+        rates = [r[0] for r in runs]
+        res[key] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
+                    "client_cpu": statistics.median(r[1] for r in runs),
+                    "wall": statistics.median(r[2] for r in runs)}
+        print(f"  {key}: {res[key]}", file=sys.stderr)
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+# ---- tables ----------------------------------------------------------------
+
+def rows():
     # label, key, higher is better, format
-    ("RETR 1 client, MB/s", "retr_mbps", True, "{:,.0f}"),
-    ("STOR 1 client, MB/s", "stor_mbps", True, "{:,.0f}"),
-    ("logins/s (anonymous, 20 workers)", "logins_per_s", True, "{:,.0f}"),
-    ("LIST of 10,000 entries, s", "list_s", False, "{:.3f}"),
-    ("MLSD of 10,000 entries, s", "mlsd_s", False, "{:.3f}"),
-    ("memory per idle logged-in session, KiB", "idle_kib", False, "{:,.1f}"),
-    ("idle server PSS before any session, KiB", "idle_pss", False, "{:,.0f}"),
-    ("server CPU per GiB RETR, s", "retr_server_cpu_per_gib", False, "{:.2f}"),
-]
+    return [
+        ("RETR 1 client, MB/s", "retr_mbps", True, "{:,.0f}"),
+        (f"RETR {MULTI_CLIENTS} clients × {MULTI_MB} MiB, aggregate MB/s",
+         "multi_mbps", True, "{:,.0f}"),
+        ("STOR 1 client, MB/s", "stor_mbps", True, "{:,.0f}"),
+        (f"small files: STOR {SMALL_FILES:,} × {SMALL_KB} KiB, {SMALL_WORKERS} workers, files/s",
+         "small_stor_fps", True, "{:,.0f}"),
+        (f"small files: RETR {SMALL_FILES:,} × {SMALL_KB} KiB, {SMALL_WORKERS} workers, files/s",
+         "small_retr_fps", True, "{:,.0f}"),
+        ("FTPS RETR 1 client (TLS 1.3), MB/s", "ftps_mbps", True, "{:,.0f}"),
+        (f"logins/s (anonymous, {LOGIN_WORKERS} workers)", "logins_per_s", True, "{:,.0f}"),
+        (f"logins/s (password, {LOGIN_WORKERS} workers)", "pw_logins_per_s", True, "{:,.0f}"),
+        (f"LIST of {LIST_ENTRIES:,} entries, s", "list_s", False, "{:.3f}"),
+        (f"MLSD of {LIST_ENTRIES:,} entries, s", "mlsd_s", False, "{:.3f}"),
+        ("memory per idle logged-in session, KiB", "idle_kib", False, "{:,.1f}"),
+        ("idle server PSS before any session, KiB", "idle_pss", False, "{:,.0f}"),
+        (f"server PSS with {MANY_SESSIONS:,} idle sessions, MiB", "many_pss_mib", False,
+         "{:,.1f}"),
+        ("server CPU per GiB RETR, s", "retr_server_cpu_per_gib", False, "{:.2f}"),
+        ("server CPU per GiB FTPS RETR, s", "ftps_server_cpu_per_gib", False, "{:.2f}"),
+    ]
+
+
+def client_rows():
+    return [
+        ("RETR 1 client", "retr_mbps"),
+        (f"RETR {MULTI_CLIENTS} clients", "multi_mbps"),
+        ("STOR 1 client", "stor_mbps"),
+        ("small files STOR", "small_stor_fps"),
+        ("small files RETR", "small_retr_fps"),
+        ("FTPS RETR", "ftps_mbps"),
+        ("logins (anonymous)", "logins_per_s"),
+        ("logins (password)", "pw_logins_per_s"),
+    ]
 
 
 def spread(res, key, fmt):
@@ -383,43 +780,110 @@ def spread(res, key, fmt):
 
 
 def value(res, key):
-    if key == "idle_kib":
-        return res["idle"]["kib_per_session"]
-    if key == "idle_pss":
-        return res["idle"]["pss_before_kib"]
     v = res.get(key)
-    return v["median"] if v else None
+    if isinstance(v, dict):
+        return v["median"]
+    return v
 
 
-def table(paths):
+def table(ceilings_path, paths):
+    with open(ceilings_path) as f:
+        ceil = json.load(f)
     results = []
     for p in paths:
         with open(p) as f:
             results.append(json.load(f))
     names = [r["server"] for r in results]
+    ours = next((r for r in results if r["server"] == "aioftpd"), None)
+    peers = [r for r in results if r["server"] != "aioftpd"]
+
+    def mbps(v):
+        if round(v["min"]) == round(v["max"]):
+            return f"{v['median']:,.0f} MB/s"
+        return f"{v['median']:,.0f} MB/s ({v['min']:,.0f}–{v['max']:,.0f})"
+    print(f"Ceilings, over loopback without an FTP server: raw sendfile of the file "
+          f"{mbps(ceil['sendfile'])}; raw sendfile to {MULTI_CLIENTS} readers at once "
+          f"{mbps(ceil['sendfile_multi'])}; client ceiling (recv_into from a memory "
+          f"sender) {mbps(ceil['client_recv'])}; TLS 1.3 client ceiling (the FTPS "
+          f"reader against a Python/OpenSSL sender, {ceil['client_tls_cipher']}) "
+          f"{mbps(ceil['client_tls'])}.")
+    # The issue sets RETR targets against raw sendfile as well as the peers.
+    if ours and value(ours, "retr_mbps") and value(ours, "multi_mbps"):
+        print(f"aioftpd / raw sendfile: RETR 1 client "
+              f"{value(ours, 'retr_mbps') / ceil['sendfile']['median']:.2f}×, RETR "
+              f"{MULTI_CLIENTS} clients {value(ours, 'multi_mbps') / ceil['sendfile_multi']['median']:.2f}×.")
+    print()
+
     print("Cells: median of the runs (min–max).\n")
     print("| metric | " + " | ".join(names) + " | aioftpd / best peer |")
     print("|---|" + "---|" * (len(names) + 1))
-    for label, key, higher, fmt in ROWS:
-        cells, ours, peers = [], None, []
+    for label, key, higher, fmt in rows():
+        cells = []
         for r in results:
             v = value(r, key)
             cells.append("—" if v is None else fmt.format(v) + spread(r, key, fmt))
-            if v is None:
-                continue
-            if r["server"] == "aioftpd":
-                ours = v
-            else:
-                peers.append((v, r["server"]))
         ratio = "—"
-        if ours is not None and peers:
-            best, who = (max if higher else min)(peers)
+        mine = value(ours, key) if ours else None
+        theirs = [(value(r, key), r["server"]) for r in peers if value(r, key) is not None]
+        if mine is not None and theirs:
+            best, who = (max if higher else min)(theirs)
             if best > 0:
-                ratio = f"{ours / best:.2f}× ({who})"
+                ratio = f"{mine / best:.2f}× ({who})"
         print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+
+    if ours and peers:
+        print("\naioftpd's value divided by each peer's, same run (for times and "
+              "memory, lower is better, so < 1 is a win there):\n")
+        print("| metric | " + " | ".join(r["server"] for r in peers) + " |")
+        print("|---|" + "---|" * len(peers))
+        for label, key, _, _ in rows():
+            mine = value(ours, key)
+            cells = []
+            for r in peers:
+                v = value(r, key)
+                ok = mine is not None and v
+                cells.append(f"{mine / v:.2f}×" if ok else "—")
+            print(f"| {label} | " + " | ".join(cells) + " |")
+
+    print("\nClient load: the client processes' own CPU (utime+stime) / wall "
+          "time of the measured part, seconds, median run, and CPU as a share of "
+          f"one core; the machine has {os.cpu_count()}. A single-process workload "
+          "near 100 %, or a many-process one near the core count, is client-bound.\n")
+    print("| workload | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    def load(cpu, wall):
+        return f"{cpu:.2f} / {wall:.2f} ({cpu / wall:.0%})"
+    for label, key in client_rows():
+        cells = []
+        for r in results:
+            c = r.get("client", {}).get(key)
+            cells.append("—" if not c else load(c["cpu"], c["wall"]))
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("\nThe same for the ceilings' readers: " + "; ".join(
+        f"{label} {load(ceil[key]['client_cpu'], ceil[key]['wall'])}" for label, key in [
+            ("raw sendfile", "sendfile"),
+            (f"raw sendfile to {MULTI_CLIENTS} readers", "sendfile_multi"),
+            ("plain reader", "client_recv"), ("TLS reader", "client_tls")]) + ".")
+
+    notes = []
+    for r in results:
+        tls = r.get("ftps_tls")
+        if tls:
+            notes.append(f"{r['server']}: FTPS data connection {tls['version']} "
+                         f"{tls['cipher']}, session {'resumed' if tls['resumed'] else 'NOT resumed'}")
+        for what, why in r.get("notes", {}).items():
+            notes.append(f"{r['server']}: {what}: {why}")
+        many = r.get("many")
+        if many:
+            notes.append(f"{r['server']}: {many['sessions']:,} sessions opened in "
+                         f"{many['open_seconds']:.1f} s")
+    if notes:
+        print("\nNotes:\n")
+        for n in notes:
+            print(f"- {n}")
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"baseline": baseline, "client-check": client_check, "bench": bench,
-     "table": lambda *a: table(a)}[cmd](*args)
+    {"ceilings": ceilings, "bench": bench, "fail": fail,
+     "table": lambda c, *a: table(c, a)}[cmd](*args)
