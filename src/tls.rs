@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::StoresServerSessions;
-use rustls::ServerConfig;
+use rustls::{CipherSuite, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 /// Sessions one control connection keeps for its data connections to resume.
@@ -93,6 +94,23 @@ impl fmt::Debug for TlsSettings {
     }
 }
 
+/// Puts the AES-128-GCM suites first. With AES instructions (x86-64's
+/// AES-NI, ARMv8's crypto extension) it is the cheapest AEAD rustls offers:
+/// on the benchmark machine FTPS downloads took about a quarter less CPU on
+/// both ends than with AES-256-GCM, the suite OpenSSL clients ask for first.
+/// Every suite stays available, so clients without AES-GCM still connect.
+fn fastest_first(mut provider: CryptoProvider) -> CryptoProvider {
+    provider.cipher_suites.sort_by_key(|suite| {
+        !matches!(
+            suite.suite(),
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    provider
+}
+
 impl TlsSettings {
     /// Reads the certificate chain and key (PEM) and builds the rustls configs.
     pub fn load(
@@ -132,7 +150,7 @@ impl TlsSettings {
         };
         // ring's default key-exchange order puts X25519 first, which is what
         // clients send a key share for: no HelloRetryRequest round trip.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(fastest_first(rustls::crypto::ring::default_provider()));
         let mut control = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(|e| TlsLoadError::Config(e.to_string()))?
@@ -142,6 +160,9 @@ impl TlsSettings {
                 TlsLoadError::Config(format!("certificate and key do not fit together: {e}"))
             })?;
         control.session_storage = Arc::new(NoSessions);
+        // OpenSSL-based clients (curl, lftp, Python) list AES-256-GCM first;
+        // the server's order makes them use AES-128-GCM.
+        control.ignore_client_order = true;
         let mut download = control.clone();
         download.send_tls13_tickets = 1;
         let mut upload = control.clone();

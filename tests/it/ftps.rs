@@ -39,6 +39,24 @@ fn names(listing: &[u8]) -> Vec<String> {
 // Round trips
 
 #[test]
+fn the_server_picks_aes_128_gcm_over_the_clients_first_choice() {
+    let server = tls_server();
+    for (versions, want) in [
+        (TLS13_FIRST, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256),
+        (
+            TLS12_ONLY,
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+    ] {
+        // rustls, like OpenSSL, lists AES-256-GCM first.
+        let config = client_config(versions);
+        let mut c = FtpsClient::explicit(server.addr, config);
+        assert_eq!(c.cmd("NOOP").code, 200);
+        assert_eq!(c.cipher_suite(), Some(want));
+    }
+}
+
+#[test]
 fn explicit_tls_uploads_then_downloads_and_lists_many_times_on_one_connection() {
     let server = tls_server();
     let bytes = pattern(3_000_000, 1);

@@ -258,6 +258,14 @@ impl FtpsClient {
         }
     }
 
+    /// The cipher suite the control connection's TLS session uses.
+    pub fn cipher_suite(&self) -> Option<rustls::CipherSuite> {
+        match self.control.get_ref() {
+            Control::Tls(tls) => tls.conn.negotiated_cipher_suite().map(|s| s.suite()),
+            Control::Plain(_) | Control::Switching => None,
+        }
+    }
+
     /// Sends `AUTH TLS`; on 234 runs the handshake and returns the reply.
     pub fn auth_tls(&mut self) -> Reply {
         self.auth("TLS")
