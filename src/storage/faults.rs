@@ -91,7 +91,7 @@ impl Storage for FaultyStorage {
     async fn open_os_file(
         &self,
         path: &VirtualPath,
-    ) -> Result<Option<std::fs::File>, StorageError> {
+    ) -> Result<Option<(std::fs::File, u64)>, StorageError> {
         self.gate().await?;
         self.inner.open_os_file(path).await
     }

@@ -218,19 +218,22 @@ impl Storage for FsStorage {
     async fn open_os_file(
         &self,
         path: &VirtualPath,
-    ) -> Result<Option<std::fs::File>, StorageError> {
+    ) -> Result<Option<(std::fs::File, u64)>, StorageError> {
         let path = beneath(path);
-        let file = self
+        let opened = self
             .on_base(move |base| {
                 expect_file_or_nothing(base, &path)?;
                 let file = base.open(&path)?.into_std();
-                if file.metadata()?.is_dir() {
+                // The size of what was opened, in the same trip to the
+                // blocking pool: RETR needs no separate stat.
+                let meta = file.metadata()?;
+                if meta.is_dir() {
                     return Err(StorageError::IsADirectory);
                 }
-                Ok(file)
+                Ok((file, meta.len()))
             })
             .await?;
-        Ok(Some(file))
+        Ok(Some(opened))
     }
 
     async fn open_write(

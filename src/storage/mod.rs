@@ -183,14 +183,14 @@ pub trait Storage: Send + Sync + 'static {
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError>;
     /// Opens file `path` for reading from byte `offset`.
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError>;
-    /// An optional capability: file `path` as an operating-system file, so
-    /// the transfer loop can send it without copying it through user space
-    /// (sendfile). `None` (the default) when the backend has no such file;
-    /// the transfer then uses [`Storage::open_read`].
+    /// An optional capability: file `path` as an operating-system file, with
+    /// its size, so the transfer loop can send it without copying it through
+    /// user space (sendfile). `None` (the default) when the backend has no
+    /// such file; the transfer then uses [`Storage::open_read`].
     async fn open_os_file(
         &self,
         _path: &VirtualPath,
-    ) -> Result<Option<std::fs::File>, StorageError> {
+    ) -> Result<Option<(std::fs::File, u64)>, StorageError> {
         Ok(None)
     }
     /// Opens file `path` for writing as `mode` says.

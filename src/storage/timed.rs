@@ -50,7 +50,7 @@ impl Storage for TimedStorage {
     async fn open_os_file(
         &self,
         path: &VirtualPath,
-    ) -> Result<Option<std::fs::File>, StorageError> {
+    ) -> Result<Option<(std::fs::File, u64)>, StorageError> {
         self.bounded(self.inner.open_os_file(path)).await
     }
 

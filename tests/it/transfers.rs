@@ -143,6 +143,28 @@ fn retr_of_missing_file_or_directory_is_550_without_a_data_connection() {
 }
 
 #[test]
+fn retr_refusals_are_the_same_with_and_without_zero_copy() {
+    let server = TestServer::start();
+    std::fs::write(server.path("f"), b"0123456789").unwrap();
+    let mut c = server.raw_alice();
+    // TYPE I on a plain connection goes through sendfile; TYPE A copies.
+    for mode in ["TYPE I", "TYPE A"] {
+        assert_eq!(c.cmd(mode).code, 200);
+        assert_eq!(c.cmd("RETR nope").code, 550, "{mode}");
+        assert_eq!(c.cmd("RETR pub").code, 550, "{mode}");
+        assert_eq!(c.cmd("REST 11").code, 350);
+        assert_eq!(c.cmd("RETR f").code, 554, "{mode}: restart beyond the end");
+        assert_eq!(c.cmd("REST 10").code, 350);
+        let mut data = c.pasv();
+        assert_eq!(c.cmd("RETR f").code, 150, "{mode}: restart at the end");
+        let mut rest = Vec::new();
+        data.read_to_end(&mut rest).unwrap();
+        assert_eq!(c.reply().code, 226);
+        assert!(rest.is_empty(), "{mode}");
+    }
+}
+
+#[test]
 fn transfer_without_pasv_or_port_is_425() {
     let server = TestServer::start();
     std::fs::write(server.path("f"), b"x").unwrap();

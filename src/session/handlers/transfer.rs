@@ -23,14 +23,7 @@ impl Session {
 
     pub(in crate::session) async fn retr(&mut self, arg: &str) -> Handled {
         let (user, path) = self.authorize(arg, Need::Read)?;
-        let meta = user.storage.metadata(&path).await?;
-        if meta.kind == FileKind::Dir {
-            return Err(Reply::new(550, "Is a directory"));
-        }
         let offset = std::mem::take(&mut self.state.restart_offset);
-        if offset > meta.size {
-            return Err(Reply::new(554, "Restart offset beyond the end of the file"));
-        }
         let ascii = self.state.transfer_type == TransferType::Ascii;
         // Zero copy where nothing has to touch the bytes on their way out.
         let protected = self.tls.as_ref().is_some_and(|tls| tls.protect_data);
@@ -39,17 +32,24 @@ impl Session {
             true => user.storage.open_os_file(&path).await?,
             false => None,
         };
-        let job = match os_file {
-            Some(file) => Job::SendOsFile { file, offset },
-            None => Job::Send {
-                file: user.storage.open_read(&path, offset).await?,
-                ascii,
-            },
+        let (job, size) = match os_file {
+            Some((file, size)) => {
+                restart_within(offset, size)?;
+                (Job::SendOsFile { file, offset }, size)
+            }
+            None => {
+                let meta = user.storage.metadata(&path).await?;
+                if meta.kind == FileKind::Dir {
+                    return Err(Reply::new(550, "Is a directory"));
+                }
+                restart_within(offset, meta.size)?;
+                let file = user.storage.open_read(&path, offset).await?;
+                (Job::Send { file, ascii }, meta.size)
+            }
         };
         let opening = format!(
-            "Opening {} mode data connection for {path} ({} bytes)",
+            "Opening {} mode data connection for {path} ({size} bytes)",
             mode_name(ascii),
-            meta.size
         );
         self.start_transfer("RETR", path, job, &opening)
     }
@@ -221,4 +221,12 @@ fn unique_suffix(attempt: u32) -> String {
         "{:x}",
         nanos.wrapping_add(u128::from(attempt) * 7919) & 0xffff_ffff
     )
+}
+
+/// A restart offset must not lie beyond the end of the file.
+fn restart_within(offset: u64, size: u64) -> Result<(), Reply> {
+    match offset <= size {
+        true => Ok(()),
+        false => Err(Reply::new(554, "Restart offset beyond the end of the file")),
+    }
 }
