@@ -12,29 +12,44 @@
 //! blocking filesystem call on an async worker (everything goes through
 //! `spawn_blocking`), and never puts the real base path into an error.
 
+use std::ffi::{CStr, OsStr};
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions, ReadDir};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions};
+use futures::stream::BoxStream;
 use futures::StreamExt;
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir, Statx, StatxFlags, StatxTimestamp};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::{
-    DirEntry, EntryStream, FileKind, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode,
+    DirEntry, EntryStream, FileKind, Metadata, NameStream, ReadStream, Storage, StorageError,
+    Upload, WriteMode,
 };
 use crate::path::VirtualPath;
 
-/// How many listing entries may wait between the reading thread and the
-/// session: enough to keep the disk busy, small enough that a listing of a
-/// million files costs no more memory than one of a hundred.
-const LIST_CHANNEL_CAPACITY: usize = 64;
+/// How many listing entries go from the reading thread to the session in
+/// one message. Each message wakes the session (a futex, an eventfd write, a
+/// context switch): per entry that cost more than reading the entry.
+const LIST_BATCH: usize = 128;
+
+/// Bytes of directory entries one getdents(2) call may return.
+const GETDENTS_BUFFER: usize = 32 * 1024;
+
+/// How many batches may wait between the reading thread and the session:
+/// enough to keep the disk busy, small enough (with [`LIST_BATCH`], 512
+/// entries) that a listing of a million files costs no more memory than one
+/// of a thousand.
+const LIST_CHANNEL_CAPACITY: usize = 4;
 
 /// How often an atomic upload tries a fresh temporary name when one is taken
 /// (e.g. left behind by a crash of a process that had the same pid).
@@ -73,6 +88,23 @@ impl FsStorage {
         let base = Arc::clone(&self.base);
         run_blocking(move || op(&base)).await
     }
+
+    /// Opens directory `path` for reading its entries; also returns its
+    /// path beneath the base.
+    async fn open_listing(&self, path: &VirtualPath) -> Result<(PathBuf, OwnedFd), StorageError> {
+        let path = beneath(path);
+        self.on_base(move |base| {
+            // Resolved beneath the base like every other open; cap-std's
+            // handle may be O_PATH, so the entries are read through a fresh
+            // descriptor of the same directory (`.` resolves nowhere else).
+            let dir = base.open_dir(&path)?;
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd =
+                rustix::fs::openat(&dir, ".", flags, Mode::empty()).map_err(io::Error::from)?;
+            Ok((path, fd))
+        })
+        .await
+    }
 }
 
 /// Runs `op` on tokio's blocking pool, never on an async worker.
@@ -107,6 +139,57 @@ fn describe(base: &Dir, path: &Path) -> io::Result<Metadata> {
         });
     }
     Ok(to_metadata(&link))
+}
+
+/// Metadata of entry `name` of directory `dir` (open as `fd`, at path `dir`
+/// beneath the base), as [`describe`] reports it, in one `statx` for
+/// anything but a symlink: relative to the open directory, without
+/// following. That is safe because the name is one component read from
+/// that directory itself (never `.`, `..` or a path), so it names nothing
+/// outside it; only a symlink needs resolving beneath the base.
+fn describe_entry(base: &Dir, dir: &Path, fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Metadata> {
+    let wanted = StatxFlags::TYPE
+        | StatxFlags::MODE
+        | StatxFlags::SIZE
+        | StatxFlags::MTIME
+        | StatxFlags::INO;
+    let own = rustix::fs::statx(fd, name, AtFlags::SYMLINK_NOFOLLOW, wanted)?;
+    if rustix::fs::FileType::from_raw_mode(own.stx_mode.into()) == rustix::fs::FileType::Symlink {
+        let path = dir.join(OsStr::from_bytes(name.to_bytes()));
+        if let Ok(target) = base.metadata(path) {
+            return Ok(to_metadata(&target));
+        }
+    }
+    Ok(statx_metadata(&own))
+}
+
+/// [`Metadata`] from a `statx` result, as [`to_metadata`] makes it from cap-std's.
+fn statx_metadata(stat: &Statx) -> Metadata {
+    let kind = match rustix::fs::FileType::from_raw_mode(stat.stx_mode.into()) {
+        rustix::fs::FileType::Directory => FileKind::Dir,
+        rustix::fs::FileType::Symlink => FileKind::Symlink,
+        _ => FileKind::File,
+    };
+    let has_mtime = stat.stx_mask & StatxFlags::MTIME.bits() != 0;
+    let dev = rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor);
+    Metadata {
+        kind,
+        size: stat.stx_size,
+        modified: has_mtime.then(|| system_time(&stat.stx_mtime)).flatten(),
+        mode: u32::from(stat.stx_mode) & 0o7777,
+        unique: Some(format!("{dev:x}g{:x}", stat.stx_ino)),
+    }
+}
+
+/// A `statx` timestamp as a `SystemTime`, `None` if it cannot be represented.
+fn system_time(ts: &StatxTimestamp) -> Option<SystemTime> {
+    let whole = Duration::from_secs(ts.tv_sec.unsigned_abs());
+    let seconds = if ts.tv_sec >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(whole)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(whole)
+    };
+    seconds?.checked_add(Duration::from_nanos(ts.tv_nsec.into()))
 }
 
 fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
@@ -147,23 +230,25 @@ impl Storage for FsStorage {
     }
 
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
-        let path = beneath(path);
-        let (path, entries) = self
-            .on_base(move |base| {
-                let entries = base.read_dir(&path)?;
-                Ok((path, entries))
-            })
-            .await?;
-        let (tx, rx) = mpsc::channel(LIST_CHANNEL_CAPACITY);
+        let (path, dir) = self.open_listing(path).await?;
         let base = Arc::clone(&self.base);
-        // Not awaited: the task ends when the directory is read or the
-        // stream is dropped, whichever comes first.
-        tokio::task::spawn_blocking(move || send_entries(&base, &path, entries, &tx));
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            let entry = rx.recv().await?;
-            Some((entry, rx))
-        });
-        Ok(stream.boxed())
+        Ok(read_in_batches(dir, move |dir, raw, name| {
+            match describe_entry(&base, &path, dir, raw) {
+                Ok(metadata) => Some(DirEntry { name, metadata }),
+                // Deleted since it was read, or unreadable: one entry
+                // must not break the whole listing.
+                Err(err) => {
+                    tracing::debug!(name, error = %err, "skipping listing entry");
+                    None
+                }
+            }
+        }))
+    }
+
+    /// Names straight from the directory (getdents), no metadata read.
+    async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
+        let (_, dir) = self.open_listing(path).await?;
+        Ok(read_in_batches(dir, |_, _, name| Some(name)))
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
@@ -265,8 +350,6 @@ impl Storage for FsStorage {
     }
 }
 
-/// Reads `entries` of directory `dir` and sends them to `tx`, on a blocking
-/// thread; stops early once the receiver is gone.
 /// Names of uploads in progress, or left behind by a crash mid-upload
 /// (SIGKILL, power loss): never listed, so clients see only whole files.
 pub const TEMP_PREFIX: &str = ".aioftpd-upload.";
@@ -275,37 +358,58 @@ fn is_upload_in_progress(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
 }
 
-fn send_entries(
-    base: &Dir,
-    dir: &Path,
-    entries: ReadDir,
-    tx: &mpsc::Sender<Result<DirEntry, StorageError>>,
-) {
-    for entry in entries {
-        let item = match entry {
-            Ok(entry) if is_upload_in_progress(&entry.file_name()) => continue,
-            Ok(entry) => {
-                let name = entry.file_name();
-                match describe(base, &dir.join(&name)) {
-                    Ok(metadata) => Ok(DirEntry {
-                        name: name.to_string_lossy().into_owned(),
-                        metadata,
-                    }),
-                    // Deleted since it was read, or unreadable: one entry
-                    // must not break the whole listing.
-                    Err(err) => {
-                        tracing::debug!(name = ?name, error = %err, "skipping listing entry");
-                        continue;
-                    }
+/// Streams what `item` makes of each entry of directory `dir` (given the
+/// directory, the entry's name as read, and that name lossily converted to
+/// UTF-8; `None` skips the entry), leaving out `.`, `..` and uploads in
+/// progress. The directory is read on a blocking thread that sends
+/// [`LIST_BATCH`] items at a time and stops at the first error or once the
+/// stream is dropped.
+fn read_in_batches<T, F>(dir: OwnedFd, mut item: F) -> BoxStream<'static, Result<T, StorageError>>
+where
+    T: Send + 'static,
+    F: FnMut(BorrowedFd<'_>, &CStr, String) -> Option<T> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Vec<Result<T, StorageError>>>(LIST_CHANNEL_CAPACITY);
+    // Not awaited: the task ends when the directory is read or the stream
+    // is dropped, whichever comes first.
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(GETDENTS_BUFFER);
+        let mut entries = RawDir::new(&dir, buf.spare_capacity_mut());
+        let mut batch = Vec::with_capacity(LIST_BATCH);
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    batch.push(Err(io::Error::from(err).into()));
+                    break;
+                }
+            };
+            let raw = entry.file_name();
+            let bytes = raw.to_bytes();
+            if bytes == b"." || bytes == b".." || is_upload_in_progress(OsStr::from_bytes(bytes)) {
+                continue;
+            }
+            let name = String::from_utf8_lossy(bytes).into_owned();
+            if let Some(made) = item(dir.as_fd(), raw, name) {
+                batch.push(Ok(made));
+            }
+            if batch.len() == LIST_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(LIST_BATCH));
+                if tx.blocking_send(full).is_err() {
+                    return;
                 }
             }
-            Err(err) => Err(StorageError::from(err)),
-        };
-        let failed = item.is_err();
-        if tx.blocking_send(item).is_err() || failed {
-            return;
         }
-    }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(batch);
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        let batch = rx.recv().await?;
+        Some((futures::stream::iter(batch), rx))
+    })
+    .flatten()
+    .boxed()
 }
 
 /// What [`Upload::finish`] does after the last byte is flushed.
@@ -1035,6 +1139,86 @@ mod tests {
         drop(stream);
         // The storage stays usable: the reading thread gave up instead of blocking.
         assert_eq!(names(&fx.storage, "/").await.unwrap().len(), 500);
+    }
+
+    /// Every kind of entry a listing meets, in `/mixed`.
+    fn mixed_directory(fx: &Fixture) {
+        std::fs::create_dir_all(fx.base().join("mixed/sub")).unwrap();
+        fx.write("mixed/a.txt", b"hello");
+        fx.write("mixed/.hidden", b"");
+        fx.write(&format!("mixed/{TEMP_PREFIX}1.2.tmp"), b"half");
+        std::fs::write(
+            fx.base().join("mixed").join(OsStr::from_bytes(b"caf\xe9")),
+            b"x",
+        )
+        .unwrap();
+        fx.link("a.txt", "mixed/to-file");
+        fx.link("sub", "mixed/to-dir");
+        fx.link("../mixed/sub", "mixed/to-dir-up-and-back");
+        fx.link("../../outside/secret.txt", "mixed/out");
+        fx.link("/etc", "mixed/etc");
+        fx.link("nowhere", "mixed/dangling");
+    }
+
+    #[tokio::test]
+    async fn listed_metadata_is_what_metadata_reports() {
+        let fx = Fixture::new();
+        mixed_directory(&fx);
+        let entries: Vec<DirEntry> = fx
+            .storage
+            .list(&vp("/mixed"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 10, "{entries:?}");
+        for entry in &entries {
+            if entry.name.contains('\u{fffd}') {
+                continue; // the lossy name names no file
+            }
+            let path = format!("/mixed/{}", entry.name);
+            let expected = fx.storage.metadata(&vp(&path)).await.unwrap();
+            assert_eq!(entry.metadata, expected, "{path}");
+        }
+        let kind = |name: &str| {
+            let entry = entries.iter().find(|e| e.name == name).unwrap();
+            (entry.metadata.kind, entry.metadata.size)
+        };
+        assert_eq!(kind("to-file"), (FileKind::File, 5));
+        assert_eq!(kind("to-dir").0, FileKind::Dir);
+        assert_eq!(kind("to-dir-up-and-back").0, FileKind::Dir);
+        for escaping in ["out", "etc", "dangling"] {
+            assert_eq!(kind(escaping).0, FileKind::Symlink, "{escaping}");
+        }
+    }
+
+    #[tokio::test]
+    async fn list_names_lists_what_list_lists() {
+        let fx = Fixture::new();
+        mixed_directory(&fx);
+        for i in 0..300 {
+            fx.write(&format!("mixed/f{i:03}"), b"");
+        }
+        for dir in ["/", "/mixed", "/mixed/sub", "/mixed/to-dir"] {
+            let mut listed: Vec<String> = fx
+                .storage
+                .list_names(&vp(dir))
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            listed.sort();
+            assert_eq!(listed, names(&fx.storage, dir).await.unwrap(), "{dir}");
+        }
+        assert_eq!(names(&fx.storage, "/mixed").await.unwrap().len(), 310);
+        for refused in ["/mixed/etc", "/mixed/out", "/mixed/a.txt", "/nope"] {
+            assert!(
+                fx.storage.list_names(&vp(refused)).await.is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[tokio::test]
