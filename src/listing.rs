@@ -15,15 +15,17 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use crate::auth::Access;
 use crate::storage::{FileKind, Metadata};
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
 /// About six months: older (or future) times show the year instead of the time, as `ls` does.
 const RECENT: Duration = Duration::from_secs(182 * 24 * 3600);
 
 /// `rwx` for each value of a 3-bit permission group.
-const RWX: [&str; 8] = ["---", "--x", "-w-", "-wx", "r--", "r-x", "rw-", "rwx"];
+const RWX: [&[u8; 3]; 8] = [
+    b"---", b"--x", b"-w-", b"-wx", b"r--", b"r-x", b"rw-", b"rwx",
+];
 
 /// `time` as a UTC calendar date; `None` outside the years 0000–9999 that
 /// the formats (and the `time` crate) can show.
@@ -37,45 +39,79 @@ fn calendar(time: SystemTime) -> Option<OffsetDateTime> {
         .filter(|t| t.year() >= 0)
 }
 
-/// Whole seconds since the epoch, the key of the formatters' caches
-/// (`None` before the epoch: those are formatted without caching).
-fn unix_seconds(time: SystemTime) -> Option<u64> {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// Splits times into a UTC date and the seconds into that day, keeping the
+/// date of the last time: working out a calendar date costs more than the
+/// rest of a listing line, and the entries of a directory often share theirs.
+#[derive(Debug, Default)]
+struct DayCache {
+    /// Days since the epoch, and that day's date.
+    last: Option<(u64, Date)>,
 }
 
-/// Appends `n` in decimal, padded on the left with `pad` to `width` characters.
-fn push_number(out: &mut String, n: u64, width: usize, pad: char) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
+impl DayCache {
+    /// `time` as its date and the seconds into that day; `None` outside the
+    /// years 0000–9999.
+    fn split(&mut self, time: SystemTime) -> Option<(Date, u32)> {
+        let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+            // Before the epoch: rare enough to go without the cache.
+            let t = calendar(time)?;
+            let (h, m, s) = t.to_hms();
+            return Some((
+                t.date(),
+                u32::from(h) * 3600 + u32::from(m) * 60 + u32::from(s),
+            ));
+        };
+        let (day, second) = (
+            since.as_secs() / SECONDS_PER_DAY,
+            (since.as_secs() % SECONDS_PER_DAY) as u32,
+        );
+        match self.last {
+            Some((cached, date)) if cached == day => Some((date, second)),
+            _ => {
+                let date = calendar(time)?.date();
+                self.last = Some((day, date));
+                Some((date, second))
+            }
+        }
+    }
+}
+
+/// Appends `n` in decimal, padded on the left with `pad` to `width`
+/// bytes (at most [`NUMBER_FIELD`]).
+fn push_number(out: &mut Vec<u8>, n: u64, width: usize, pad: u8) {
+    let mut field = [pad; NUMBER_FIELD];
+    let mut start = field.len();
     let mut rest = n;
     loop {
         start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
+        field[start] = b'0' + (rest % 10) as u8;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    for _ in digits.len() - start..width {
-        out.push(pad);
-    }
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    let start = start.min(field.len() - width.min(field.len()));
+    out.extend_from_slice(&field[start..]);
 }
+
+/// Appends `n` (below 100) as two digits.
+fn push_two_digits(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
+}
+
+/// The widest field [`push_number`] writes: every digit of a `u64`, or 24 of padding.
+const NUMBER_FIELD: usize = 24;
 
 /// Writes `LIST` lines (`ls -l` style) into a caller's buffer, e.g.
 /// `-rw-r--r-- 1 ftp ftp         1234 Nov 24 08:00 notes.txt`.
 ///
-/// Keeps the date column of the previous line: the entries of a directory
-/// often share their minute, and the calendar arithmetic behind a date
-/// costs more than the rest of the line.
+/// Keeps the calendar date of the previous line (see [`DayCache`]).
 #[derive(Debug)]
 pub struct ListFormatter {
     now: SystemTime,
-    /// The minute since the epoch and the recency `date` was made for.
-    date_key: Option<(u64, bool)>,
-    date: String,
+    days: DayCache,
 }
 
 impl ListFormatter {
@@ -83,93 +119,92 @@ impl ListFormatter {
     pub fn new(now: SystemTime) -> Self {
         ListFormatter {
             now,
-            date_key: None,
-            date: String::with_capacity(16),
+            days: DayCache::default(),
         }
     }
 
     /// Appends the line for `name`, CRLF-terminated.
-    pub fn write(&mut self, out: &mut String, name: &str, meta: &Metadata) {
+    pub fn write(&mut self, out: &mut Vec<u8>, name: &str, meta: &Metadata) {
         out.push(match meta.kind {
-            FileKind::Dir => 'd',
-            FileKind::File => '-',
-            FileKind::Symlink => 'l',
+            FileKind::Dir => b'd',
+            FileKind::File => b'-',
+            FileKind::Symlink => b'l',
         });
         for shift in [6, 3, 0] {
-            out.push_str(RWX[((meta.mode >> shift) & 0o7) as usize]);
+            out.extend_from_slice(RWX[((meta.mode >> shift) & 0o7) as usize]);
         }
-        out.push_str(" 1 ftp ftp ");
-        push_number(out, meta.size, 12, ' ');
-        out.push(' ');
-        out.push_str(self.date(meta.modified.unwrap_or(SystemTime::UNIX_EPOCH)));
-        out.push(' ');
-        out.push_str(name);
-        out.push_str("\r\n");
+        out.extend_from_slice(b" 1 ftp ftp ");
+        push_number(out, meta.size, 12, b' ');
+        out.push(b' ');
+        self.push_date(out, meta.modified.unwrap_or(SystemTime::UNIX_EPOCH));
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 
-    /// `Nov 24 08:00` for a recent time, `Feb 15  2023` for an older (or future) one.
-    fn date(&mut self, modified: SystemTime) -> &str {
+    /// `Nov 24 08:00` for a recent time, `Feb 15  2023` for an older (or
+    /// future) one; a time that cannot be shown shows as the epoch.
+    fn push_date(&mut self, out: &mut Vec<u8>, modified: SystemTime) {
         let recent = match self.now.duration_since(modified) {
             Ok(age) => age < RECENT,
             Err(ahead) => ahead.duration() < Duration::from_secs(3600),
         };
-        let key = unix_seconds(modified).map(|s| (s / 60, recent));
-        if key.is_none() || key != self.date_key {
-            self.date.clear();
-            let date = calendar(modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            self.date
-                .push_str(MONTHS[usize::from(u8::from(date.month())) - 1]);
-            self.date.push(' ');
-            push_number(&mut self.date, u64::from(date.day()), 2, ' ');
-            self.date.push(' ');
-            if recent {
-                push_number(&mut self.date, u64::from(date.hour()), 2, '0');
-                self.date.push(':');
-                push_number(&mut self.date, u64::from(date.minute()), 2, '0');
-            } else {
-                // `calendar` keeps years within 0..=9999.
-                push_number(&mut self.date, date.year().unsigned_abs().into(), 5, ' ');
-            }
-            self.date_key = key;
+        let (date, second) = self
+            .days
+            .split(modified)
+            .unwrap_or((OffsetDateTime::UNIX_EPOCH.date(), 0));
+        out.extend_from_slice(MONTHS[usize::from(u8::from(date.month())) - 1]);
+        out.push(b' ');
+        push_number(out, u64::from(date.day()), 2, b' ');
+        out.push(b' ');
+        if recent {
+            push_two_digits(out, second / 3600);
+            out.push(b':');
+            push_two_digits(out, second / 60 % 60);
+        } else {
+            // `DayCache` keeps years within 0..=9999.
+            push_number(out, date.year().unsigned_abs().into(), 5, b' ');
         }
-        &self.date
     }
 }
 
 /// One `LIST` line, CRLF-terminated (see [`ListFormatter`]).
 pub fn list_line(name: &str, meta: &Metadata, now: SystemTime) -> String {
-    let mut out = String::with_capacity(64 + name.len());
+    let mut out = Vec::with_capacity(64 + name.len());
     ListFormatter::new(now).write(&mut out, name, meta);
-    out
+    into_text(out)
+}
+
+/// Lines the formatters wrote, as text: they write only `&str` and ASCII.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// Appends `time` as `YYYYMMDDHHMMSS` in UTC; `false` (nothing appended)
 /// for a time outside the years 0000–9999.
-fn push_timestamp(out: &mut String, time: SystemTime) -> bool {
-    let Some(t) = calendar(time) else {
+fn push_timestamp(out: &mut Vec<u8>, days: &mut DayCache, time: SystemTime) -> bool {
+    let Some((date, second)) = days.split(time) else {
         return false;
     };
-    push_number(out, t.year().unsigned_abs().into(), 4, '0');
-    for part in [
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-    ] {
-        push_number(out, part.into(), 2, '0');
-    }
+    push_number(out, date.year().unsigned_abs().into(), 4, b'0');
+    push_two_digits(out, u32::from(u8::from(date.month())));
+    push_two_digits(out, u32::from(date.day()));
+    push_two_digits(out, second / 3600);
+    push_two_digits(out, second / 60 % 60);
+    push_two_digits(out, second % 60);
     true
 }
 
 /// `YYYYMMDDHHMMSS` in UTC (RFC 3659 §2.3), as `MDTM` and the `modify` fact
 /// use it; a time outside the years 0000–9999 shows as the epoch.
 pub fn timestamp(time: SystemTime) -> String {
-    let mut out = String::with_capacity(14);
-    if !push_timestamp(&mut out, time) {
-        push_timestamp(&mut out, SystemTime::UNIX_EPOCH);
+    let mut out = Vec::with_capacity(14);
+    let mut days = DayCache::default();
+    if !push_timestamp(&mut out, &mut days, time) {
+        push_timestamp(&mut out, &mut days, SystemTime::UNIX_EPOCH);
     }
-    out
+    into_text(out)
 }
 
 /// Parses `YYYYMMDDHHMMSS` (fractional seconds allowed and ignored) in UTC.
@@ -281,14 +316,11 @@ impl FactSet {
 /// Writes RFC 3659 facts lines (`fact=value;` repeated, a space, the name)
 /// into a caller's buffer, for `MLSD` and `MLST`.
 ///
-/// Keeps the `modify` value of the previous line, for the same reason as
-/// [`ListFormatter`] keeps its date.
+/// Keeps the calendar date of the previous line (see [`DayCache`]).
 #[derive(Debug)]
 pub struct FactsFormatter {
     facts: FactSet,
-    /// The second since the epoch `modify` was made for.
-    modify_key: Option<u64>,
-    modify: String,
+    days: DayCache,
 }
 
 impl FactsFormatter {
@@ -296,93 +328,83 @@ impl FactsFormatter {
     pub fn new(facts: FactSet) -> Self {
         FactsFormatter {
             facts,
-            modify_key: None,
-            modify: String::with_capacity(14),
+            days: DayCache::default(),
         }
     }
 
     /// Appends the facts of `name`, without a line ending.
-    pub fn write(&mut self, out: &mut String, name: &str, meta: &Metadata, access: Access) {
+    pub fn write(&mut self, out: &mut Vec<u8>, name: &str, meta: &Metadata, access: Access) {
         let on = self.facts.0;
         if on[TYPE] {
             // RFC 3659 §7.7.4: MLST of a directory says `type=dir`; this server
             // lists no `cdir`/`pdir` entries in MLSD.
-            out.push_str(match meta.kind {
-                FileKind::Dir => "type=dir;",
-                FileKind::File => "type=file;",
-                FileKind::Symlink => "type=OS.unix=symlink;",
+            out.extend_from_slice(match meta.kind {
+                FileKind::Dir => b"type=dir;",
+                FileKind::File => b"type=file;",
+                FileKind::Symlink => b"type=OS.unix=symlink;",
             });
         }
         if on[SIZE] {
-            out.push_str("size=");
-            push_number(out, meta.size, 0, ' ');
-            out.push(';');
+            out.extend_from_slice(b"size=");
+            push_number(out, meta.size, 0, b' ');
+            out.push(b';');
         }
         if on[MODIFY] {
-            if let Some(modify) = meta.modified.and_then(|t| self.modify(t)) {
-                out.push_str("modify=");
-                out.push_str(modify);
-                out.push(';');
+            if let Some(modified) = meta.modified {
+                let start = out.len();
+                out.extend_from_slice(b"modify=");
+                if push_timestamp(out, &mut self.days, modified) {
+                    out.push(b';');
+                } else {
+                    // A time that cannot be shown is left out, like an unknown one.
+                    out.truncate(start);
+                }
             }
         }
         if on[PERM] {
             // RFC 3659 §7.5.5
-            out.push_str("perm=");
-            out.push_str(match (meta.kind, access.readable, access.writable) {
-                (FileKind::Dir, true, true) => "elcmpdf",
-                (FileKind::Dir, true, false) => "el",
-                (FileKind::Dir, false, true) => "cmpdf",
-                (_, true, true) => "rwadf",
-                (_, true, false) => "r",
-                (_, false, true) => "wadf",
-                (_, false, false) => "",
+            out.extend_from_slice(b"perm=");
+            out.extend_from_slice(match (meta.kind, access.readable, access.writable) {
+                (FileKind::Dir, true, true) => b"elcmpdf",
+                (FileKind::Dir, true, false) => b"el",
+                (FileKind::Dir, false, true) => b"cmpdf",
+                (_, true, true) => b"rwadf",
+                (_, true, false) => b"r",
+                (_, false, true) => b"wadf",
+                (_, false, false) => b"",
             });
-            out.push(';');
+            out.push(b';');
         }
         if on[UNIQUE] {
             if let Some(unique) = &meta.unique {
-                out.push_str("unique=");
-                out.push_str(unique);
-                out.push(';');
+                out.extend_from_slice(b"unique=");
+                out.extend_from_slice(unique.as_bytes());
+                out.push(b';');
             }
         }
         if on[UNIX_MODE] {
-            out.push_str("UNIX.mode=");
+            out.extend_from_slice(b"UNIX.mode=");
             for shift in [9, 6, 3, 0] {
-                out.push(char::from(b'0' + ((meta.mode >> shift) & 0o7) as u8));
+                out.push(b'0' + ((meta.mode >> shift) & 0o7) as u8);
             }
-            out.push(';');
+            out.push(b';');
         }
-        out.push(' ');
-        out.push_str(name);
-    }
-
-    /// The `modify` value of `time`, or `None` when it cannot be shown.
-    fn modify(&mut self, time: SystemTime) -> Option<&str> {
-        let key = unix_seconds(time);
-        if key.is_none() || key != self.modify_key {
-            self.modify.clear();
-            self.modify_key = None;
-            if !push_timestamp(&mut self.modify, time) {
-                return None;
-            }
-            self.modify_key = key;
-        }
-        Some(&self.modify)
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
     }
 }
 
 /// The facts of one object, `fact=value;` repeated, followed by a space and `name`.
 pub fn facts_line(name: &str, meta: &Metadata, access: Access, facts: FactSet) -> String {
-    let mut out = String::with_capacity(96 + name.len());
+    let mut out = Vec::with_capacity(96 + name.len());
     FactsFormatter::new(facts).write(&mut out, name, meta, access);
-    out
+    into_text(out)
 }
 
 /// About how many bytes of lines [`LineChunks`] gathers before it yields them.
 pub const CHUNK_SIZE: usize = 16 * 1024;
 
-/// Listing lines as a stream of text chunks: `write_line` appends the line
+/// Listing lines as a stream of byte chunks: `write_line` appends the line
 /// (or lines) of each item of `items` to the current chunk, which goes out
 /// once it holds [`CHUNK_SIZE`] bytes or no further item is ready yet, so
 /// lines are neither sent one by one nor held back while the storage is slow.
@@ -390,7 +412,7 @@ pub const CHUNK_SIZE: usize = 16 * 1024;
 pub struct LineChunks<S, F> {
     items: S,
     write_line: F,
-    chunk: String,
+    chunk: Vec<u8>,
     /// `items` has ended (or failed) and must not be polled again.
     done: bool,
 }
@@ -401,7 +423,7 @@ impl<S, F> LineChunks<S, F> {
         LineChunks {
             items,
             write_line,
-            chunk: String::new(),
+            chunk: Vec::new(),
             done: false,
         }
     }
@@ -410,9 +432,9 @@ impl<S, F> LineChunks<S, F> {
 impl<S, F, T, E> Stream for LineChunks<S, F>
 where
     S: Stream<Item = Result<T, E>> + Unpin,
-    F: FnMut(T, &mut String) + Unpin,
+    F: FnMut(T, &mut Vec<u8>) + Unpin,
 {
-    type Item = Result<String, E>;
+    type Item = Result<Vec<u8>, E>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -515,10 +537,11 @@ mod tests {
             })
             .collect();
         let mut format = ListFormatter::new(now);
-        let mut reused = String::new();
+        let mut reused = Vec::new();
         for (i, m) in metas.iter().enumerate() {
             format.write(&mut reused, &format!("f{i}"), m);
         }
+        let reused = String::from_utf8(reused).unwrap();
         assert_eq!(reused, fresh_lines(&metas, now));
         assert!(reused.contains(" Nov 27  1968 f9\r\n"), "{reused}");
         assert!(reused.contains(" Jan  1  1970 f10\r\n"), "{reused}");
@@ -528,13 +551,27 @@ mod tests {
             writable: true,
         };
         let mut facts = FactsFormatter::new(FactSet::default());
-        let mut reused = String::new();
+        let mut reused = Vec::new();
         let mut fresh = String::new();
         for (i, m) in metas.iter().enumerate() {
             facts.write(&mut reused, &format!("f{i}"), m, access);
             fresh.push_str(&facts_line(&format!("f{i}"), m, access, FactSet::default()));
         }
-        assert_eq!(reused, fresh);
+        assert_eq!(String::from_utf8(reused).unwrap(), fresh);
+    }
+
+    #[test]
+    fn the_day_cache_agrees_with_the_calendar() {
+        let mut days = DayCache::default();
+        let start = at("20231231200000");
+        // Steps of 7 h 13 min 7 s cross midnights and repeat days, both ways.
+        for i in (0..400).chain((0..50).rev()) {
+            let t = start + Duration::from_secs(i * 25_987);
+            let full = calendar(t).unwrap();
+            let (h, m, sec) = full.to_hms();
+            let second = u32::from(h) * 3600 + u32::from(m) * 60 + u32::from(sec);
+            assert_eq!(days.split(t), Some((full.date(), second)), "{full}");
+        }
     }
 
     #[test]
@@ -560,19 +597,19 @@ mod tests {
         use futures::stream::{self, TryStreamExt};
 
         let items: Vec<Result<usize, ()>> = (0..5000).map(Ok).collect();
-        let lines = LineChunks::new(stream::iter(items), |n: usize, out: &mut String| {
-            out.push_str(&format!("line {n}\r\n"));
+        let lines = LineChunks::new(stream::iter(items), |n: usize, out: &mut Vec<u8>| {
+            out.extend_from_slice(format!("line {n}\r\n").as_bytes());
         });
-        let chunks: Vec<String> = block_on(lines.try_collect()).unwrap();
+        let chunks: Vec<Vec<u8>> = block_on(lines.try_collect()).unwrap();
         assert!(chunks.len() > 1, "{} chunks", chunks.len());
         assert!(chunks.iter().all(|c| c.len() < CHUNK_SIZE + 16));
         let expected: String = (0..5000).map(|n| format!("line {n}\r\n")).collect();
-        assert_eq!(chunks.concat(), expected);
+        assert_eq!(chunks.concat(), expected.as_bytes());
 
         // An error ends the stream; nothing is polled after it.
         let failing = stream::iter(vec![Ok(1), Err("disk"), Ok(2)]);
-        let mut lines = LineChunks::new(failing, |n: usize, out: &mut String| {
-            out.push_str(&n.to_string());
+        let mut lines = LineChunks::new(failing, |n: usize, out: &mut Vec<u8>| {
+            out.extend_from_slice(n.to_string().as_bytes());
         });
         assert_eq!(block_on(lines.next()), Some(Err("disk")));
         assert_eq!(block_on(lines.next()), None);

@@ -116,7 +116,7 @@ impl Session {
         let (user, target) = self.list_target(arg).await?;
         let (dir, entries) = Self::entries(&user, target).await?;
         let mut format = ListFormatter::new(SystemTime::now());
-        let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut String| {
+        let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut Vec<u8>| {
             format.write(out, &e.name, &e.metadata);
         });
         self.start_transfer(
@@ -130,9 +130,9 @@ impl Session {
     pub(in crate::session) async fn nlst(&mut self, arg: Option<&str>) -> Handled {
         let (user, target) = self.list_target(arg).await?;
         let (dir, names) = Self::names(&user, target).await?;
-        let lines = LineChunks::new(names, |name: String, out: &mut String| {
-            out.push_str(&name);
-            out.push_str("\r\n");
+        let lines = LineChunks::new(names, |name: String, out: &mut Vec<u8>| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\r\n");
         });
         self.start_transfer(
             "NLST",
@@ -151,9 +151,9 @@ impl Session {
         let entries = user.storage.list(&dir).await?;
         let access = user.entry_access(&dir);
         let mut format = FactsFormatter::new(self.state.facts);
-        let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut String| {
+        let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut Vec<u8>| {
             format.write(out, &e.name, &e.metadata, access.of(&e.name));
-            out.push_str("\r\n");
+            out.extend_from_slice(b"\r\n");
         });
         self.start_transfer(
             "MLSD",
