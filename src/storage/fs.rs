@@ -119,8 +119,10 @@ where
     }
 }
 
-/// The path of `path` beneath the base; cap-std names the base itself `.`.
-fn beneath(path: &VirtualPath) -> PathBuf {
+/// The path of `path` beneath the base, which every operation opens
+/// relative to the base directory; cap-std names the base itself `.`.
+/// Public for the microbenchmarks.
+pub fn beneath(path: &VirtualPath) -> PathBuf {
     if path.is_root() {
         PathBuf::from(".")
     } else {
