@@ -203,16 +203,16 @@ fn nlst_names_exactly_what_list_and_mlsd_list() {
     link("nowhere".as_ref(), "dir/dangling");
     std::fs::write(server.path("dir/.hidden"), b"").unwrap();
     std::fs::write(server.path("dir/.aioftpd-upload.1.2.tmp"), b"half").unwrap();
-    // More entries than the backend sends in one batch.
-    for i in 0..300 {
-        std::fs::write(server.path(&format!("dir/f{i:03}")), b"").unwrap();
+    // More entries than the fs backend sends in one batch (512, or 2048 names).
+    for i in 0..2100 {
+        std::fs::write(server.path(&format!("dir/f{i:04}")), b"").unwrap();
     }
     let mut expected: Vec<String> = [
         "a.txt", "b b.bin", "sub", "to-file", "to-sub", "escape", "dangling", ".hidden",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain((0..300).map(|i| format!("f{i:03}")))
+    .chain((0..2100).map(|i| format!("f{i:04}")))
     .collect();
     expected.sort();
 
