@@ -14,6 +14,7 @@
 
 use std::ffi::{CStr, OsStr};
 use std::io::{self, Seek, SeekFrom};
+use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -149,13 +150,14 @@ fn describe(base: &Dir, path: &Path) -> io::Result<Metadata> {
     Ok(to_metadata(&link))
 }
 
-/// Metadata of entry `name` of directory `dir` (open as `fd`, at path `dir`
-/// beneath the base), as [`describe`] reports it, in one `statx` for
-/// anything but a symlink: relative to the open directory, without
-/// following. That is safe because the name is one component read from
-/// that directory itself (never `.`, `..` or a path), so it names nothing
-/// outside it; only a symlink needs resolving beneath the base.
-fn describe_entry(base: &Dir, dir: &Path, fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Metadata> {
+/// What a listing learns of entry `name` of directory `dir` (open as `fd`,
+/// at path `dir` beneath the base), to be reported as [`describe`] reports
+/// it: one `statx` for anything but a symlink, relative to the open
+/// directory, without following. That is safe because the name is one
+/// component read from that directory itself (never `.`, `..` or a path),
+/// so it names nothing outside it; only a symlink needs resolving beneath
+/// the base.
+fn stat_entry(base: &Dir, dir: &Path, fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Found> {
     let wanted = StatxFlags::TYPE
         | StatxFlags::MODE
         | StatxFlags::SIZE
@@ -165,27 +167,70 @@ fn describe_entry(base: &Dir, dir: &Path, fd: BorrowedFd<'_>, name: &CStr) -> io
     if rustix::fs::FileType::from_raw_mode(own.stx_mode.into()) == rustix::fs::FileType::Symlink {
         let path = dir.join(OsStr::from_bytes(name.to_bytes()));
         if let Ok(target) = base.metadata(path) {
-            return Ok(to_metadata(&target));
+            return Ok(Found::Target(Box::new(to_metadata(&target))));
         }
     }
-    Ok(statx_metadata(&own))
+    Ok(Found::Own(EntryStat::from(&own)))
 }
 
-/// [`Metadata`] from a `statx` result, as [`to_metadata`] makes it from cap-std's.
-fn statx_metadata(stat: &Statx) -> Metadata {
-    let kind = match rustix::fs::FileType::from_raw_mode(stat.stx_mode.into()) {
-        rustix::fs::FileType::Directory => FileKind::Dir,
-        rustix::fs::FileType::Symlink => FileKind::Symlink,
-        _ => FileKind::File,
-    };
-    let has_mtime = stat.stx_mask & StatxFlags::MTIME.bits() != 0;
-    let dev = rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor);
-    Metadata {
-        kind,
-        size: stat.stx_size,
-        modified: has_mtime.then(|| system_time(&stat.stx_mtime)).flatten(),
-        mode: u32::from(stat.stx_mode) & 0o7777,
-        unique: Some(format!("{dev:x}g{:x}", stat.stx_ino)),
+/// What the thread reading a directory hands over for one entry: kept raw,
+/// because that thread is what a listing waits for, and turning it into
+/// [`Metadata`] (a `String` for `unique`, a `SystemTime`) can as well be
+/// done on the session's side.
+enum Found {
+    /// The entry itself, as `statx` saw it.
+    Own(EntryStat),
+    /// What a symlink inside the base leads to (boxed: links are rare, and
+    /// batches stay small).
+    Target(Box<Metadata>),
+}
+
+impl Found {
+    fn into_metadata(self) -> Metadata {
+        match self {
+            Found::Own(stat) => stat.into_metadata(),
+            Found::Target(metadata) => *metadata,
+        }
+    }
+}
+
+/// The fields of a `statx` result that [`Metadata`] needs.
+struct EntryStat {
+    mode: u16,
+    size: u64,
+    modified: Option<StatxTimestamp>,
+    dev: u64,
+    ino: u64,
+}
+
+impl From<&Statx> for EntryStat {
+    fn from(stat: &Statx) -> Self {
+        let has_mtime = stat.stx_mask & StatxFlags::MTIME.bits() != 0;
+        EntryStat {
+            mode: stat.stx_mode,
+            size: stat.stx_size,
+            modified: has_mtime.then_some(stat.stx_mtime),
+            dev: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            ino: stat.stx_ino,
+        }
+    }
+}
+
+impl EntryStat {
+    /// [`Metadata`] as [`to_metadata`] makes it from cap-std's.
+    fn into_metadata(self) -> Metadata {
+        let kind = match rustix::fs::FileType::from_raw_mode(self.mode.into()) {
+            rustix::fs::FileType::Directory => FileKind::Dir,
+            rustix::fs::FileType::Symlink => FileKind::Symlink,
+            _ => FileKind::File,
+        };
+        Metadata {
+            kind,
+            size: self.size,
+            modified: self.modified.as_ref().and_then(system_time),
+            mode: u32::from(self.mode) & 0o7777,
+            unique: Some(format!("{:x}g{:x}", self.dev, self.ino)),
+        }
     }
 }
 
@@ -240,15 +285,21 @@ impl Storage for FsStorage {
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
         let (path, dir) = self.open_listing(path).await?;
         let base = Arc::clone(&self.base);
-        Ok(read_in_batches(dir, ENTRY_BATCH, move |dir, raw, name| {
-            match describe_entry(&base, &path, dir, raw) {
-                Ok(metadata) => Some(DirEntry { name, metadata }),
+        let stat = move |dir: BorrowedFd<'_>, name: &CStr| {
+            match stat_entry(&base, &path, dir, name) {
+                Ok(found) => Some(found),
                 // Deleted since it was read, or unreadable: one entry
                 // must not break the whole listing.
                 Err(err) => {
-                    tracing::debug!(name, error = %err, "skipping listing entry");
+                    tracing::debug!(?name, error = %err, "skipping listing entry");
                     None
                 }
+            }
+        };
+        Ok(read_in_batches(dir, ENTRY_BATCH, stat, |name, found| {
+            DirEntry {
+                name,
+                metadata: found.into_metadata(),
             }
         }))
     }
@@ -256,7 +307,12 @@ impl Storage for FsStorage {
     /// Names straight from the directory (getdents), no metadata read.
     async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
         let (_, dir) = self.open_listing(path).await?;
-        Ok(read_in_batches(dir, NAME_BATCH, |_, _, name| Some(name)))
+        Ok(read_in_batches(
+            dir,
+            NAME_BATCH,
+            |_, _| Some(()),
+            |name, ()| name,
+        ))
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
@@ -366,59 +422,98 @@ fn is_upload_in_progress(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
 }
 
-/// Streams what `item` makes of each entry of directory `dir` (given the
-/// directory, the entry's name as read, and that name lossily converted to
-/// UTF-8; `None` skips the entry), leaving out `.`, `..` and uploads in
-/// progress. The directory is read on a blocking thread that sends
-/// `batch_size` items at a time and stops at the first error or once the stream is
-/// dropped.
-fn read_in_batches<T, F>(
+/// A batch of directory entries as the reading thread hands them over:
+/// the names' bytes in one buffer (no allocation per entry on that thread),
+/// each with what it learned, and the error that ended the reading, if any.
+struct Batch<T> {
+    names: Vec<u8>,
+    entries: Vec<(Range<usize>, T)>,
+    error: Option<io::Error>,
+}
+
+impl<T> Batch<T> {
+    fn with_capacity(entries: usize) -> Self {
+        Batch {
+            names: Vec::with_capacity(entries * 24),
+            entries: Vec::with_capacity(entries),
+            error: None,
+        }
+    }
+}
+
+/// Streams directory `dir`: on a blocking thread, `stat` learns what it
+/// needs of each entry from the directory and the entry's name (`None`
+/// skips the entry), leaving out `.`, `..` and uploads in progress; on the
+/// stream's side, `make` builds the item from the name (lossily converted
+/// to UTF-8) and what `stat` learned. The thread sends `batch_size` entries
+/// at a time and stops at the first error or once the stream is dropped.
+fn read_in_batches<T, U, S, M>(
     dir: OwnedFd,
     batch_size: usize,
-    mut item: F,
-) -> BoxStream<'static, Result<T, StorageError>>
+    mut stat: S,
+    mut make: M,
+) -> BoxStream<'static, Result<U, StorageError>>
 where
     T: Send + 'static,
-    F: FnMut(BorrowedFd<'_>, &CStr, String) -> Option<T> + Send + 'static,
+    U: Send + 'static,
+    S: FnMut(BorrowedFd<'_>, &CStr) -> Option<T> + Send + 'static,
+    M: FnMut(String, T) -> U + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<Vec<Result<T, StorageError>>>(LIST_CHANNEL_CAPACITY);
+    let (tx, rx) = mpsc::channel::<Batch<T>>(LIST_CHANNEL_CAPACITY);
     // Not awaited: the task ends when the directory is read or the stream
     // is dropped, whichever comes first.
     tokio::task::spawn_blocking(move || {
         let mut buf = Vec::with_capacity(GETDENTS_BUFFER);
         let mut entries = RawDir::new(&dir, buf.spare_capacity_mut());
-        let mut batch = Vec::with_capacity(batch_size);
+        let mut batch = Batch::with_capacity(batch_size);
         while let Some(entry) = entries.next() {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(err) => {
-                    batch.push(Err(io::Error::from(err).into()));
+                    batch.error = Some(err.into());
                     break;
                 }
             };
-            let raw = entry.file_name();
-            let bytes = raw.to_bytes();
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
             if bytes == b"." || bytes == b".." || is_upload_in_progress(OsStr::from_bytes(bytes)) {
                 continue;
             }
-            let name = String::from_utf8_lossy(bytes).into_owned();
-            if let Some(made) = item(dir.as_fd(), raw, name) {
-                batch.push(Ok(made));
+            if let Some(found) = stat(dir.as_fd(), name) {
+                let start = batch.names.len();
+                batch.names.extend_from_slice(bytes);
+                batch.entries.push((start..batch.names.len(), found));
             }
-            if batch.len() == batch_size {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            if batch.entries.len() == batch_size {
+                let full = std::mem::replace(&mut batch, Batch::with_capacity(batch_size));
                 if tx.blocking_send(full).is_err() {
                     return;
                 }
             }
         }
-        if !batch.is_empty() {
+        if !batch.entries.is_empty() || batch.error.is_some() {
             let _ = tx.blocking_send(batch);
         }
     });
     futures::stream::unfold(rx, |mut rx| async move {
         let batch = rx.recv().await?;
-        Some((futures::stream::iter(batch), rx))
+        Some((batch, rx))
+    })
+    .map(move |batch| {
+        let Batch {
+            names,
+            entries,
+            error,
+        } = batch;
+        let made: Vec<Result<U, StorageError>> = entries
+            .into_iter()
+            .map(|(range, found)| {
+                let name = String::from_utf8_lossy(&names[range]).into_owned();
+                Ok(make(name, found))
+            })
+            .chain(error.map(|err| Err(err.into())))
+            .collect();
+        futures::stream::iter(made)
     })
     .flatten()
     .boxed()
