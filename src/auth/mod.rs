@@ -102,6 +102,54 @@ impl User {
             })
             .unwrap_or_default()
     }
+
+    /// Rights on the entries of directory `dir`, worked out once for a
+    /// whole listing: `entry_access(dir).of(name)` is `access(&dir.join(name))`.
+    pub fn entry_access(&self, dir: &VirtualPath) -> EntryAccess {
+        let own = self
+            .permissions
+            .iter()
+            .filter(|rule| !rule.path.is_root() && rule.path.parent() == *dir)
+            .map(|rule| {
+                let name = rule.path.file_name().unwrap_or_default().to_owned();
+                let access = Access {
+                    readable: rule.readable,
+                    writable: rule.writable,
+                };
+                (name, access)
+            })
+            .collect();
+        EntryAccess {
+            inherited: self.access(dir),
+            own,
+        }
+    }
+}
+
+/// Rights on the entries of one directory (see [`User::entry_access`]).
+#[derive(Clone, Debug)]
+pub struct EntryAccess {
+    /// What an entry gets from the rules on the directory and above it.
+    inherited: Access,
+    /// Rules on entries of the directory, by name, in rule order.
+    own: Vec<(String, Access)>,
+}
+
+impl EntryAccess {
+    /// Rights on entry `name`. A name that is not one path component (a
+    /// listing never has one) gets none.
+    pub fn of(&self, name: &str) -> Access {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Access::default();
+        }
+        // A rule on the entry itself is more specific than any above it;
+        // among equal rules the last wins, as in `User::access`.
+        self.own
+            .iter()
+            .rev()
+            .find(|(own, _)| own == name)
+            .map_or(self.inherited, |&(_, access)| access)
+    }
 }
 
 impl fmt::Debug for User {
@@ -214,6 +262,30 @@ mod tests {
         let u = user(&[("/pub", true, false)]);
         assert_eq!(u.access(&VirtualPath::new("/private")), Access::default());
         assert_eq!(u.access(&VirtualPath::root()), Access::default());
+    }
+
+    #[test]
+    fn entry_access_agrees_with_access_of_the_joined_path() {
+        let u = user(&[
+            ("/", true, false),
+            ("/pub", true, true),
+            ("/pub/ro", true, false),
+            ("/pub/hidden", false, false),
+            ("/pub/ro/deeper", true, true),
+            ("/pub/hidden", true, true),
+            ("/logs", false, true),
+        ]);
+        let names = ["ro", "hidden", "deeper", "x", "pub", "logs", "ro2", "r"];
+        for dir in ["/", "/pub", "/pub/ro", "/pub/hidden", "/logs", "/other/x"] {
+            let dir = VirtualPath::new(dir);
+            let entries = u.entry_access(&dir);
+            for name in names {
+                assert_eq!(entries.of(name), u.access(&dir.join(name)), "{dir} {name}");
+            }
+            for odd in ["", ".", "..", "a/b"] {
+                assert_eq!(entries.of(odd), Access::default(), "{dir} {odd:?}");
+            }
+        }
     }
 
     #[test]

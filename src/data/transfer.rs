@@ -197,23 +197,25 @@ async fn fill_block<S: AsyncRead + Unpin>(
     Ok(true)
 }
 
-/// Streams listing lines over `data`, batching them into blocks so a long
-/// listing is neither buffered whole nor written line by line.
-pub async fn send_lines<W, S>(
+/// Streams listing lines (each item one or more whole lines) over `data`,
+/// batching them into blocks so a long listing is neither buffered whole
+/// nor written line by line.
+pub async fn send_lines<W, S, L>(
     lines: S,
     data: &mut W,
     limits: &TransferLimits,
 ) -> Result<u64, TransferError>
 where
     W: AsyncWrite + Unpin,
-    S: Stream<Item = Result<String, StorageError>>,
+    S: Stream<Item = Result<L, StorageError>>,
+    L: AsRef<[u8]>,
 {
     let stall = limits.stall;
     let mut lines = std::pin::pin!(lines);
     let mut buf = Vec::with_capacity(limits.block_size.min(64 * 1024));
     let mut total = 0u64;
     while let Some(line) = lines.next().await {
-        buf.extend_from_slice(line?.as_bytes());
+        buf.extend_from_slice(line?.as_ref());
         if buf.len() >= buf.capacity() / 2 {
             limits.throttle.take(buf.len()).await;
             network(stall, data.write_all(&buf)).await?;

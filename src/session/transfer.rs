@@ -37,8 +37,8 @@ pub(super) enum Job {
         upload: Box<dyn Upload>,
         ascii: bool,
     },
-    /// Listing lines to the client (LIST, NLST, MLSD).
-    Lines(BoxStream<'static, Result<String, StorageError>>),
+    /// Listing lines to the client (LIST, NLST, MLSD), in chunks of whole lines.
+    Lines(BoxStream<'static, Result<Vec<u8>, StorageError>>),
 }
 
 /// Resolves once the data connection's TCP is up (so 150 can go out) and

@@ -11,7 +11,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio::io::AsyncWrite;
 
-use super::{EntryStream, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode};
+use super::{
+    EntryStream, Metadata, NameStream, ReadStream, Storage, StorageError, Upload, WriteMode,
+};
 use crate::path::VirtualPath;
 
 /// The faults in force; change them at any time through a [`FaultSwitch`].
@@ -81,6 +83,11 @@ impl Storage for FaultyStorage {
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
         self.gate().await?;
         self.inner.list(path).await
+    }
+
+    async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
+        self.gate().await?;
+        self.inner.list_names(path).await
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {

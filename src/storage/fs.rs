@@ -12,30 +12,52 @@
 //! blocking filesystem call on an async worker (everything goes through
 //! `spawn_blocking`), and never puts the real base path into an error.
 
+use std::ffi::{CStr, OsStr};
 use std::io::{self, Seek, SeekFrom};
+use std::ops::Range;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions, ReadDir};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions};
+use futures::stream::BoxStream;
 use futures::StreamExt;
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir, Statx, StatxFlags, StatxTimestamp};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
 use super::block_writer::BlockWriter;
 use super::{
-    DirEntry, EntryStream, FileKind, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode,
+    DirEntry, EntryStream, FileKind, Metadata, NameStream, ReadStream, Storage, StorageError,
+    Upload, WriteMode,
 };
 use crate::path::VirtualPath;
 
-/// How many listing entries may wait between the reading thread and the
-/// session: enough to keep the disk busy, small enough that a listing of a
-/// million files costs no more memory than one of a hundred.
-const LIST_CHANNEL_CAPACITY: usize = 64;
+/// How many listing entries go from the reading thread to the session in
+/// one message. Each message wakes the session (a futex, an eventfd write, a
+/// context switch): per entry that cost more than reading the entry, and
+/// measured on 10,000 entries, 512 a message beat 128 by about 5 %.
+const ENTRY_BATCH: usize = 512;
+
+/// The same for bare names (`NLST`): smaller, and cheap enough to read that
+/// the wake-ups showed even at 512 (2048 took a tenth off an `NLST`).
+const NAME_BATCH: usize = 2048;
+
+/// Bytes of directory entries one getdents(2) call may return.
+const GETDENTS_BUFFER: usize = 32 * 1024;
+
+/// How many batches may wait between the reading thread and the session:
+/// enough to keep the disk busy, small enough that a listing holds at most
+/// four batches (two waiting, one being filled, one being sent; about
+/// 300 KiB), so a listing of a million files costs no more memory than one
+/// of ten thousand.
+const LIST_CHANNEL_CAPACITY: usize = 2;
 
 /// How often an atomic upload tries a fresh temporary name when one is taken
 /// (e.g. left behind by a crash of a process that had the same pid).
@@ -104,6 +126,23 @@ impl FsStorage {
         let base = Arc::clone(&self.base);
         run_blocking(move || op(&base)).await
     }
+
+    /// Opens directory `path` for reading its entries; also returns its
+    /// path beneath the base.
+    async fn open_listing(&self, path: &VirtualPath) -> Result<(PathBuf, OwnedFd), StorageError> {
+        let path = beneath(path);
+        self.on_base(move |base| {
+            // Resolved beneath the base like every other open; cap-std's
+            // handle may be O_PATH, so the entries are read through a fresh
+            // descriptor of the same directory (`.` resolves nowhere else).
+            let dir = base.open_dir(&path)?;
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd =
+                rustix::fs::openat(&dir, ".", flags, Mode::empty()).map_err(io::Error::from)?;
+            Ok((path, fd))
+        })
+        .await
+    }
 }
 
 /// Runs `op` on tokio's blocking pool, never on an async worker.
@@ -118,8 +157,10 @@ where
     }
 }
 
-/// The path of `path` beneath the base; cap-std names the base itself `.`.
-fn beneath(path: &VirtualPath) -> PathBuf {
+/// The path of `path` beneath the base, which every operation opens
+/// relative to the base directory; cap-std names the base itself `.`.
+/// Public for the microbenchmarks.
+pub fn beneath(path: &VirtualPath) -> PathBuf {
     if path.is_root() {
         PathBuf::from(".")
     } else {
@@ -140,6 +181,121 @@ fn describe(base: &Dir, path: &Path) -> io::Result<Metadata> {
     Ok(to_metadata(&link))
 }
 
+/// What a listing learns of entry `name` of directory `dir` (open as `fd`,
+/// at path `dir` beneath the base), to be reported as [`describe`] reports
+/// it: one `statx` for anything but a symlink, relative to the open
+/// directory, without following. That is safe because the name is one
+/// component read from that directory itself (never `.`, `..` or a path),
+/// so it names nothing outside it; only a symlink needs resolving beneath
+/// the base.
+fn stat_entry(base: &Dir, dir: &Path, fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Found> {
+    let wanted = StatxFlags::TYPE
+        | StatxFlags::MODE
+        | StatxFlags::SIZE
+        | StatxFlags::MTIME
+        | StatxFlags::INO;
+    let own = rustix::fs::statx(fd, name, AtFlags::SYMLINK_NOFOLLOW, wanted)?;
+    if rustix::fs::FileType::from_raw_mode(own.stx_mode.into()) == rustix::fs::FileType::Symlink {
+        let path = dir.join(OsStr::from_bytes(name.to_bytes()));
+        if let Ok(target) = base.metadata(path) {
+            return Ok(Found::Target(Box::new(to_metadata(&target))));
+        }
+    }
+    Ok(Found::Own(EntryStat::from(&own)))
+}
+
+/// What the thread reading a directory hands over for one entry: kept raw,
+/// because that thread is what a listing waits for, and turning it into
+/// [`Metadata`] (a `String` for `unique`, a `SystemTime`) can as well be
+/// done on the session's side.
+enum Found {
+    /// The entry itself, as `statx` saw it.
+    Own(EntryStat),
+    /// What a symlink inside the base leads to (boxed: links are rare, and
+    /// batches stay small).
+    Target(Box<Metadata>),
+}
+
+impl Found {
+    fn into_metadata(self) -> Metadata {
+        match self {
+            Found::Own(stat) => stat.into_metadata(),
+            Found::Target(metadata) => *metadata,
+        }
+    }
+}
+
+/// The fields of a `statx` result that [`Metadata`] needs.
+struct EntryStat {
+    mode: u16,
+    size: u64,
+    modified: Option<StatxTimestamp>,
+    dev: u64,
+    ino: u64,
+}
+
+impl From<&Statx> for EntryStat {
+    fn from(stat: &Statx) -> Self {
+        let has_mtime = stat.stx_mask & StatxFlags::MTIME.bits() != 0;
+        EntryStat {
+            mode: stat.stx_mode,
+            size: stat.stx_size,
+            modified: has_mtime.then_some(stat.stx_mtime),
+            dev: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+            ino: stat.stx_ino,
+        }
+    }
+}
+
+impl EntryStat {
+    /// [`Metadata`] as [`to_metadata`] makes it from cap-std's.
+    fn into_metadata(self) -> Metadata {
+        let kind = match rustix::fs::FileType::from_raw_mode(self.mode.into()) {
+            rustix::fs::FileType::Directory => FileKind::Dir,
+            rustix::fs::FileType::Symlink => FileKind::Symlink,
+            _ => FileKind::File,
+        };
+        Metadata {
+            kind,
+            size: self.size,
+            modified: self.modified.as_ref().and_then(system_time),
+            mode: u32::from(self.mode) & 0o7777,
+            unique: Some(inode_unique(self.dev, self.ino)),
+        }
+    }
+}
+
+/// The `unique` value of an object on disk: device and inode in hex,
+/// `803g1a2b`. Written by hand: a listing makes one per entry, and
+/// `format!` took several times as long.
+fn inode_unique(dev: u64, ino: u64) -> String {
+    let mut out = String::with_capacity(2 * 16 + 1);
+    push_hex(&mut out, dev);
+    out.push('g');
+    push_hex(&mut out, ino);
+    out
+}
+
+/// Appends `n` in lower-case hex without leading zeros.
+fn push_hex(out: &mut String, n: u64) {
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        let digit = (n >> (shift * 4)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[digit as usize]));
+    }
+}
+
+/// A `statx` timestamp as a `SystemTime`, `None` if it cannot be represented.
+fn system_time(ts: &StatxTimestamp) -> Option<SystemTime> {
+    let whole = Duration::from_secs(ts.tv_sec.unsigned_abs());
+    let seconds = if ts.tv_sec >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(whole)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(whole)
+    };
+    seconds?.checked_add(Duration::from_nanos(ts.tv_nsec.into()))
+}
+
 fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
     let file_type = meta.file_type();
     let kind = if file_type.is_dir() {
@@ -154,7 +310,7 @@ fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
         size: meta.len(),
         modified: meta.modified().ok().map(|t| t.into_std()),
         mode: meta.mode() & 0o7777,
-        unique: Some(format!("{:x}g{:x}", meta.dev(), meta.ino())),
+        unique: Some(inode_unique(meta.dev(), meta.ino())),
     }
 }
 
@@ -179,23 +335,36 @@ impl Storage for FsStorage {
     }
 
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
-        let path = beneath(path);
-        let (path, entries) = self
-            .on_base(move |base| {
-                let entries = base.read_dir(&path)?;
-                Ok((path, entries))
-            })
-            .await?;
-        let (tx, rx) = mpsc::channel(LIST_CHANNEL_CAPACITY);
+        let (path, dir) = self.open_listing(path).await?;
         let base = Arc::clone(&self.base);
-        // Not awaited: the task ends when the directory is read or the
-        // stream is dropped, whichever comes first.
-        tokio::task::spawn_blocking(move || send_entries(&base, &path, entries, &tx));
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            let entry = rx.recv().await?;
-            Some((entry, rx))
-        });
-        Ok(stream.boxed())
+        let stat = move |dir: BorrowedFd<'_>, name: &CStr| {
+            match stat_entry(&base, &path, dir, name) {
+                Ok(found) => Some(found),
+                // Deleted since it was read, or unreadable: one entry
+                // must not break the whole listing.
+                Err(err) => {
+                    tracing::debug!(?name, error = %err, "skipping listing entry");
+                    None
+                }
+            }
+        };
+        Ok(read_in_batches(dir, ENTRY_BATCH, stat, |name, found| {
+            DirEntry {
+                name,
+                metadata: found.into_metadata(),
+            }
+        }))
+    }
+
+    /// Names straight from the directory (getdents), no metadata read.
+    async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
+        let (_, dir) = self.open_listing(path).await?;
+        Ok(read_in_batches(
+            dir,
+            NAME_BATCH,
+            |_, _| Some(()),
+            |name, ()| name,
+        ))
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
@@ -300,8 +469,6 @@ impl Storage for FsStorage {
     }
 }
 
-/// Reads `entries` of directory `dir` and sends them to `tx`, on a blocking
-/// thread; stops early once the receiver is gone.
 /// Names of uploads in progress, or left behind by a crash mid-upload
 /// (SIGKILL, power loss): never listed, so clients see only whole files.
 pub const TEMP_PREFIX: &str = ".aioftpd-upload.";
@@ -310,37 +477,101 @@ fn is_upload_in_progress(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
 }
 
-fn send_entries(
-    base: &Dir,
-    dir: &Path,
-    entries: ReadDir,
-    tx: &mpsc::Sender<Result<DirEntry, StorageError>>,
-) {
-    for entry in entries {
-        let item = match entry {
-            Ok(entry) if is_upload_in_progress(&entry.file_name()) => continue,
-            Ok(entry) => {
-                let name = entry.file_name();
-                match describe(base, &dir.join(&name)) {
-                    Ok(metadata) => Ok(DirEntry {
-                        name: name.to_string_lossy().into_owned(),
-                        metadata,
-                    }),
-                    // Deleted since it was read, or unreadable: one entry
-                    // must not break the whole listing.
-                    Err(err) => {
-                        tracing::debug!(name = ?name, error = %err, "skipping listing entry");
-                        continue;
-                    }
-                }
-            }
-            Err(err) => Err(StorageError::from(err)),
-        };
-        let failed = item.is_err();
-        if tx.blocking_send(item).is_err() || failed {
-            return;
+/// A batch of directory entries as the reading thread hands them over:
+/// the names' bytes in one buffer (no allocation per entry on that thread),
+/// each with what it learned, and the error that ended the reading, if any.
+struct Batch<T> {
+    names: Vec<u8>,
+    entries: Vec<(Range<usize>, T)>,
+    error: Option<io::Error>,
+}
+
+impl<T> Batch<T> {
+    fn with_capacity(entries: usize) -> Self {
+        Batch {
+            names: Vec::with_capacity(entries * 24),
+            entries: Vec::with_capacity(entries),
+            error: None,
         }
     }
+}
+
+/// Streams directory `dir`: on a blocking thread, `stat` learns what it
+/// needs of each entry from the directory and the entry's name (`None`
+/// skips the entry), leaving out `.`, `..` and uploads in progress; on the
+/// stream's side, `make` builds the item from the name (lossily converted
+/// to UTF-8) and what `stat` learned. The thread sends `batch_size` entries
+/// at a time and stops at the first error or once the stream is dropped.
+fn read_in_batches<T, U, S, M>(
+    dir: OwnedFd,
+    batch_size: usize,
+    mut stat: S,
+    mut make: M,
+) -> BoxStream<'static, Result<U, StorageError>>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    S: FnMut(BorrowedFd<'_>, &CStr) -> Option<T> + Send + 'static,
+    M: FnMut(String, T) -> U + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Batch<T>>(LIST_CHANNEL_CAPACITY);
+    // Not awaited: the task ends when the directory is read or the stream
+    // is dropped, whichever comes first.
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(GETDENTS_BUFFER);
+        let mut entries = RawDir::new(&dir, buf.spare_capacity_mut());
+        let mut batch = Batch::with_capacity(batch_size);
+        while let Some(entry) = entries.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    batch.error = Some(err.into());
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." || is_upload_in_progress(OsStr::from_bytes(bytes)) {
+                continue;
+            }
+            if let Some(found) = stat(dir.as_fd(), name) {
+                let start = batch.names.len();
+                batch.names.extend_from_slice(bytes);
+                batch.entries.push((start..batch.names.len(), found));
+            }
+            if batch.entries.len() == batch_size {
+                let full = std::mem::replace(&mut batch, Batch::with_capacity(batch_size));
+                if tx.blocking_send(full).is_err() {
+                    return;
+                }
+            }
+        }
+        if !batch.entries.is_empty() || batch.error.is_some() {
+            let _ = tx.blocking_send(batch);
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        let batch = rx.recv().await?;
+        Some((batch, rx))
+    })
+    .map(move |batch| {
+        let Batch {
+            names,
+            entries,
+            error,
+        } = batch;
+        let made: Vec<Result<U, StorageError>> = entries
+            .into_iter()
+            .map(|(range, found)| {
+                let name = String::from_utf8_lossy(&names[range]).into_owned();
+                Ok(make(name, found))
+            })
+            .chain(error.map(|err| Err(err.into())))
+            .collect();
+        futures::stream::iter(made)
+    })
+    .flatten()
+    .boxed()
 }
 
 /// What [`Upload::finish`] does after the last byte is flushed.
@@ -649,6 +880,13 @@ mod tests {
         assert_eq!(meta.modified, Some(std_meta.modified().unwrap()));
         let unique = format!("{:x}g{:x}", std_meta.dev(), std_meta.ino());
         assert_eq!(meta.unique, Some(unique));
+    }
+
+    #[test]
+    fn inode_unique_is_hex_device_g_inode() {
+        for (dev, ino) in [(0, 0), (0x803, 0x1a2b), (1, u64::MAX), (u64::MAX, 16)] {
+            assert_eq!(inode_unique(dev, ino), format!("{dev:x}g{ino:x}"));
+        }
     }
 
     #[tokio::test]
@@ -1131,6 +1369,90 @@ mod tests {
         drop(stream);
         // The storage stays usable: the reading thread gave up instead of blocking.
         assert_eq!(names(&fx.storage, "/").await.unwrap().len(), 500);
+    }
+
+    /// Every kind of entry a listing meets, in `/mixed`.
+    fn mixed_directory(fx: &Fixture) {
+        std::fs::create_dir_all(fx.base().join("mixed/sub")).unwrap();
+        fx.write("mixed/a.txt", b"hello");
+        fx.write("mixed/.hidden", b"");
+        fx.write(&format!("mixed/{TEMP_PREFIX}1.2.tmp"), b"half");
+        std::fs::write(
+            fx.base().join("mixed").join(OsStr::from_bytes(b"caf\xe9")),
+            b"x",
+        )
+        .unwrap();
+        fx.link("a.txt", "mixed/to-file");
+        fx.link("sub", "mixed/to-dir");
+        fx.link("../mixed/sub", "mixed/to-dir-up-and-back");
+        fx.link("../../outside/secret.txt", "mixed/out");
+        fx.link("/etc", "mixed/etc");
+        fx.link("nowhere", "mixed/dangling");
+    }
+
+    #[tokio::test]
+    async fn listed_metadata_is_what_metadata_reports() {
+        let fx = Fixture::new();
+        mixed_directory(&fx);
+        let entries: Vec<DirEntry> = fx
+            .storage
+            .list(&vp("/mixed"))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 10, "{entries:?}");
+        for entry in &entries {
+            if entry.name.contains('\u{fffd}') {
+                continue; // the lossy name names no file
+            }
+            let path = format!("/mixed/{}", entry.name);
+            let expected = fx.storage.metadata(&vp(&path)).await.unwrap();
+            assert_eq!(entry.metadata, expected, "{path}");
+        }
+        let kind = |name: &str| {
+            let entry = entries.iter().find(|e| e.name == name).unwrap();
+            (entry.metadata.kind, entry.metadata.size)
+        };
+        assert_eq!(kind("to-file"), (FileKind::File, 5));
+        assert_eq!(kind("to-dir").0, FileKind::Dir);
+        assert_eq!(kind("to-dir-up-and-back").0, FileKind::Dir);
+        for escaping in ["out", "etc", "dangling"] {
+            assert_eq!(kind(escaping).0, FileKind::Symlink, "{escaping}");
+        }
+    }
+
+    #[tokio::test]
+    async fn list_names_lists_what_list_lists() {
+        let fx = Fixture::new();
+        mixed_directory(&fx);
+        // More than one batch of names and of entries.
+        for i in 0..NAME_BATCH + 100 {
+            fx.write(&format!("mixed/f{i:04}"), b"");
+        }
+        for dir in ["/", "/mixed", "/mixed/sub", "/mixed/to-dir"] {
+            let mut listed: Vec<String> = fx
+                .storage
+                .list_names(&vp(dir))
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            listed.sort();
+            assert_eq!(listed, names(&fx.storage, dir).await.unwrap(), "{dir}");
+        }
+        assert_eq!(
+            names(&fx.storage, "/mixed").await.unwrap().len(),
+            NAME_BATCH + 110
+        );
+        for refused in ["/mixed/etc", "/mixed/out", "/mixed/a.txt", "/nope"] {
+            assert!(
+                fx.storage.list_names(&vp(refused)).await.is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::path::VirtualPath;
@@ -92,6 +92,9 @@ pub enum WriteMode {
 
 /// A stream of directory entries, produced while the directory is read.
 pub type EntryStream = BoxStream<'static, Result<DirEntry, StorageError>>;
+
+/// A stream of the names in a directory, produced while the directory is read.
+pub type NameStream = BoxStream<'static, Result<String, StorageError>>;
 
 /// A readable file, positioned at the requested offset.
 pub type ReadStream = Pin<Box<dyn AsyncRead + Send>>;
@@ -181,6 +184,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError>;
     /// The entries of directory `path` (without `.` and `..`), streamed as read.
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError>;
+    /// The names [`Storage::list`] lists in directory `path`, for listings
+    /// that need nothing else (`NLST`). The default takes them from `list`;
+    /// a backend that can read names without reading metadata overrides it
+    /// (it may then also list an entry that vanishes while it is read,
+    /// which `list` skips).
+    async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
+        let entries = self.list(path).await?;
+        Ok(entries.map(|entry| entry.map(|e| e.name)).boxed())
+    }
     /// Opens file `path` for reading from byte `offset`.
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError>;
     /// An optional capability: file `path` as an operating-system file, with

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{EntryStream, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode};
+use super::{
+    EntryStream, Metadata, NameStream, ReadStream, Storage, StorageError, Upload, WriteMode,
+};
 use crate::path::VirtualPath;
 
 /// Wraps a backend so each call gives up after `limit`.
@@ -41,6 +43,10 @@ impl Storage for TimedStorage {
 
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
         self.bounded(self.inner.list(path)).await
+    }
+
+    async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
+        self.bounded(self.inner.list_names(path)).await
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {

@@ -184,3 +184,65 @@ fn nlst_and_list_expand_wildcards_as_mget_expects() {
     let (reply, _) = c.fetch("NLST nothere/*.txt");
     assert_eq!(reply.code, 550);
 }
+
+/// NLST reads names only (no metadata); it must still list exactly what the
+/// detailed listings list: every kind of entry, links that lead outside and
+/// dangling ones included, uploads in progress left out.
+#[test]
+fn nlst_names_exactly_what_list_and_mlsd_list() {
+    let server = TestServer::start();
+    populate(&server);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"s").unwrap();
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, server.path(name)).unwrap();
+    };
+    link("a.txt".as_ref(), "dir/to-file");
+    link("sub".as_ref(), "dir/to-sub");
+    link(outside.path(), "dir/escape");
+    link("nowhere".as_ref(), "dir/dangling");
+    std::fs::write(server.path("dir/.hidden"), b"").unwrap();
+    std::fs::write(server.path("dir/.aioftpd-upload.1.2.tmp"), b"half").unwrap();
+    // More entries than the fs backend sends in one batch (512, or 2048 names).
+    for i in 0..2100 {
+        std::fs::write(server.path(&format!("dir/f{i:04}")), b"").unwrap();
+    }
+    let mut expected: Vec<String> = [
+        "a.txt", "b b.bin", "sub", "to-file", "to-sub", "escape", "dangling", ".hidden",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain((0..2100).map(|i| format!("f{i:04}")))
+    .collect();
+    expected.sort();
+
+    let mut c = server.raw_alice();
+    let (reply, text) = c.fetch("NLST dir");
+    assert_eq!(reply.code, 226);
+    let mut nlst: Vec<&str> = text.split_terminator("\r\n").collect();
+    nlst.sort();
+    assert_eq!(nlst, expected);
+
+    let (reply, text) = c.fetch("MLSD dir");
+    assert_eq!(reply.code, 226);
+    let mut mlsd: Vec<&str> = text
+        .split_terminator("\r\n")
+        .map(|line| line.split_once(' ').expect("facts, a space, the name").1)
+        .collect();
+    mlsd.sort();
+    assert_eq!(mlsd, expected);
+
+    let (reply, text) = c.fetch("LIST dir");
+    assert_eq!(reply.code, 226);
+    let list: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(list.len(), expected.len(), "{text}");
+    for name in &expected {
+        assert!(
+            list.iter().any(|l| l.ends_with(&format!(" {name}"))),
+            "{name}"
+        );
+    }
+
+    let (reply, text) = c.fetch("NLST dir/a.txt");
+    assert_eq!((reply.code, text.as_str()), (226, "a.txt\r\n"));
+}

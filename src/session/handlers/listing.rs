@@ -9,9 +9,11 @@ use super::super::transfer::Job;
 use super::super::{Handled, Reply, Session};
 use super::Need;
 use crate::auth::User;
-use crate::listing::{facts_line, has_wildcard, list_line, wildcard_match};
+use crate::listing::{
+    facts_line, has_wildcard, list_line, wildcard_match, FactsFormatter, LineChunks, ListFormatter,
+};
 use crate::path::VirtualPath;
-use crate::storage::{DirEntry, Metadata, StorageError};
+use crate::storage::{DirEntry, EntryStream, Metadata, NameStream, StorageError};
 
 /// Longest `STAT <path>` listing sent over the control connection.
 const MAX_STAT_ENTRIES: usize = 10_000;
@@ -62,16 +64,7 @@ impl Session {
     }
 
     /// Entries of the target, as a stream, one-element for a file.
-    async fn entries(
-        user: &User,
-        target: Target,
-    ) -> Result<
-        (
-            VirtualPath,
-            BoxStream<'static, Result<DirEntry, StorageError>>,
-        ),
-        Reply,
-    > {
+    async fn entries(user: &User, target: Target) -> Result<(VirtualPath, EntryStream), Reply> {
         match target {
             Target::Dir(path) => {
                 let entries = user.storage.list(&path).await?;
@@ -88,20 +81,33 @@ impl Session {
                 prefix,
             } => {
                 let entries = user.storage.list(&dir).await?;
-                let matching = entries
-                    .filter_map(move |entry| {
-                        let kept = match entry {
-                            Ok(e) if wildcard_match(&pattern, &e.name) => Some(Ok(DirEntry {
-                                name: format!("{prefix}{}", e.name),
-                                metadata: e.metadata,
-                            })),
-                            Ok(_) => None,
-                            Err(err) => Some(Err(err)),
-                        };
-                        async move { kept }
-                    })
-                    .boxed();
-                Ok((dir, matching))
+                Ok((
+                    dir,
+                    keep_matching(entries, pattern, prefix, |e| &mut e.name),
+                ))
+            }
+        }
+    }
+
+    /// Names of the target's entries (no metadata read where the storage
+    /// can help it), as a stream, one-element for a file.
+    async fn names(user: &User, target: Target) -> Result<(VirtualPath, NameStream), Reply> {
+        match target {
+            Target::Dir(path) => {
+                let names = user.storage.list_names(&path).await?;
+                Ok((path, names))
+            }
+            Target::File(path, _) => {
+                let name = path.file_name().unwrap_or_default().to_owned();
+                Ok((path.parent(), stream::once(async { Ok(name) }).boxed()))
+            }
+            Target::Matching {
+                dir,
+                pattern,
+                prefix,
+            } => {
+                let names = user.storage.list_names(&dir).await?;
+                Ok((dir, keep_matching(names, pattern, prefix, |name| name)))
             }
         }
     }
@@ -109,25 +115,31 @@ impl Session {
     pub(in crate::session) async fn list(&mut self, arg: Option<&str>) -> Handled {
         let (user, target) = self.list_target(arg).await?;
         let (dir, entries) = Self::entries(&user, target).await?;
-        let now = SystemTime::now();
-        let lines = entries
-            .map(move |entry| entry.map(|e| list_line(&e.name, &e.metadata, now)))
-            .boxed();
+        let mut format = ListFormatter::new(SystemTime::now());
+        let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut Vec<u8>| {
+            format.write(out, &e.name, &e.metadata);
+        });
         self.start_transfer(
             "LIST",
             dir,
-            Job::Lines(lines),
+            Job::Lines(lines.boxed()),
             "Here comes the directory listing",
         )
     }
 
     pub(in crate::session) async fn nlst(&mut self, arg: Option<&str>) -> Handled {
         let (user, target) = self.list_target(arg).await?;
-        let (dir, entries) = Self::entries(&user, target).await?;
-        let lines = entries
-            .map(|entry| entry.map(|e| format!("{}\r\n", e.name)))
-            .boxed();
-        self.start_transfer("NLST", dir, Job::Lines(lines), "Here comes the name list")
+        let (dir, names) = Self::names(&user, target).await?;
+        let lines = LineChunks::new(names, |name: String, out: &mut Vec<u8>| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        });
+        self.start_transfer(
+            "NLST",
+            dir,
+            Job::Lines(lines.boxed()),
+            "Here comes the name list",
+        )
     }
 
     pub(in crate::session) async fn mlsd(&mut self, arg: Option<&str>) -> Handled {
@@ -137,22 +149,16 @@ impl Session {
             return Err(Reply::new(501, "Not a directory; use MLST"));
         };
         let entries = user.storage.list(&dir).await?;
-        let facts = self.state.facts;
-        let base = dir.clone();
-        let lines = entries
-            .map(move |entry| {
-                entry.map(|e| {
-                    let access = user.access(&base.join(&e.name));
-                    let mut line = facts_line(&e.name, &e.metadata, access, facts);
-                    line.push_str("\r\n");
-                    line
-                })
-            })
-            .boxed();
+        let access = user.entry_access(&dir);
+        let mut format = FactsFormatter::new(self.state.facts);
+        let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut Vec<u8>| {
+            format.write(out, &e.name, &e.metadata, access.of(&e.name));
+            out.extend_from_slice(b"\r\n");
+        });
         self.start_transfer(
             "MLSD",
             dir,
-            Job::Lines(lines),
+            Job::Lines(lines.boxed()),
             "Here comes the machine listing",
         )
     }
@@ -198,4 +204,31 @@ impl Session {
         ];
         Reply::multiline(211, "aioftpd status:", body, "End of status")
     }
+}
+
+/// The items of `items` whose name matches `pattern`, each name prefixed
+/// with `prefix` (the directory part of the argument, as a shell puts it).
+fn keep_matching<T: Send + 'static>(
+    items: BoxStream<'static, Result<T, StorageError>>,
+    pattern: String,
+    prefix: String,
+    name: fn(&mut T) -> &mut String,
+) -> BoxStream<'static, Result<T, StorageError>> {
+    items
+        .filter_map(move |item| {
+            let kept = match item {
+                Ok(mut item) => {
+                    let text = name(&mut item);
+                    if wildcard_match(&pattern, text) {
+                        text.insert_str(0, &prefix);
+                        Some(Ok(item))
+                    } else {
+                        None
+                    }
+                }
+                Err(err) => Some(Err(err)),
+            };
+            async move { kept }
+        })
+        .boxed()
 }
