@@ -1,21 +1,41 @@
 //! The passive port pool: ports are leased while a passive listener is open
 //! and return to the pool the moment it (or its data connection) is dropped.
+//!
+//! Without a configured range, ports are picked at random from the kernel's
+//! ephemeral range rather than with `bind(0)`: every download leaves its
+//! data port in TIME_WAIT for a minute (the server closes first), and with
+//! thousands of those the kernel's own search for a free port took
+//! milliseconds per bind, on the async worker. A port whose only users are
+//! in TIME_WAIT binds at once with `SO_REUSEADDR`, as vsftpd's random
+//! passive ports do.
 
+use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::{TcpListener, TcpSocket};
 
 use super::connect::PassiveListener;
 
+/// Random ports tried before leaving the choice to the kernel.
+const RANDOM_ATTEMPTS: u32 = 32;
+
+/// The kernel's ephemeral port range when it cannot be read.
+const DEFAULT_EPHEMERAL: RangeInclusive<u16> = 32768..=60999;
+
 /// Ports available for passive data connections.
 #[derive(Debug)]
 pub struct PassivePortPool {
-    /// `None`: let the OS pick an ephemeral port each time.
+    /// `None`: a random port of `ephemeral` each time.
     free: Option<Mutex<VecDeque<u16>>>,
+    ephemeral: RangeInclusive<u16>,
+    /// Varies the random picks.
+    picks: AtomicU64,
 }
 
 /// A leased port; returns itself to the pool when dropped.
@@ -36,42 +56,40 @@ impl Drop for PortLease {
 }
 
 impl PassivePortPool {
-    /// A pool over `range`, or over OS-chosen ports when `None`.
+    /// A pool over `range`, or over random ephemeral ports when `None`.
     pub fn new(range: Option<RangeInclusive<u16>>) -> Arc<Self> {
+        let ephemeral = match range {
+            Some(_) => DEFAULT_EPHEMERAL,
+            None => ephemeral_range(),
+        };
         Arc::new(PassivePortPool {
             free: range.map(|r| Mutex::new(r.collect())),
+            ephemeral,
+            picks: AtomicU64::new(0),
         })
-    }
-
-    fn take(&self) -> Option<Option<u16>> {
-        match &self.free {
-            None => Some(None),
-            Some(free) => free
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop_front()
-                .map(Some),
-        }
     }
 
     /// Binds a passive listener on `ip`, on the next free port of the pool.
     /// Ports in use by other programs are skipped; when none is left the error
     /// kind is `AddrNotAvailable`.
     pub fn listen(self: &Arc<Self>, ip: IpAddr) -> io::Result<PassiveListener> {
-        let attempts = self.free.as_ref().map_or(1, |f| {
-            f.lock()
+        let Some(free) = &self.free else {
+            return self.listen_anywhere(ip);
+        };
+        let taken = || {
+            free.lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .len()
-                .max(1)
-        });
-        for _ in 0..attempts {
-            let Some(port) = self.take() else { break };
-            let lease = port.map(|port| PortLease {
+                .pop_front()
+        };
+        let attempts = free.lock().unwrap_or_else(PoisonError::into_inner).len();
+        for _ in 0..attempts.max(1) {
+            let Some(port) = taken() else { break };
+            let lease = PortLease {
                 pool: self.clone(),
                 port,
-            });
-            match bind(SocketAddr::new(ip, port.unwrap_or(0))) {
-                Ok(listener) => return PassiveListener::new(listener, lease),
+            };
+            match bind(SocketAddr::new(ip, port)) {
+                Ok(listener) => return PassiveListener::new(listener, Some(lease)),
                 // The lease goes back on drop; try the next port.
                 Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(err) => return Err(err),
@@ -82,6 +100,42 @@ impl PassivePortPool {
             "no passive port free",
         ))
     }
+
+    /// No range configured: random ephemeral ports, then whatever the kernel picks.
+    fn listen_anywhere(&self, ip: IpAddr) -> io::Result<PassiveListener> {
+        for _ in 0..RANDOM_ATTEMPTS {
+            match bind(SocketAddr::new(ip, self.random_port())) {
+                Ok(listener) => return PassiveListener::new(listener, None),
+                Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        PassiveListener::new(bind(SocketAddr::new(ip, 0))?, None)
+    }
+
+    fn random_port(&self) -> u16 {
+        let pick = self.picks.fetch_add(1, Ordering::Relaxed);
+        let (low, high) = (*self.ephemeral.start(), *self.ephemeral.end());
+        let span = u64::from(high - low) + 1;
+        // RandomState is seeded from the OS once per thread: unpredictable
+        // enough that a client cannot tell which port comes next.
+        let offset = RandomState::new().hash_one(pick) % span;
+        low + u16::try_from(offset).unwrap_or(0)
+    }
+}
+
+/// The kernel's ephemeral range (`net.ipv4.ip_local_port_range`, which also
+/// applies to IPv6), read once when the pool is made.
+fn ephemeral_range() -> RangeInclusive<u16> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let parsed = text.ok().and_then(|text| {
+        let mut ports = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+        match (ports.next()??, ports.next()??) {
+            (low, high) if 1024 <= low && low <= high => Some(low..=high),
+            _ => None,
+        }
+    });
+    parsed.unwrap_or(DEFAULT_EPHEMERAL)
 }
 
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -115,11 +169,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_a_range_the_os_picks() {
+    async fn without_a_range_ports_are_random_ephemeral_ones() {
         let pool = PassivePortPool::new(None);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let a = pool.listen(ip).unwrap();
-        let b = pool.listen(ip).unwrap();
-        assert_ne!(a.port(), b.port());
+        let listeners: Vec<_> = (0..20).map(|_| pool.listen(ip).unwrap()).collect();
+        let mut ports: Vec<u16> = listeners.iter().map(|l| l.port()).collect();
+        assert!(
+            ports.iter().all(|p| pool.ephemeral.contains(p)),
+            "{ports:?}"
+        );
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 20, "every listener has a port of its own");
+        assert!(
+            ports.windows(2).any(|w| w[1] - w[0] > 1),
+            "not handed out in sequence: {ports:?}"
+        );
     }
 }
