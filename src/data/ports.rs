@@ -15,7 +15,6 @@ use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::{TcpListener, TcpSocket};
@@ -31,11 +30,15 @@ const DEFAULT_EPHEMERAL: RangeInclusive<u16> = 32768..=60999;
 /// Ports available for passive data connections.
 #[derive(Debug)]
 pub struct PassivePortPool {
-    /// `None`: a random port of `ephemeral` each time.
-    free: Option<Mutex<VecDeque<u16>>>,
-    ephemeral: RangeInclusive<u16>,
-    /// Varies the random picks.
-    picks: AtomicU64,
+    ports: Ports,
+}
+
+#[derive(Debug)]
+enum Ports {
+    /// The configured range: the ports not leased now, least recently used first.
+    Range(Mutex<VecDeque<u16>>),
+    /// No range configured: a random port of the kernel's ephemeral range each time.
+    Ephemeral(RangeInclusive<u16>),
 }
 
 /// A leased port; returns itself to the pool when dropped.
@@ -47,7 +50,7 @@ pub struct PortLease {
 
 impl Drop for PortLease {
     fn drop(&mut self) {
-        if let Some(free) = &self.pool.free {
+        if let Ports::Range(free) = &self.pool.ports {
             free.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push_back(self.port);
@@ -58,23 +61,20 @@ impl Drop for PortLease {
 impl PassivePortPool {
     /// A pool over `range`, or over random ephemeral ports when `None`.
     pub fn new(range: Option<RangeInclusive<u16>>) -> Arc<Self> {
-        let ephemeral = match range {
-            Some(_) => DEFAULT_EPHEMERAL,
-            None => ephemeral_range(),
+        let ports = match range {
+            Some(range) => Ports::Range(Mutex::new(range.collect())),
+            None => Ports::Ephemeral(ephemeral_range()),
         };
-        Arc::new(PassivePortPool {
-            free: range.map(|r| Mutex::new(r.collect())),
-            ephemeral,
-            picks: AtomicU64::new(0),
-        })
+        Arc::new(PassivePortPool { ports })
     }
 
     /// Binds a passive listener on `ip`, on the next free port of the pool.
     /// Ports in use by other programs are skipped; when none is left the error
     /// kind is `AddrNotAvailable`.
     pub fn listen(self: &Arc<Self>, ip: IpAddr) -> io::Result<PassiveListener> {
-        let Some(free) = &self.free else {
-            return self.listen_anywhere(ip);
+        let free = match &self.ports {
+            Ports::Range(free) => free,
+            Ports::Ephemeral(ephemeral) => return listen_anywhere(ip, ephemeral),
         };
         let taken = || {
             free.lock()
@@ -100,28 +100,27 @@ impl PassivePortPool {
             "no passive port free",
         ))
     }
+}
 
-    /// No range configured: random ephemeral ports, then whatever the kernel picks.
-    fn listen_anywhere(&self, ip: IpAddr) -> io::Result<PassiveListener> {
-        for _ in 0..RANDOM_ATTEMPTS {
-            match bind(SocketAddr::new(ip, self.random_port())) {
-                Ok(listener) => return PassiveListener::new(listener, None),
-                Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
-                Err(err) => return Err(err),
-            }
+/// No range configured: random ports of `ephemeral`, then whatever the kernel picks.
+fn listen_anywhere(ip: IpAddr, ephemeral: &RangeInclusive<u16>) -> io::Result<PassiveListener> {
+    for _ in 0..RANDOM_ATTEMPTS {
+        match bind(SocketAddr::new(ip, random_port(ephemeral))) {
+            Ok(listener) => return PassiveListener::new(listener, None),
+            Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(err) => return Err(err),
         }
-        PassiveListener::new(bind(SocketAddr::new(ip, 0))?, None)
     }
+    PassiveListener::new(bind(SocketAddr::new(ip, 0))?, None)
+}
 
-    fn random_port(&self) -> u16 {
-        let pick = self.picks.fetch_add(1, Ordering::Relaxed);
-        let (low, high) = (*self.ephemeral.start(), *self.ephemeral.end());
-        let span = u64::from(high - low) + 1;
-        // RandomState is seeded from the OS once per thread: unpredictable
-        // enough that a client cannot tell which port comes next.
-        let offset = RandomState::new().hash_one(pick) % span;
-        low + u16::try_from(offset).unwrap_or(0)
-    }
+fn random_port(range: &RangeInclusive<u16>) -> u16 {
+    let (low, high) = (*range.start(), *range.end());
+    let span = u64::from(high - low) + 1;
+    // Every RandomState gets fresh keys (seeded from the OS once per thread):
+    // unpredictable enough that a client cannot tell which port comes next.
+    let offset = RandomState::new().hash_one(()) % span;
+    low + u16::try_from(offset).unwrap_or(0)
 }
 
 /// The kernel's ephemeral range (`net.ipv4.ip_local_port_range`, which also
@@ -175,7 +174,7 @@ mod tests {
         let listeners: Vec<_> = (0..20).map(|_| pool.listen(ip).unwrap()).collect();
         let mut ports: Vec<u16> = listeners.iter().map(|l| l.port()).collect();
         assert!(
-            ports.iter().all(|p| pool.ephemeral.contains(p)),
+            ports.iter().all(|p| ephemeral_range().contains(p)),
             "{ports:?}"
         );
         ports.sort_unstable();
