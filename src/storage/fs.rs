@@ -327,6 +327,19 @@ fn expect_file_or_nothing(base: &Dir, path: &Path) -> Result<bool, StorageError>
     }
 }
 
+/// Opens the file at `path` for reading, with its size: what was opened is
+/// judged (the path may have changed since the check), and its size comes
+/// from the same trip to the blocking pool, so RETR needs no separate stat.
+fn open_regular(base: &Dir, path: &Path) -> Result<(std::fs::File, u64), StorageError> {
+    expect_file_or_nothing(base, path)?;
+    let file = base.open(path)?.into_std();
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(StorageError::IsADirectory);
+    }
+    Ok((file, meta.len()))
+}
+
 #[async_trait]
 impl Storage for FsStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
@@ -371,12 +384,7 @@ impl Storage for FsStorage {
         let path = beneath(path);
         let file = self
             .on_base(move |base| {
-                expect_file_or_nothing(base, &path)?;
-                let mut file = base.open(&path)?.into_std();
-                // The path may have changed since the check; judge what was opened.
-                if file.metadata()?.is_dir() {
-                    return Err(StorageError::IsADirectory);
-                }
+                let (mut file, _) = open_regular(base, &path)?;
                 file.seek(SeekFrom::Start(offset))?;
                 Ok(file)
             })
@@ -389,19 +397,7 @@ impl Storage for FsStorage {
         path: &VirtualPath,
     ) -> Result<Option<(std::fs::File, u64)>, StorageError> {
         let path = beneath(path);
-        let opened = self
-            .on_base(move |base| {
-                expect_file_or_nothing(base, &path)?;
-                let file = base.open(&path)?.into_std();
-                // The size of what was opened, in the same trip to the
-                // blocking pool: RETR needs no separate stat.
-                let meta = file.metadata()?;
-                if meta.is_dir() {
-                    return Err(StorageError::IsADirectory);
-                }
-                Ok((file, meta.len()))
-            })
-            .await?;
+        let opened = self.on_base(move |base| open_regular(base, &path)).await?;
         Ok(Some(opened))
     }
 
