@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::io;
+use std::ops::Range;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -92,30 +93,43 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
 /// Bytes one sendfile(2) call may move; the kernel sends less when the socket is full.
 const SENDFILE_CHUNK: usize = 4 << 20;
 
-/// Sends `file` from byte `offset` to its end over a plain TCP data
-/// connection with sendfile(2), so the bytes never pass through user space
-/// (RETR in binary mode, no TLS, no throttle). Returns the bytes sent.
+/// Sends bytes `range` of `file` over a plain TCP data connection with
+/// sendfile(2), so the bytes never pass through user space (RETR in binary
+/// mode, no TLS, no throttle). Returns the bytes sent.
+///
+/// `range.end` is the file's size when it was opened, the size the 150
+/// reply announced: a file that grows meanwhile is sent as it was (as
+/// vsftpd and ProFTPD do), one that shrinks ends where it now ends.
 pub async fn send_os_file(
     file: std::fs::File,
     data: &mut TcpStream,
-    offset: u64,
+    range: Range<u64>,
     limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
-    let mut position = i64::try_from(offset).map_err(|_| StorageError::InvalidName)?;
+    let offset = |at: u64| i64::try_from(at).map_err(|_| StorageError::InvalidName);
+    let (mut position, end) = (offset(range.start)?, offset(range.end)?);
     let mut total = 0u64;
-    loop {
+    while position < end {
+        let left = usize::try_from(end - position).unwrap_or(usize::MAX);
+        let mut send = || {
+            nix::sys::sendfile::sendfile(
+                &*data,
+                &file,
+                Some(&mut position),
+                left.min(SENDFILE_CHUNK),
+            )
+            .map_err(io::Error::from)
+        };
         let sent = network(limits.stall, async {
-            loop {
+            // Tried before asking the reactor: a fresh data connection is
+            // writable, and waiting to be told so costs a small file a trip
+            // through epoll. A full socket says WouldBlock, and then we wait.
+            let mut sent = send();
+            while matches!(&sent, Err(err) if err.kind() == io::ErrorKind::WouldBlock) {
                 data.writable().await?;
-                let sent = data.try_io(Interest::WRITABLE, || {
-                    nix::sys::sendfile::sendfile(&*data, &file, Some(&mut position), SENDFILE_CHUNK)
-                        .map_err(io::Error::from)
-                });
-                match sent {
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                    other => return other,
-                }
+                sent = data.try_io(Interest::WRITABLE, &mut send);
             }
+            sent
         })
         .await?;
         if sent == 0 {
@@ -229,4 +243,68 @@ where
     network(stall, data.flush()).await?;
     network(stall, data.shutdown()).await?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// What `send_os_file` puts on a data connection for `range` of `file`.
+    async fn sent(file: std::fs::File, range: Range<u64>) -> (u64, Vec<u8>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut data, _) = listener.accept().await.unwrap();
+        let limits = TransferLimits {
+            block_size: 4096,
+            stall: Duration::from_secs(30),
+            throttle: Throttle::unlimited(),
+        };
+        let count = send_os_file(file, &mut data, range, &limits).await.unwrap();
+        drop(data);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        (count, received)
+    }
+
+    #[tokio::test]
+    async fn sendfile_stops_at_the_size_the_150_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.log");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let opened = std::fs::File::open(&path).unwrap();
+        // Appended after the RETR opened it, before the bytes go out.
+        let mut writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        writer.write_all(b"appended").unwrap();
+
+        assert_eq!(sent(opened, 0..10).await, (10, b"0123456789".to_vec()));
+        let opened = std::fs::File::open(&path).unwrap();
+        assert_eq!(sent(opened, 4..10).await, (6, b"456789".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn sendfile_ends_early_when_the_file_shrank() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shrinking");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let opened = std::fs::File::open(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(3)
+            .unwrap();
+
+        assert_eq!(sent(opened, 0..10).await, (3, b"012".to_vec()));
+    }
 }

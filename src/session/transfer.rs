@@ -5,6 +5,7 @@
 
 use std::io::{self, SeekFrom};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -29,9 +30,13 @@ use crate::tls::TlsSettings;
 pub(super) enum Job {
     /// A file to the client (RETR).
     Send { file: ReadStream, ascii: bool },
-    /// An operating-system file to the client from `offset`, without copying
-    /// when the connection allows it (binary RETR, no TLS, no throttle).
-    SendOsFile { file: std::fs::File, offset: u64 },
+    /// Bytes `range` of an operating-system file (from the restart offset
+    /// to its size) to the client, without copying when the connection
+    /// allows it (binary RETR, no TLS, no throttle).
+    SendOsFile {
+        file: std::fs::File,
+        range: Range<u64>,
+    },
     /// A file from the client (STOR, APPE, STOU).
     Receive {
         upload: Box<dyn Upload>,
@@ -272,11 +277,11 @@ impl Transfer {
             let mut stream = ready.await?;
             match job {
                 Job::Send { file, ascii } => send_file(file, &mut stream, ascii, &limits).await,
-                Job::SendOsFile { file, offset } => match &mut stream {
-                    DataStream::Plain(tcp) => send_os_file(file, tcp, offset, &limits).await,
+                Job::SendOsFile { file, range } => match &mut stream {
+                    DataStream::Plain(tcp) => send_os_file(file, tcp, range, &limits).await,
                     DataStream::Tls(_) => {
                         let mut file = tokio::fs::File::from_std(file);
-                        file.seek(SeekFrom::Start(offset))
+                        file.seek(SeekFrom::Start(range.start))
                             .await
                             .map_err(StorageError::from)?;
                         send_file(Box::pin(file), &mut stream, false, &limits).await

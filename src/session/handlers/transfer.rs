@@ -35,7 +35,13 @@ impl Session {
         let (job, size) = match os_file {
             Some((file, size)) => {
                 restart_within(offset, size)?;
-                (Job::SendOsFile { file, offset }, size)
+                (
+                    Job::SendOsFile {
+                        file,
+                        range: offset..size,
+                    },
+                    size,
+                )
             }
             None => {
                 let meta = user.storage.metadata(&path).await?;
