@@ -284,7 +284,7 @@ def stor(port, pid, path, size):
     c.login()
     c.expect("200", "TYPE I")
     data = c.passive()
-    own0, t0 = own_cpu(), time.perf_counter()
+    cpu0, own0, t0 = cpu_seconds(pid), own_cpu(), time.perf_counter()
     c.sock.sendall(f"STOR {path}\r\n".encode())
     c.expect("1")
     sent = 0
@@ -296,10 +296,11 @@ def stor(port, pid, path, size):
     data.close()
     c.expect("2")  # 226 only once the server has written it all
     dt = time.perf_counter() - t0
-    own = own_cpu() - own0
+    cpu, own = cpu_seconds(pid) - cpu0, own_cpu() - own0
     c.cmd(f"DELE {path}")
     c.close()
-    return {"mbps": sent / dt / 1e6, "client_cpu": own, "wall": dt}
+    return {"mbps": sent / dt / 1e6, "server_cpu_per_gib": cpu / (sent / (1 << 30)),
+            "client_cpu": own, "wall": dt}
 
 
 def multi_retr_client(i, start, port, path, size):
@@ -351,9 +352,13 @@ def small_worker(i, start, port, verb, paths):
     return {"files": len(mine)}
 
 
-def small_files(port, verb, paths):
+def small_files(port, pid, verb, paths):
+    # The server's CPU includes the workers' logins: 8 against 2,000 files.
+    server0 = cpu_seconds(pid)
     results, wall, cpu = fan_out(SMALL_WORKERS, small_worker, port, verb, paths)
-    return {"per_second": sum(r["files"] for r in results) / wall,
+    files = sum(r["files"] for r in results)
+    return {"per_second": files / wall,
+            "server_us_per_file": (cpu_seconds(pid) - server0) / files * 1e6,
             "client_cpu": cpu, "wall": wall}
 
 
@@ -556,20 +561,23 @@ def plain(name, port, pid, res, step, size):
              "stor_mbps")
     if r:
         res["stor_mbps"] = median_of(r, "mbps")
+        res["stor_server_cpu_per_gib"] = median_of(r, "server_cpu_per_gib")
     runs = iter(range(RUNS))
 
     def small_stor():
         run = next(runs)
-        return small_files(port, "STOR", [f"/up/s-{name}-{run}-{small_name(j)}"
+        return small_files(port, pid, "STOR", [f"/up/s-{name}-{run}-{small_name(j)}"
                                           for j in range(SMALL_FILES)])
     r = step("small STOR", small_stor, "small_stor_fps")
     if r:
         res["small_stor_fps"] = median_of(r, "per_second")
+        res["small_stor_server_us"] = median_of(r, "server_us_per_file")
     # Files made in advance by run.sh, so RETR does not depend on STOR.
     paths = [f"/small/{small_name(j)}" for j in range(SMALL_FILES)]
-    r = step("small RETR", lambda: small_files(port, "RETR", paths), "small_retr_fps")
+    r = step("small RETR", lambda: small_files(port, pid, "RETR", paths), "small_retr_fps")
     if r:
         res["small_retr_fps"] = median_of(r, "per_second")
+        res["small_retr_server_us"] = median_of(r, "server_us_per_file")
     r = step("login", lambda: logins(port), "logins_per_s")
     if r:
         res["logins_per_s"] = median_of(r, "per_second")
@@ -756,6 +764,9 @@ def rows():
          "{:,.1f}"),
         ("server CPU per GiB RETR, s", "retr_server_cpu_per_gib", False, "{:.2f}"),
         ("server CPU per GiB FTPS RETR, s", "ftps_server_cpu_per_gib", False, "{:.2f}"),
+        ("server CPU per GiB STOR, s", "stor_server_cpu_per_gib", False, "{:.2f}"),
+        ("server CPU per small file STOR, µs", "small_stor_server_us", False, "{:,.0f}"),
+        ("server CPU per small file RETR, µs", "small_retr_server_us", False, "{:,.0f}"),
     ]
 
 
