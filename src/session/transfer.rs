@@ -3,7 +3,7 @@
 //! and dropped to abort: dropping closes the data connection and, for an
 //! upload, abandons it so the old file stays.
 
-use std::io::{self, SeekFrom};
+use std::io;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -12,7 +12,6 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use rustls::HandshakeKind;
-use tokio::io::AsyncSeekExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
@@ -23,7 +22,7 @@ use crate::data::{
     TransferLimits,
 };
 use crate::path::VirtualPath;
-use crate::storage::{ReadStream, StorageError, Upload};
+use crate::storage::{os_file_stream, ReadStream, StorageError, Upload};
 use crate::tls::TlsSettings;
 
 /// What moves over the data connection.
@@ -280,11 +279,8 @@ impl Transfer {
                 Job::SendOsFile { file, range } => match &mut stream {
                     DataStream::Plain(tcp) => send_os_file(file, tcp, range, &limits).await,
                     DataStream::Tls(_) => {
-                        let mut file = tokio::fs::File::from_std(file);
-                        file.seek(SeekFrom::Start(range.start))
-                            .await
-                            .map_err(StorageError::from)?;
-                        send_file(Box::pin(file), &mut stream, false, &limits).await
+                        let file = os_file_stream(file, range.start).map_err(StorageError::from)?;
+                        send_file(file, &mut stream, false, &limits).await
                     }
                 },
                 Job::Receive { upload, ascii } => {

@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 
 use super::block_writer::BlockWriter;
 use super::{
-    DirEntry, EntryStream, FileKind, Metadata, NameStream, ReadStream, Storage, StorageError,
-    Upload, WriteMode,
+    os_file_stream, DirEntry, EntryStream, FileKind, Metadata, NameStream, ReadStream, Storage,
+    StorageError, Upload, WriteMode,
 };
 use crate::path::VirtualPath;
 
@@ -425,10 +425,8 @@ impl Storage for FsStorage {
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
-        let (mut file, _) = self.open_file(path).await?;
-        // lseek(2) only sets the file's position: no disk.
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Box::pin(tokio::fs::File::from_std(file)))
+        let (file, _) = self.open_file(path).await?;
+        Ok(os_file_stream(file, offset)?)
     }
 
     async fn open_os_file(

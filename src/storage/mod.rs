@@ -14,7 +14,7 @@ pub mod memory;
 mod test_support;
 pub mod timed;
 
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -98,6 +98,13 @@ pub type NameStream = BoxStream<'static, Result<String, StorageError>>;
 
 /// A readable file, positioned at the requested offset.
 pub type ReadStream = Pin<Box<dyn AsyncRead + Send>>;
+
+/// An operating-system file as a [`ReadStream`] from byte `offset`: its
+/// reads go to the blocking pool; the seek (lseek(2)) only sets a position.
+pub fn os_file_stream(mut file: std::fs::File, offset: u64) -> io::Result<ReadStream> {
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Box::pin(tokio::fs::File::from_std(file)))
+}
 
 /// An upload in progress. Dropping it without [`Upload::finish`] abandons
 /// the upload: an atomic replace leaves the old file as it was.

@@ -8,7 +8,7 @@ use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
 use crate::data::{connect_active, TransferLimits};
 use crate::path::VirtualPath;
-use crate::storage::{FileKind, StorageError, Upload, WriteMode};
+use crate::storage::{os_file_stream, FileKind, StorageError, Upload, WriteMode};
 use crate::throttle::Throttle;
 
 /// How many names STOU tries before giving up.
@@ -28,20 +28,20 @@ impl Session {
         // Zero copy where nothing has to touch the bytes on their way out.
         let protected = self.tls.as_ref().is_some_and(|tls| tls.protect_data);
         let plain_bytes = !ascii && !protected && !self.throttle(false).is_limited();
-        let os_file = match plain_bytes {
-            true => user.storage.open_os_file(&path).await?,
-            false => None,
-        };
-        let (job, size) = match os_file {
+        let (job, size) = match user.storage.open_os_file(&path).await? {
             Some((file, size)) => {
                 restart_within(offset, size)?;
-                (
-                    Job::SendOsFile {
+                let job = match plain_bytes {
+                    true => Job::SendOsFile {
                         file,
                         range: offset..size,
                     },
-                    size,
-                )
+                    false => Job::Send {
+                        file: os_file_stream(file, offset).map_err(StorageError::from)?,
+                        ascii,
+                    },
+                };
+                (job, size)
             }
             None => {
                 let meta = user.storage.metadata(&path).await?;
