@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Benchmark client for benches/compare/run.sh: standard library only.
+"""Benchmark client for benches/compare/run.sh: standard library only, plus
+the Rust load generator (examples/loadgen.rs, its path in LOADGEN).
 
-Control connections speak FTP over a raw socket (ftplib's per-line
-overhead would cap logins/s); data connections are read with recv_into
-into one large buffer and written with sendall of one large buffer, so
-the client does no per-chunk Python work worth measuring (except over TLS,
-where each recv_into returns one 16 KiB record: the TLS ceiling shows
-what that costs). Workloads with many clients fork one process per client
-(or per worker), released together by a barrier, so the GIL is never
-shared between clients.
+Logins, small files and FTPS RETR (and the TLS reader's ceiling) run in
+the load generator: in Python the client was the bottleneck there (a
+process per worker, most of a core each, and a TLS reader near 1 GB/s).
+Here, control connections speak FTP over a raw socket (ftplib's per-line
+overhead would cost more than the server); data connections are read with
+recv_into into one large buffer and written with sendall of one large
+buffer, so the client does no per-chunk Python work worth measuring.
+Workloads with many clients fork one process per client, released
+together by a barrier, so the GIL is never shared between clients.
 
 Subcommands:
   ceilings OUT BIG MULTI CERT KEY   raw sendfile (1 and MULTI_CLIENTS streams),
@@ -25,8 +27,8 @@ import multiprocessing
 import os
 import resource
 import socket
-import ssl
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -56,6 +58,7 @@ MANY_SERVERS = knob("MANY_SERVERS", "aioftpd pyftpdlib").split()
 BENCH_USER = knob("BENCH_USER", "bench")
 BENCH_PASS = os.environ.get("BENCH_PASS", "")
 TLS_CERT = os.environ.get("TLS_CERT", "")
+LOADGEN = os.environ.get("LOADGEN", "")
 
 
 class Control:
@@ -103,11 +106,6 @@ class Control:
         if not r.startswith("230"):
             raise RuntimeError(f"login as {user} failed: {r!r}")
 
-    def start_tls(self, ctx):
-        """RFC 4217: AUTH TLS, then the control connection is TLS."""
-        self.expect("234", "AUTH TLS")
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=HOST)
-
     def passive(self):
         """EPSV, else PASV; returns a connected data socket."""
         r = self.cmd("EPSV")
@@ -151,11 +149,12 @@ def expect_size(n, want, what):
         raise RuntimeError(f"{what}: got {n} bytes, expected {want}")
 
 
-def tls_client_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.load_verify_locations(TLS_CERT)  # the run's self-signed certificate
-    return ctx
+def loadgen(*args):
+    """Runs one workload in the Rust load generator; returns its JSON."""
+    p = subprocess.run([LOADGEN, *map(str, args)], capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(p.stderr.strip() or f"loadgen exited with {p.returncode}")
+    return json.loads(p.stdout)
 
 
 # ---- process trees: PSS and CPU --------------------------------------------
@@ -326,69 +325,44 @@ def multi_retr(port, path, size):
     return {"mbps": total / wall / 1e6, "client_cpu": cpu, "wall": wall}
 
 
-def small_name(j):
-    return f"f-{j:05d}"  # as `split -d -a 5` names them in run.sh
-
-
-def small_worker(i, start, port, verb, paths):
-    size = SMALL_KB << 10
-    block = bytes(size)
-    c = Control(port)
-    c.login()
-    c.expect("200", "TYPE I")
-    mine = paths[i::SMALL_WORKERS]
-    start()
-    for path in mine:
-        data = c.passive()  # one data connection per file, EPSV each time
-        c.sock.sendall(f"{verb} {path}\r\n".encode())
-        c.expect("1")
-        if verb == "RETR":
-            expect_size(drain(data), size, f"RETR {path}")
-        else:
-            data.sendall(block)
-            data.close()
-        c.expect("2")
-    c.close()
-    return {"files": len(mine)}
-
-
-def small_files(port, pid, verb, paths):
+def small_files(port, pid, verb, prefix):
+    """SMALL_WORKERS workers (load generator threads), each logged in once,
+    RETR or STOR {prefix}00000.. with one EPSV and data connection per file."""
     # The server's CPU includes the workers' logins: 8 against 2,000 files.
     server0 = cpu_seconds(pid)
-    results, wall, cpu = fan_out(SMALL_WORKERS, small_worker, port, verb, paths)
-    files = sum(r["files"] for r in results)
-    return {"per_second": files / wall,
-            "server_us_per_file": (cpu_seconds(pid) - server0) / files * 1e6,
-            "client_cpu": cpu, "wall": wall}
+    r = loadgen("small", "--port", port, "--workers", SMALL_WORKERS, "--verb", verb,
+                "--prefix", prefix, "--files", SMALL_FILES, "--size", SMALL_KB << 10)
+    return {"per_second": r["files"] / r["wall"],
+            "server_us_per_file": (cpu_seconds(pid) - server0) / r["files"] * 1e6,
+            "client_cpu": r["client_cpu"], "wall": r["wall"]}
 
 
 def ftps_retr(port, pid, path, size):
-    """Explicit FTPS (RFC 4217) download over TLS 1.3, as BENCH_USER. The data
-    connection resumes the control connection's session, as servers that
-    check it (aioftpd, vsftpd, ProFTPD) require."""
-    ctx = tls_client_context()
-    c = Control(port)
-    c.start_tls(ctx)
-    c.login(BENCH_USER, BENCH_PASS)
-    c.expect("200", "PBSZ 0")
-    c.expect("200", "PROT P")
-    c.expect("200", "TYPE I")
-    raw = c.passive()
-    cpu0, own0, t0 = cpu_seconds(pid), own_cpu(), time.perf_counter()
-    c.sock.sendall(f"RETR {path}\r\n".encode())
-    c.expect("1")
-    data = ctx.wrap_socket(raw, server_hostname=HOST, session=c.sock.session)
-    info = {"version": data.version(), "cipher": data.cipher()[0],
-            "resumed": data.session_reused}
-    n = drain(data)
-    c.expect("2")
-    dt = time.perf_counter() - t0
-    cpu, own = cpu_seconds(pid) - cpu0, own_cpu() - own0
-    c.close()
-    expect_size(n, size, f"FTPS RETR {path}")
-    gib = n / (1 << 30)
-    return dict(info, mbps=n / dt / 1e6, server_cpu_per_gib=cpu / gib,
-                client_cpu=own, wall=dt)
+    """Explicit FTPS (RFC 4217) download over TLS 1.3, as BENCH_USER, in the
+    load generator. The data connection resumes the control connection's
+    session, as servers that check it (aioftpd, vsftpd, ProFTPD) require.
+    The load generator waits for a go once it has logged in and made the
+    data connection, so the server's CPU counts from RETR on, as its wall
+    time and its own CPU do."""
+    p = subprocess.Popen(
+        [LOADGEN, "ftps-retr", "--port", str(port), "--user", BENCH_USER,
+         "--password", BENCH_PASS, "--path", path, "--size", str(size),
+         "--ca", TLS_CERT, "--wait-go"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = p.stderr.readline()
+    cpu0 = cpu_seconds(pid)
+    if ready == "ready\n":
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    out, err = p.communicate()
+    cpu = cpu_seconds(pid) - cpu0
+    if p.returncode:
+        raise RuntimeError((ready + err).strip() or f"loadgen exited with {p.returncode}")
+    r = json.loads(out)
+    gib = r["bytes"] / (1 << 30)
+    return {"version": r["version"], "cipher": r["cipher"], "resumed": r["resumed"],
+            "mbps": r["bytes"] / r["wall"] / 1e6, "server_cpu_per_gib": cpu / gib,
+            "client_cpu": r["client_cpu"], "wall": r["wall"]}
 
 
 def listing(port, verb, path):
@@ -408,31 +382,14 @@ def listing(port, verb, path):
     return {"seconds": dt, "bytes": n}
 
 
-def login_worker(i, start, port, user, password):
-    done = errors = 0
-    first_error = None
-    start()
-    deadline = time.monotonic() + LOGIN_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            c = Control(port, timeout=10)
-            c.login(user, password)
-            c.cmd("QUIT")
-            c.sock.close()
-            done += 1
-        except (OSError, RuntimeError, ConnectionError) as e:
-            errors += 1
-            first_error = first_error or f"{type(e).__name__}: {e}"
-    return {"done": done, "errors": errors, "first_error": first_error}
-
-
 def logins(port, user="anonymous", password="bench@example.org"):
-    """LOGIN_WORKERS processes connect, log in and QUIT for LOGIN_SECONDS."""
-    results, wall, cpu = fan_out(LOGIN_WORKERS, login_worker, port, user, password)
-    errors = sum(r["errors"] for r in results)
-    first = next((r["first_error"] for r in results if r["first_error"]), None)
-    return {"per_second": sum(r["done"] for r in results) / wall, "errors": errors,
-            "first_error": first, "client_cpu": cpu, "wall": wall}
+    """LOGIN_WORKERS load generator threads connect, log in and QUIT for
+    LOGIN_SECONDS."""
+    r = loadgen("logins", "--port", port, "--workers", LOGIN_WORKERS,
+                "--seconds", LOGIN_SECONDS, "--user", user, "--password", password)
+    return {"per_second": r["logins"] / r["wall"], "errors": r["errors"],
+            "first_error": r["first_error"], "client_cpu": r["client_cpu"],
+            "wall": r["wall"]}
 
 
 def idle_memory(port, pid):
@@ -566,15 +523,15 @@ def plain(name, port, pid, res, step, size):
 
     def small_stor():
         run = next(runs)
-        return small_files(port, pid, "STOR", [f"/up/s-{name}-{run}-{small_name(j)}"
-                                          for j in range(SMALL_FILES)])
+        return small_files(port, pid, "STOR", f"/up/s-{name}-{run}-f-")
     r = step("small STOR", small_stor, "small_stor_fps")
     if r:
         res["small_stor_fps"] = median_of(r, "per_second")
         res["small_stor_server_us"] = median_of(r, "server_us_per_file")
     # Files made in advance by run.sh, so RETR does not depend on STOR.
-    paths = [f"/small/{small_name(j)}" for j in range(SMALL_FILES)]
-    r = step("small RETR", lambda: small_files(port, pid, "RETR", paths), "small_retr_fps")
+    # f-00000, f-00001, ...: as `split -d -a 5` names them in run.sh.
+    r = step("small RETR", lambda: small_files(port, pid, "RETR", "/small/f-"),
+             "small_retr_fps")
     if r:
         res["small_retr_fps"] = median_of(r, "per_second")
         res["small_retr_server_us"] = median_of(r, "server_us_per_file")
@@ -646,8 +603,8 @@ def _sendfile_all(path):
     return send
 
 
-def _one_stream(send, wrap=lambda raw: raw):
-    """RUNS times: a child runs send(conn), we read wrap(socket) to EOF like
+def _one_stream(send):
+    """RUNS times: a child runs send(conn), we read the socket to EOF like
     for RETR. Returns [(MB/s, reader CPU s, wall s)]."""
     lsock = socket.create_server((HOST, 0))
     port = lsock.getsockname()[1]
@@ -656,7 +613,7 @@ def _one_stream(send, wrap=lambda raw: raw):
         pid = _serve_once(lsock, send)
         raw = socket.create_connection((HOST, port))
         cpu0, t0 = own_cpu(), time.perf_counter()
-        n = drain(wrap(raw))
+        n = drain(raw)
         dt = time.perf_counter() - t0
         runs.append((n / dt / 1e6, own_cpu() - cpu0, dt))
         os.waitpid(pid, 0)
@@ -664,19 +621,27 @@ def _one_stream(send, wrap=lambda raw: raw):
     return runs
 
 
-def _memory_sender(wrap=lambda conn: conn):
+def _memory_sender():
     size = SIZE_MB << 20
 
     def send(conn):
-        s = wrap(conn)
         view = memoryview(bytes(BUF))
         sent = 0
         while sent < size:
-            s.sendall(view)
+            conn.sendall(view)
             sent += BUF
-        if s is not conn:
-            s.unwrap()  # close_notify, as the FTP servers send
     return send
+
+
+def _tls_stream(cert, key):
+    """RUNS times: the load generator's FTPS reader against a rustls TLS 1.3
+    sender writing from memory in the same process. Returns the runs as
+    _one_stream does, and the cipher."""
+    runs = []
+    for _ in range(RUNS):
+        r = loadgen("tls-ceiling", "--cert", cert, "--key", key, "--size", SIZE_MB << 20)
+        runs.append((r["bytes"] / r["wall"] / 1e6, r["client_cpu"], r["wall"]))
+    return runs, r["cipher"]
 
 
 def _multi_sendfile_client(i, start, port):
@@ -709,27 +674,17 @@ def raw_sendfile_multi(path):
 
 def ceilings(out, big, multi, cert, key):
     """Raw sendfile (1 and MULTI_CLIENTS streams): what loopback gives a
-    zero-copy server; the plain reader against a memory sender, and the FTPS
-    reader against a trivial TLS 1.3 sender (Python's ssl, that is OpenSSL):
-    what the client can take."""
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    sctx.load_cert_chain(cert, key)
-    ctx = tls_client_context()
-    cipher = []
-
-    def tls_reader(raw):
-        data = ctx.wrap_socket(raw, server_hostname=HOST)
-        cipher.append(data.cipher()[0])
-        return data
+    zero-copy server; the plain reader against a memory sender, and the load
+    generator's FTPS reader against a trivial TLS 1.3 sender: what the
+    client can take."""
+    client_tls, cipher = _tls_stream(cert, key)
     measured = {
         "sendfile": _one_stream(_sendfile_all(big)),
         "sendfile_multi": raw_sendfile_multi(multi),
         "client_recv": _one_stream(_memory_sender()),
-        "client_tls": _one_stream(
-            _memory_sender(lambda conn: sctx.wrap_socket(conn, server_side=True)), tls_reader),
+        "client_tls": client_tls,
     }
-    res = {"client_tls_cipher": cipher[0]}
+    res = {"client_tls_cipher": cipher}
     for key, runs in measured.items():
         rates = [r[0] for r in runs]
         res[key] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
@@ -815,8 +770,9 @@ def table(ceilings_path, paths):
     print(f"Ceilings, over loopback without an FTP server: raw sendfile of the file "
           f"{mbps(ceil['sendfile'])}; raw sendfile to {MULTI_CLIENTS} readers at once "
           f"{mbps(ceil['sendfile_multi'])}; client ceiling (recv_into from a memory "
-          f"sender) {mbps(ceil['client_recv'])}; TLS 1.3 client ceiling (the FTPS "
-          f"reader against a Python/OpenSSL sender, {ceil['client_tls_cipher']}) "
+          f"sender) {mbps(ceil['client_recv'])}; TLS 1.3 client ceiling (the load "
+          f"generator's FTPS reader against a rustls sender in the same process, "
+          f"{ceil['client_tls_cipher']}) "
           f"{mbps(ceil['client_tls'])}.")
     # The issue sets RETR targets against raw sendfile as well as the peers.
     if ours and value(ours, "retr_mbps") and value(ours, "multi_mbps"):
@@ -856,10 +812,11 @@ def table(ceilings_path, paths):
                 cells.append(f"{mine / v:.2f}×" if ok else "—")
             print(f"| {label} | " + " | ".join(cells) + " |")
 
-    print("\nClient load: the client processes' own CPU (utime+stime) / wall "
-          "time of the measured part, seconds, median run, and CPU as a share of "
-          f"one core; the machine has {os.cpu_count()}. A single-process workload "
-          "near 100 %, or a many-process one near the core count, is client-bound.\n")
+    print("\nClient load: the client's own CPU (utime+stime of its processes, or of "
+          "the Rust load generator for small files, FTPS and logins) / wall time of "
+          "the measured part, seconds, median run, and CPU as a share of one core; "
+          f"the machine has {os.cpu_count()}. A single-stream workload near 100 %, "
+          "or a many-worker one near the core count, is client-bound.\n")
     print("| workload | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     def load(cpu, wall):

@@ -12,7 +12,7 @@
 #   SMALL_FILES (2000), SMALL_KB (4), SMALL_WORKERS (8)
 #                           small-file STOR and RETR (SMALL_FILES <= 100000)
 #   LOGIN_WORKERS (20), LOGIN_SECONDS (3)
-#                           login processes and how long they run, anonymous
+#                           login workers and how long they run, anonymous
 #                           and with a password
 #   IDLE_SESSIONS (200)     sessions for the memory-per-session figure
 #   MANY_SESSIONS (10000), MANY_PROCS (10), MANY_SERVERS ("aioftpd pyftpdlib")
@@ -22,7 +22,12 @@
 #   BENCH_USER (bench)      system user made for password logins, removed at exit
 #   SERVERS ("aioftpd vsftpd pure-ftpd proftpd pyftpdlib aioftp")
 #   WORK (/var/tmp/aioftpd-compare)  peers' binaries and test data, kept
-#   CARGO_TARGET_DIR (target)        where aioftpd is built
+#   CARGO_TARGET_DIR (target)        where aioftpd and the load generator are built
+#
+# The client is benches/compare/client.py (Python, standard library only),
+# except for logins, small files and FTPS, where a Python client was the
+# bottleneck: those run in examples/loadgen.rs, built here and passed to
+# client.py as LOADGEN.
 #
 # Debian's FTP server packages conflict with each other (all provide
 # ftp-server), so the peers are fetched with `apt-get download` and unpacked
@@ -50,6 +55,7 @@ DATA="$WORK/data"
 TMP=$(mktemp -d /tmp/aioftpd-compare.XXXXXX)
 CLIENT=(python3 "$HERE/client.py")
 AIOFTPD="${CARGO_TARGET_DIR:-$REPO/target}/release/aioftpd"
+export LOADGEN="${CARGO_TARGET_DIR:-$REPO/target}/release/examples/loadgen"
 # Connection limits high enough for MANY_SESSIONS where they are configurable.
 MAXCONN=$((MANY_SESSIONS + 1000 > 4096 ? MANY_SESSIONS + 1000 : 4096))
 # A fresh password each run: the system user exists only while this runs.
@@ -125,7 +131,11 @@ stop_system_ftp() {
 # ---- TLS and the password user ---------------------------------------------
 make_certificate() {
     # One self-signed certificate for every server; the client verifies it.
+    # CA:FALSE: openssl marks a self-signed certificate as a CA by default,
+    # and the load generator's verifier (rustls, webpki) refuses a CA
+    # certificate as a server's.
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+        -addext "basicConstraints=critical,CA:FALSE" \
         -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
         -keyout "$TLS_KEY" -out "$TLS_CERT" 2>/dev/null
     cat "$TLS_KEY" "$TLS_CERT" >"$TMP/tls-both.pem" # pure-ftpd wants both in one file
@@ -391,8 +401,8 @@ run_phase() { # NAME MODE JSON
 install_peers
 install_python_peers
 stop_system_ftp
-log "building aioftpd (release)"
-(cd "$REPO" && cargo build --release -q)
+log "building aioftpd and the load generator (release)"
+(cd "$REPO" && cargo build --release -q && cargo build --release -q --example loadgen)
 prepare_data
 make_certificate
 make_bench_user
