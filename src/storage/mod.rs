@@ -6,6 +6,7 @@
 //! with [`StorageError::Unsupported`]. Backends never run blocking I/O on
 //! the async workers.
 
+mod block_reader;
 mod block_writer;
 pub mod faults;
 pub mod fs;
@@ -100,10 +101,11 @@ pub type NameStream = BoxStream<'static, Result<String, StorageError>>;
 pub type ReadStream = Pin<Box<dyn AsyncRead + Send>>;
 
 /// An operating-system file as a [`ReadStream`] from byte `offset`: its
-/// reads go to the blocking pool; the seek (lseek(2)) only sets a position.
+/// reads go to the blocking pool, one block ahead of the caller; the seek
+/// (lseek(2)) only sets a position.
 pub fn os_file_stream(mut file: std::fs::File, offset: u64) -> io::Result<ReadStream> {
     file.seek(SeekFrom::Start(offset))?;
-    Ok(Box::pin(tokio::fs::File::from_std(file)))
+    Ok(Box::pin(block_reader::BlockReader::new(file)))
 }
 
 /// An upload in progress. Dropping it without [`Upload::finish`] abandons
