@@ -38,6 +38,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::ServerConnection;
 use rustls::{ClientConfig, HandshakeKind, RootCertStore, ServerConfig, StreamOwned};
+use serde_json::{json, Value};
 
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// The bulk readers' buffer, reused for the whole transfer.
@@ -185,7 +186,7 @@ fn main() -> ExitCode {
 
 // ---- workloads ---------------------------------------------------------------
 
-fn logins(a: &Logins) -> io::Result<String> {
+fn logins(a: &Logins) -> io::Result<Value> {
     at_least_one_worker(a.workers)?;
     let run_for = Duration::try_from_secs_f64(a.seconds).map_err(io::Error::other)?;
     let (results, wall, cpu) = fan_out(a.workers, |_, release| {
@@ -206,10 +207,10 @@ fn logins(a: &Logins) -> io::Result<String> {
     let done: u64 = results.iter().map(|r| r.0).sum();
     let errors: u64 = results.iter().map(|r| r.1).sum();
     let first_error = results.iter().find_map(|r| r.2.as_deref());
-    Ok(format!(
-        r#"{{"logins": {done}, "errors": {errors}, "first_error": {}, "wall": {wall:.6}, "client_cpu": {cpu:.6}}}"#,
-        json_string(first_error)
-    ))
+    Ok(json!({
+        "logins": done, "errors": errors, "first_error": first_error,
+        "wall": wall, "client_cpu": cpu,
+    }))
 }
 
 fn login_once(port: u16, user: &str, password: &str) -> io::Result<()> {
@@ -219,7 +220,7 @@ fn login_once(port: u16, user: &str, password: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn small(a: &Small) -> io::Result<String> {
+fn small(a: &Small) -> io::Result<Value> {
     at_least_one_worker(a.workers)?;
     let paths: Vec<String> = (0..a.files)
         .map(|j| format!("{}{j:05}", a.prefix))
@@ -232,10 +233,7 @@ fn small(a: &Small) -> io::Result<String> {
             exit_on_failure(format_args!("small-file worker {i}: {e}"));
         }
     });
-    Ok(format!(
-        r#"{{"files": {}, "wall": {wall:.6}, "client_cpu": {cpu:.6}}}"#,
-        a.files
-    ))
+    Ok(json!({"files": a.files, "wall": wall, "client_cpu": cpu}))
 }
 
 fn small_worker<'a>(
@@ -270,7 +268,7 @@ fn small_worker<'a>(
     Ok(())
 }
 
-fn ftps_retr(a: &FtpsRetr) -> io::Result<String> {
+fn ftps_retr(a: &FtpsRetr) -> io::Result<Value> {
     let config = client_config(&a.ca)?;
     let mut plain = Control::connect(a.port, TIMEOUT)?;
     plain.expect("AUTH TLS", "234")?;
@@ -306,15 +304,13 @@ fn ftps_retr(a: &FtpsRetr) -> io::Result<String> {
     );
     c.quit();
     expect_size(n, a.size, &format!("FTPS {retr}"))?;
-    Ok(format!(
-        r#"{{"bytes": {n}, "wall": {wall:.6}, "client_cpu": {client_cpu:.6}, "version": {}, "cipher": {}, "resumed": {}}}"#,
-        json_string(Some(&info.version)),
-        json_string(Some(&info.cipher)),
-        info.resumed
-    ))
+    Ok(json!({
+        "bytes": n, "wall": wall, "client_cpu": client_cpu,
+        "version": info.version, "cipher": info.cipher, "resumed": info.resumed,
+    }))
 }
 
-fn tls_ceiling(a: &TlsCeiling) -> io::Result<String> {
+fn tls_ceiling(a: &TlsCeiling) -> io::Result<Value> {
     let key = PrivateKeyDer::from_pem_file(&a.key)
         .map_err(|e| context(io::Error::other(e), a.key.display()))?;
     let server =
@@ -345,10 +341,7 @@ fn tls_ceiling(a: &TlsCeiling) -> io::Result<String> {
         .join()
         .map_err(|_| io::Error::other("the sender thread panicked"))??;
     expect_size(n, size, "TLS ceiling")?;
-    Ok(format!(
-        r#"{{"bytes": {n}, "wall": {wall:.6}, "client_cpu": {client_cpu:.6}, "cipher": {}}}"#,
-        json_string(Some(&info.cipher))
-    ))
+    Ok(json!({"bytes": n, "wall": wall, "client_cpu": client_cpu, "cipher": info.cipher}))
 }
 
 /// Writes `size` bytes from one buffer to the first connection, then
@@ -726,24 +719,4 @@ fn exit_on_failure(what: impl Display) -> ! {
 
 fn context(e: io::Error, what: impl Display) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-/// A JSON string (RFC 8259 §7), or null.
-fn json_string(s: Option<&str>) -> String {
-    let Some(s) = s else { return "null".to_owned() };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
