@@ -382,13 +382,15 @@ def listing(port, verb, path):
     return {"seconds": dt, "bytes": n}
 
 
-def logins(port, user="anonymous", password="bench@example.org"):
+def logins(port, pid, user="anonymous", password="bench@example.org"):
     """LOGIN_WORKERS load generator threads connect, log in and QUIT for
     LOGIN_SECONDS."""
+    server0 = cpu_seconds(pid)
     r = loadgen("logins", "--port", port, "--workers", LOGIN_WORKERS,
                 "--seconds", LOGIN_SECONDS, "--user", user, "--password", password)
     return {"per_second": r["logins"] / r["wall"], "errors": r["errors"],
             "first_error": r["first_error"], "client_cpu": r["client_cpu"],
+            "server_us_per_login": (cpu_seconds(pid) - server0) / max(r["logins"], 1) * 1e6,
             "wall": r["wall"]}
 
 
@@ -535,9 +537,10 @@ def plain(name, port, pid, res, step, size):
     if r:
         res["small_retr_fps"] = median_of(r, "per_second")
         res["small_retr_server_us"] = median_of(r, "server_us_per_file")
-    r = step("login", lambda: logins(port), "logins_per_s")
+    r = step("login", lambda: logins(port, pid), "logins_per_s")
     if r:
         res["logins_per_s"] = median_of(r, "per_second")
+        res["login_server_us"] = median_of(r, "server_us_per_login")
         res["login_errors"] = sum(x["errors"] for x in r)
         if res["login_errors"]:
             res["notes"]["login errors"] = f"{res['login_errors']}, first: {r[0]['first_error']}"
@@ -559,9 +562,10 @@ def secure(name, port, pid, res, step, size, no_tls):
             res["ftps_mbps"] = median_of(r, "mbps")
             res["ftps_server_cpu_per_gib"] = median_of(r, "server_cpu_per_gib")
             res["ftps_tls"] = {k: r[0][k] for k in ("version", "cipher", "resumed")}
-    r = step("pw login", lambda: logins(port, BENCH_USER, BENCH_PASS), "pw_logins_per_s")
+    r = step("pw login", lambda: logins(port, pid, BENCH_USER, BENCH_PASS), "pw_logins_per_s")
     if r:
         res["pw_logins_per_s"] = median_of(r, "per_second")
+        res["pw_login_server_us"] = median_of(r, "server_us_per_login")
         res["pw_login_errors"] = sum(x["errors"] for x in r)
         if res["pw_login_errors"]:
             res["notes"]["password login errors"] = (
@@ -722,6 +726,8 @@ def rows():
         ("server CPU per GiB STOR, s", "stor_server_cpu_per_gib", False, "{:.2f}"),
         ("server CPU per small file STOR, µs", "small_stor_server_us", False, "{:,.0f}"),
         ("server CPU per small file RETR, µs", "small_retr_server_us", False, "{:,.0f}"),
+        ("server CPU per login (anonymous), µs", "login_server_us", False, "{:,.0f}"),
+        ("server CPU per login (password), µs", "pw_login_server_us", False, "{:,.0f}"),
     ]
 
 
