@@ -136,8 +136,10 @@ struct FtpsRetr {
     #[arg(long)]
     ca: PathBuf,
     /// Once the data connection is made, print `ready` on stderr and wait
-    /// for a line on stdin before sending RETR, so that the caller can
-    /// sample the server's CPU around the measured part only.
+    /// for a line on stdin before sending RETR; once the 2xx is in, print
+    /// `done` and wait for another before QUIT. So the caller can sample
+    /// the server's CPU around the measured part only, while the session
+    /// (a process of its own in the forking servers) is still there.
     #[arg(long)]
     wait_go: bool,
 }
@@ -282,10 +284,14 @@ fn ftps_retr(a: &FtpsRetr) -> io::Result<Value> {
     c.expect("TYPE I", "200")?;
     let raw = c.passive(TIMEOUT)?;
     let mut buf = vec![0u8; BUF];
-    if a.wait_go {
-        eprintln!("ready");
-        io::stdin().read_line(&mut String::new())?;
-    }
+    let pause = |what: &str| -> io::Result<()> {
+        if a.wait_go {
+            eprintln!("{what}");
+            io::stdin().read_line(&mut String::new())?;
+        }
+        Ok(())
+    };
+    pause("ready")?;
     let (cpu0, t0) = (cpu(UsageWho::RUSAGE_SELF), Instant::now());
     let retr = format!("RETR {}", a.path);
     c.expect(&retr, "1")?;
@@ -302,6 +308,7 @@ fn ftps_retr(a: &FtpsRetr) -> io::Result<Value> {
         t0.elapsed().as_secs_f64(),
         cpu(UsageWho::RUSAGE_SELF) - cpu0,
     );
+    pause("done")?;
     c.quit();
     expect_size(n, a.size, &format!("FTPS {retr}"))?;
     Ok(json!({

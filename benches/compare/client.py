@@ -279,6 +279,7 @@ def retr(port, pid, path, size):
 
 def stor(port, pid, path, size):
     block = bytes(BUF)
+    os.sync()  # the last run's uploads go to the disk now, not during this one
     c = Control(port)
     c.login()
     c.expect("200", "TYPE I")
@@ -342,26 +343,31 @@ def ftps_retr(port, pid, path, size):
     load generator. The data connection resumes the control connection's
     session, as servers that check it (aioftpd, vsftpd, ProFTPD) require.
     The load generator waits for a go once it has logged in and made the
-    data connection, so the server's CPU counts from RETR on, as its wall
-    time and its own CPU do."""
+    data connection, and again once the 226 is in, so the server's CPU
+    counts from RETR to the 226, as its wall time and its own CPU do, and
+    is read while the session (a process of its own in the forking
+    servers) is still there to read."""
     p = subprocess.Popen(
         [LOADGEN, "ftps-retr", "--port", str(port), "--user", BENCH_USER,
          "--password", BENCH_PASS, "--path", path, "--size", str(size),
          "--ca", TLS_CERT, "--wait-go"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready = p.stderr.readline()
-    cpu0 = cpu_seconds(pid)
-    if ready == "ready\n":
+    said, cpu = [], []
+    for mark in ("ready\n", "done\n"):
+        said.append(p.stderr.readline())
+        if said[-1] != mark:
+            break
+        cpu.append(cpu_seconds(pid))
         p.stdin.write("go\n")
         p.stdin.flush()
     out, err = p.communicate()
-    cpu = cpu_seconds(pid) - cpu0
-    if p.returncode:
-        raise RuntimeError((ready + err).strip() or f"loadgen exited with {p.returncode}")
+    if p.returncode or len(cpu) != 2:
+        raise RuntimeError(("".join(said) + err).strip()
+                           or f"loadgen exited with {p.returncode}")
     r = json.loads(out)
     gib = r["bytes"] / (1 << 30)
     return {"version": r["version"], "cipher": r["cipher"], "resumed": r["resumed"],
-            "mbps": r["bytes"] / r["wall"] / 1e6, "server_cpu_per_gib": cpu / gib,
+            "mbps": r["bytes"] / r["wall"] / 1e6, "server_cpu_per_gib": (cpu[1] - cpu[0]) / gib,
             "client_cpu": r["client_cpu"], "wall": r["wall"]}
 
 
@@ -525,6 +531,7 @@ def plain(name, port, pid, res, step, size):
 
     def small_stor():
         run = next(runs)
+        os.sync()  # as in stor()
         return small_files(port, pid, "STOR", f"/up/s-{name}-{run}-f-")
     r = step("small STOR", small_stor, "small_stor_fps")
     if r:
