@@ -20,6 +20,8 @@ Subcommands:
                                     MODE secure: FTPS RETR and password logins;
                                     both merge their metrics into OUT (JSON)
   fail NAME MODE OUT REASON         record that a server did not start in MODE
+  merge OUT ROUND_JSON...           one server's rounds as one result (run.sh
+                                    runs RUNS rounds of one run each)
   table CEILINGS JSON...            the markdown tables for the collected results
 """
 import json
@@ -42,6 +44,9 @@ def knob(name, default):
 
 
 RUNS = knob("RUNS", 3)
+# run.sh measures in rounds (every server once a round, RUNS=1 each); the
+# memory workloads run in the first round only.
+ROUND = knob("ROUND", 1)
 SIZE_MB = knob("SIZE_MB", 1024)
 LOGIN_WORKERS = knob("LOGIN_WORKERS", 20)
 LOGIN_SECONDS = knob("LOGIN_SECONDS", 3.0)
@@ -455,6 +460,40 @@ def many_sessions(port, pid):
             "pss_kib": pss, "open_seconds": opened}
 
 
+def merge(out, *paths):
+    """One server's results from the rounds' files as one: each measured
+    value's median, min and max over the rounds (each round made one run),
+    the client load's medians, errors summed, and the rest (memory, TLS
+    details) from the round that has it."""
+    rounds = []
+    for p in paths:
+        with open(p) as f:
+            rounds.append(json.load(f))
+    res = {"server": rounds[0]["server"], "notes": {}, "client": {}}
+    runs, loads = {}, {}
+    for r in rounds:
+        res["notes"].update(r["notes"])
+        for key, load in r["client"].items():
+            loads.setdefault(key, []).append(load)
+        for key, v in r.items():
+            if key in ("server", "notes", "client") or v is None:
+                continue
+            if isinstance(v, dict) and "median" in v:
+                runs.setdefault(key, []).append(v["median"])
+            elif key.endswith("errors"):
+                res[key] = res.get(key, 0) + v
+            else:
+                res.setdefault(key, v)
+    for key, values in runs.items():
+        res[key] = {"median": statistics.median(values), "min": min(values),
+                    "max": max(values)}
+    for key, ls in loads.items():
+        res["client"][key] = {"cpu": statistics.median(x["cpu"] for x in ls),
+                              "wall": statistics.median(x["wall"] for x in ls)}
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
 def median_of(runs, key):
     values = [r[key] for r in runs if r is not None]
     if not values:
@@ -496,9 +535,9 @@ def bench(name, mode, port, pid, out, no_tls=""):
         json.dump(res, f, indent=1)
 
 
-def plain(name, port, pid, res, step, size):
-    # First, on a fresh server, so earlier workloads' heap growth does not
-    # hide the sessions' memory.
+def memory(name, port, pid, res, step):
+    """First, on a fresh server, so earlier workloads' heap growth does not
+    hide the sessions' memory."""
     r = step("idle", lambda: idle_memory(port, pid), runs=1)
     if r:
         res["idle"] = r[0]
@@ -512,6 +551,11 @@ def plain(name, port, pid, res, step, size):
             if r[0]["errors"]:
                 res["notes"]["many"] = (f"{r[0]['errors']} of {MANY_SESSIONS} sessions "
                                         f"failed, first: {r[0]['first_error']}")
+
+
+def plain(name, port, pid, res, step, size):
+    if ROUND == 1:
+        memory(name, port, pid, res, step)
     r = step("RETR", lambda: retr(port, pid, "/big.bin", size), "retr_mbps")
     if r:
         res["retr_mbps"] = median_of(r, "mbps")
@@ -866,5 +910,5 @@ def table(ceilings_path, paths):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"ceilings": ceilings, "bench": bench, "fail": fail,
+    {"ceilings": ceilings, "bench": bench, "fail": fail, "merge": merge,
      "table": lambda c, *a: table(c, a)}[cmd](*args)

@@ -390,13 +390,13 @@ stop_server() {
     sleep 0.5
 }
 
-run_phase() { # NAME MODE JSON
+run_phase() { # NAME MODE JSON ROUND
     port=$((port + 1))
     log "$1 ($2) on 127.0.0.1:$port"
     "start_${1//-/_}" "$port" "$2" 2>"$TMP/$1-$2.log"
     SERVER_PID=$!
     if wait_port "$port"; then
-        "${CLIENT[@]}" bench "$1" "$2" "$port" "$SERVER_PID" "$3" "${NO_TLS[$1]:-}" ||
+        RUNS=1 ROUND=$4 "${CLIENT[@]}" bench "$1" "$2" "$port" "$SERVER_PID" "$3" "${NO_TLS[$1]:-}" ||
             log "the client failed on $1 ($2)"
     else
         tail -n 5 "$TMP/$1-$2.log" >&2
@@ -419,13 +419,28 @@ log "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo
 log "ceilings: raw sendfile (1 and $MULTI_CLIENTS streams), the client's plain and TLS readers"
 "${CLIENT[@]}" ceilings "$TMP/ceilings.json" "$DATA/big.bin" "$DATA/multi.bin" "$TLS_CERT" "$TLS_KEY"
 
+# In rounds: each round runs every server once, one after the other, and
+# the medians are over the rounds. This VM has slow spells that last
+# minutes; measured server by server, one could land on one server's runs.
 port=2200
+for round in $(seq "$RUNS"); do
+    log "round $round of $RUNS"
+    for s in $SERVERS; do
+        for mode in plain secure; do
+            run_phase "$s" "$mode" "$TMP/$s.round-$round.json" "$round"
+        done
+    done
+done
 results=()
 for s in $SERVERS; do
-    for mode in plain secure; do
-        run_phase "$s" "$mode" "$TMP/$s.json"
+    rounds=()
+    for round in $(seq "$RUNS"); do
+        if [[ -f $TMP/$s.round-$round.json ]]; then rounds+=("$TMP/$s.round-$round.json"); fi
     done
-    if [[ -f $TMP/$s.json ]]; then results+=("$TMP/$s.json"); fi
+    if ((${#rounds[@]})); then
+        "${CLIENT[@]}" merge "$TMP/$s.json" "${rounds[@]}"
+        results+=("$TMP/$s.json")
+    fi
 done
 
 echo
