@@ -64,6 +64,7 @@ BENCH_USER = knob("BENCH_USER", "bench")
 BENCH_PASS = os.environ.get("BENCH_PASS", "")
 TLS_CERT = os.environ.get("TLS_CERT", "")
 LOADGEN = os.environ.get("LOADGEN", "")
+DATA = os.environ.get("DATA", "")  # the servers' root on the local disk
 
 
 class Control:
@@ -152,6 +153,42 @@ def expect_size(n, want, what):
     # A short or long download is a server bug, not a slow run: say so.
     if n != want:
         raise RuntimeError(f"{what}: got {n} bytes, expected {want}")
+
+
+# ---- the machine's memory ----------------------------------------------------
+# This VM pages out what has not been touched for about a minute (DAMON,
+# action pageout) and hands free memory back to its host (virtio-balloon
+# free page reporting). So a file read into the page cache at the start may
+# be on the disk again when its turn comes, and an upload into memory the
+# host must supply again costs several times the CPU: each workload is
+# given the state it assumes before its clock starts.
+
+def warm_files(*ftp_paths):
+    """Reads the files (FTP paths under DATA; a directory: its entries'
+    metadata) into the caches."""
+    buf = bytearray(BUF)
+    for ftp_path in ftp_paths:
+        path = DATA + ftp_path
+        if os.path.isdir(path):
+            for entry in os.scandir(path):
+                entry.stat()
+            continue
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+def warm_memory(size):
+    """Flushes earlier uploads to the disk, then writes and deletes size
+    bytes on the uploads' filesystem, so the upload that follows gets pages
+    the guest has."""
+    os.sync()
+    block = bytes(BUF)
+    path = f"{DATA}/.warm-memory"
+    with open(path, "wb") as f:
+        for _ in range(max(size // BUF, 1)):
+            f.write(block)
+    os.unlink(path)
 
 
 def loadgen(*args):
@@ -264,6 +301,7 @@ def fan_out(n, work, *args):
 # client's own CPU seconds ("client_cpu") and the measured wall time ("wall").
 
 def retr(port, pid, path, size):
+    warm_files(path)
     c = Control(port)
     c.login()
     c.expect("200", "TYPE I")
@@ -284,7 +322,7 @@ def retr(port, pid, path, size):
 
 def stor(port, pid, path, size):
     block = bytes(BUF)
-    os.sync()  # the last run's uploads go to the disk now, not during this one
+    warm_memory(size)
     c = Control(port)
     c.login()
     c.expect("200", "TYPE I")
@@ -326,6 +364,7 @@ def multi_retr_client(i, start, port, path, size):
 def multi_retr(port, path, size):
     """MULTI_CLIENTS clients, each logged in with its data connection made,
     send RETR of the same file at once: first command to last 226."""
+    warm_files(path)
     results, wall, cpu = fan_out(MULTI_CLIENTS, multi_retr_client, port, path, size)
     total = sum(r["bytes"] for r in results)
     return {"mbps": total / wall / 1e6, "client_cpu": cpu, "wall": wall}
@@ -334,6 +373,8 @@ def multi_retr(port, path, size):
 def small_files(port, pid, verb, prefix):
     """SMALL_WORKERS workers (load generator threads), each logged in once,
     RETR or STOR {prefix}00000.. with one EPSV and data connection per file."""
+    if verb == "RETR":
+        warm_files(*(f"{prefix}{j:05d}" for j in range(SMALL_FILES)))
     # The server's CPU includes the workers' logins: 8 against 2,000 files.
     server0 = cpu_seconds(pid)
     r = loadgen("small", "--port", port, "--workers", SMALL_WORKERS, "--verb", verb,
@@ -352,6 +393,7 @@ def ftps_retr(port, pid, path, size):
     counts from RETR to the 226, as its wall time and its own CPU do, and
     is read while the session (a process of its own in the forking
     servers) is still there to read."""
+    warm_files(path)
     p = subprocess.Popen(
         [LOADGEN, "ftps-retr", "--port", str(port), "--user", BENCH_USER,
          "--password", BENCH_PASS, "--path", path, "--size", str(size),
@@ -377,6 +419,7 @@ def ftps_retr(port, pid, path, size):
 
 
 def listing(port, verb, path):
+    warm_files(path)
     c = Control(port)
     c.login()
     data = c.passive()
@@ -575,7 +618,7 @@ def plain(name, port, pid, res, step, size):
 
     def small_stor():
         run = next(runs)
-        os.sync()  # as in stor()
+        warm_memory(256 << 20)
         return small_files(port, pid, "STOR", f"/up/s-{name}-{run}-f-")
     r = step("small STOR", small_stor, "small_stor_fps")
     if r:

@@ -51,7 +51,7 @@ export SIZE_MB="${SIZE_MB:-1024}" RUNS="${RUNS:-3}" \
     MANY_PROCS="${MANY_PROCS:-10}" MANY_SERVERS="${MANY_SERVERS:-aioftpd pyftpdlib}" \
     BENCH_USER="${BENCH_USER:-bench}"
 PEERS="$WORK/peers/root"
-DATA="$WORK/data"
+export DATA="$WORK/data"
 TMP=$(mktemp -d /tmp/aioftpd-compare.XXXXXX)
 CLIENT=(python3 "$HERE/client.py")
 AIOFTPD="${CARGO_TARGET_DIR:-$REPO/target}/release/aioftpd"
