@@ -15,7 +15,6 @@ use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::AsyncWrite;
 use tokio::task::JoinHandle;
 
 /// What a finished write hands back: the file, the block (emptied, for reuse)
@@ -103,39 +102,9 @@ impl BlockWriter {
     }
 }
 
-/// For writers that borrow their bytes (ASCII conversion, decorators): each
-/// write is copied into the spare block, which then goes to the disk.
-impl AsyncWrite for BlockWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let (file, mut block) = std::task::ready!(self.poll_take(cx))?;
-        if buf.is_empty() {
-            self.state = State::Idle { file, spare: block };
-            return Poll::Ready(Ok(0));
-        }
-        block.extend_from_slice(buf);
-        self.start(file, block);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let (file, spare) = std::task::ready!(self.poll_take(cx))?;
-        self.state = State::Idle { file, spare };
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
 
     fn temp_file() -> (tempfile::TempDir, std::path::PathBuf, File) {
         let dir = tempfile::tempdir().unwrap();
@@ -145,12 +114,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn blocks_and_borrowed_writes_land_in_order() {
+    async fn blocks_land_in_order() {
         let (_dir, path, file) = temp_file();
         let mut writer = BlockWriter::new(file);
         let spare = writer.write_block(b"one ".to_vec()).await.unwrap();
         assert!(spare.is_empty(), "the buffer handed back is empty");
-        writer.write_all(b"two ").await.unwrap();
+        writer.write_block(b"two ".to_vec()).await.unwrap();
         writer.write_block(b"three".to_vec()).await.unwrap();
         writer.into_file().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one two three");
@@ -177,7 +146,8 @@ mod tests {
         let mut writer = BlockWriter::new(file);
         writer.write_block(b"lost".to_vec()).await.unwrap();
         assert!(writer.write_block(b"more".to_vec()).await.is_err());
-        writer.flush().await.unwrap();
+        // An empty block waits for the write in flight, as a flush did.
+        writer.write_block(Vec::new()).await.unwrap();
         assert!(
             writer.into_file().await.is_ok(),
             "the file survives the error"

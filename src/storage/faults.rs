@@ -3,13 +3,10 @@
 //! server what a real filesystem cannot do at will. Not meant for production.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWrite;
 
 use super::{
     EntryStream, Metadata, NameStream, ReadStream, Storage, StorageError, Upload, WriteMode,
@@ -148,40 +145,27 @@ struct FillingUpload {
     room: Option<u64>,
 }
 
-impl AsyncWrite for FillingUpload {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let allowed = match self.room {
-            Some(0) if !buf.is_empty() => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "no space left on device",
-                )))
-            }
-            Some(room) => buf.len().min(usize::try_from(room).unwrap_or(usize::MAX)),
-            None => buf.len(),
-        };
-        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]))?;
-        if let Some(room) = &mut self.room {
-            *room -= written as u64;
-        }
-        Poll::Ready(Ok(written))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[async_trait]
 impl Upload for FillingUpload {
+    /// What fits is written; the rest fails as a full disk does.
+    async fn write_block(&mut self, mut block: Vec<u8>) -> io::Result<Vec<u8>> {
+        let Some(room) = &mut self.room else {
+            return self.inner.write_block(block).await;
+        };
+        let fits = usize::try_from(*room).map_or(block.len(), |room| room.min(block.len()));
+        let full = fits < block.len();
+        block.truncate(fits);
+        *room -= fits as u64;
+        let spare = self.inner.write_block(block).await?;
+        match full {
+            true => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device",
+            )),
+            false => Ok(spare),
+        }
+    }
+
     async fn finish(self: Box<Self>) -> Result<(), StorageError> {
         self.inner.finish().await
     }

@@ -20,10 +20,8 @@ use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -33,7 +31,6 @@ use futures::StreamExt;
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, RawDir, ResolveFlags, Statx, StatxFlags, StatxTimestamp,
 };
-use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
 use super::block_writer::BlockWriter;
@@ -680,26 +677,6 @@ impl FsUpload {
     }
 }
 
-impl AsyncWrite for FsUpload {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let written = ready!(Pin::new(&mut self.file).poll_write(cx, buf))?;
-        self.position += written as u64;
-        Poll::Ready(Ok(written))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.file).poll_shutdown(cx)
-    }
-}
-
 #[async_trait]
 impl Upload for FsUpload {
     async fn write_block(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -810,7 +787,6 @@ mod tests {
     use std::time::Duration;
 
     use futures::TryStreamExt;
-    use tokio::io::AsyncWriteExt;
 
     /// A storage on `<tmp>/base`, next to `<tmp>/outside/secret.txt` that no
     /// path may reach.
@@ -1119,8 +1095,7 @@ mod tests {
         let fx = Fixture::new();
         fx.write("a.txt", b"old");
         let mut up = fx.storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
-        up.write_all(b"new content").await.unwrap();
-        up.flush().await.unwrap();
+        up.write_block(b"new content".to_vec()).await.unwrap();
         assert_eq!(fx.read("a.txt"), b"old");
         up.finish().await.unwrap();
         assert_eq!(fx.read("a.txt"), b"new content");
@@ -1132,8 +1107,7 @@ mod tests {
         let fx = Fixture::new();
         fx.write("a.txt", b"old");
         let mut up = fx.storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
-        up.write_all(b"half an upl").await.unwrap();
-        up.flush().await.unwrap();
+        up.write_block(b"half an upl".to_vec()).await.unwrap();
         assert_eq!(
             names_in(&fx.base()).len(),
             2,
@@ -1387,7 +1361,7 @@ mod tests {
             .open_write(&vp("/new.txt"), WriteMode::Replace { atomic: true })
             .await
             .unwrap();
-        up.write_all(b"half").await.unwrap();
+        up.write_block(b"half".to_vec()).await.unwrap();
         assert_eq!(
             names_in(&fx.base()).len(),
             2,

@@ -13,14 +13,11 @@
 use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::ops::Bound;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use tokio::io::AsyncWrite;
 
 use super::{
     DirEntry, EntryStream, FileKind, Metadata, ReadStream, Storage, StorageError, Upload, WriteMode,
@@ -378,27 +375,14 @@ impl MemoryUpload {
     }
 }
 
-impl AsyncWrite for MemoryUpload {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.buffer.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 #[async_trait]
 impl Upload for MemoryUpload {
+    async fn write_block(&mut self, mut block: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.buffer.extend_from_slice(&block);
+        block.clear();
+        Ok(block)
+    }
+
     async fn finish(self: Box<Self>) -> Result<(), StorageError> {
         self.commit()
     }
@@ -410,7 +394,7 @@ mod tests {
     use crate::storage::test_support::{names, read_all, upload, vp};
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     const ATOMIC: WriteMode = WriteMode::Replace { atomic: true };
     const IN_PLACE: WriteMode = WriteMode::Replace { atomic: false };
@@ -476,7 +460,7 @@ mod tests {
         let storage = MemoryStorage::new();
         upload(&storage, "/a.txt", ATOMIC, b"old").await.unwrap();
         let mut up = storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
-        up.write_all(b"new").await.unwrap();
+        up.write_block(b"new".to_vec()).await.unwrap();
         assert_eq!(content(&storage, "/a.txt").await, b"old");
         up.finish().await.unwrap();
         assert_eq!(content(&storage, "/a.txt").await, b"new");
@@ -487,7 +471,7 @@ mod tests {
         let storage = MemoryStorage::new();
         upload(&storage, "/a.txt", ATOMIC, b"old").await.unwrap();
         let mut up = storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
-        up.write_all(b"half").await.unwrap();
+        up.write_block(b"half".to_vec()).await.unwrap();
         drop(up);
         assert_eq!(content(&storage, "/a.txt").await, b"old");
         assert_eq!(names(&storage, "/").await.unwrap(), ["a.txt"]);
@@ -576,7 +560,7 @@ mod tests {
                 .err(),
             Some(StorageError::AlreadyExists)
         ));
-        first.write_all(b"mine").await.unwrap();
+        first.write_block(b"mine".to_vec()).await.unwrap();
         first.finish().await.unwrap();
         assert_eq!(content(&storage, "/u").await, b"mine");
     }
@@ -614,7 +598,7 @@ mod tests {
         let storage = MemoryStorage::new();
         storage.mkdir(&vp("/d")).await.unwrap();
         let mut up = storage.open_write(&vp("/d/a"), ATOMIC).await.unwrap();
-        up.write_all(b"x").await.unwrap();
+        up.write_block(b"x".to_vec()).await.unwrap();
         storage.rmdir(&vp("/d")).await.unwrap();
         assert!(matches!(up.finish().await, Err(StorageError::NotFound)));
         assert!(names(&storage, "/").await.unwrap().is_empty());

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures::stream::{BoxStream, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncRead;
 
 use crate::path::VirtualPath;
 
@@ -111,16 +111,13 @@ pub fn os_file_stream(mut file: std::fs::File, offset: u64) -> io::Result<ReadSt
 /// An upload in progress. Dropping it without [`Upload::finish`] abandons
 /// the upload: an atomic replace leaves the old file as it was.
 #[async_trait]
-pub trait Upload: AsyncWrite + Send + Unpin {
+pub trait Upload: Send {
     /// Writes all of `block` and returns an empty buffer for the next one
-    /// (maybe `block` itself, maybe one of less capacity). A backend that can
-    /// take the block as it is (the fs backend hands it to the disk thread)
-    /// saves a copy; by default it is written through [`AsyncWrite`].
-    async fn write_block(&mut self, mut block: Vec<u8>) -> io::Result<Vec<u8>> {
-        self.write_all(&block).await?;
-        block.clear();
-        Ok(block)
-    }
+    /// (maybe `block` itself, maybe one of less capacity). The fs backend
+    /// hands the block as it is to the thread that writes it to the disk, so
+    /// an upload's bytes are copied once in user space: from the socket into
+    /// the block.
+    async fn write_block(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>>;
 
     /// Flushes and makes the upload visible under its target name.
     async fn finish(self: Box<Self>) -> Result<(), StorageError>;

@@ -1,7 +1,7 @@
 //! Helpers shared by the backends' unit tests: every backend must behave the same.
 
 use futures::TryStreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{DirEntry, Storage, StorageError, WriteMode};
 use crate::path::VirtualPath;
@@ -28,7 +28,7 @@ pub async fn upload(
     data: &[u8],
 ) -> Result<(), StorageError> {
     let mut upload = storage.open_write(&vp(path), mode).await?;
-    upload.write_all(data).await?;
+    upload.write_block(data.to_vec()).await?;
     upload.finish().await
 }
 
