@@ -7,6 +7,7 @@
 mod ascii;
 mod connect;
 mod ports;
+mod splice;
 mod stream;
 mod transfer;
 
@@ -14,5 +15,5 @@ pub use connect::{connect_active, same_host, PassiveListener};
 pub use ports::PassivePortPool;
 pub use stream::DataStream;
 pub use transfer::{
-    receive_file, send_file, send_lines, send_os_file, TransferError, TransferLimits,
+    receive_file, receive_plain, send_file, send_lines, send_os_file, TransferError, TransferLimits,
 };

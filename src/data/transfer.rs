@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::ascii::{FromNetwork, ToNetwork};
+use super::splice;
 use crate::storage::{ReadStream, StorageError, Upload};
 use crate::throttle::Throttle;
 
@@ -46,7 +47,7 @@ pub struct TransferLimits {
     pub throttle: Throttle,
 }
 
-async fn network<T>(
+pub(super) async fn network<T>(
     stall: Duration,
     op: impl Future<Output = io::Result<T>>,
 ) -> Result<T, TransferError> {
@@ -195,6 +196,31 @@ pub async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
     upload.finish().await?;
     // Answer the client's close_notify with ours (RFC 8446 §6.1); ftplib waits
     // for it. The file is complete already, so a failure here changes nothing.
+    let _ = network(limits.stall, data.shutdown()).await;
+    Ok(total)
+}
+
+/// Receives a binary upload over a plain TCP data connection: with
+/// splice(2), one copy from the socket into the page cache, when the upload
+/// is a file the kernel can splice into and no bandwidth limit applies;
+/// otherwise as [`receive_file`] does. Over loopback, 1 GiB: 0.26 s of CPU
+/// spliced against 0.45 read and written (see docs/performance.md).
+pub async fn receive_plain(
+    data: &mut TcpStream,
+    upload: Box<dyn Upload>,
+    limits: &TransferLimits,
+) -> Result<u64, TransferError> {
+    let spliceable = match upload.os_file() {
+        Some(file) if !limits.throttle.is_limited() && splice::can_splice_into(&file) => {
+            splice::Pipe::with_capacity(2 * limits.block_size).map(|pipe| (file, pipe))
+        }
+        _ => None,
+    };
+    let Some((file, pipe)) = spliceable else {
+        return receive_file(data, upload, false, limits).await;
+    };
+    let total = splice::receive_spliced(data, file, pipe, limits).await?;
+    upload.finish().await?;
     let _ = network(limits.stall, data.shutdown()).await;
     Ok(total)
 }

@@ -18,8 +18,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::data::{
-    receive_file, send_file, send_lines, send_os_file, DataStream, PassiveListener, TransferError,
-    TransferLimits,
+    receive_file, receive_plain, send_file, send_lines, send_os_file, DataStream, PassiveListener,
+    TransferError, TransferLimits,
 };
 use crate::path::VirtualPath;
 use crate::storage::{os_file_stream, ReadStream, StorageError, Upload};
@@ -283,9 +283,10 @@ impl Transfer {
                         send_file(file, &mut stream, false, &limits).await
                     }
                 },
-                Job::Receive { upload, ascii } => {
-                    receive_file(&mut stream, upload, ascii, &limits).await
-                }
+                Job::Receive { upload, ascii } => match &mut stream {
+                    DataStream::Plain(tcp) if !ascii => receive_plain(tcp, upload, &limits).await,
+                    _ => receive_file(&mut stream, upload, ascii, &limits).await,
+                },
                 Job::Lines(lines) => send_lines(lines, &mut stream, &limits).await,
             }
         }));

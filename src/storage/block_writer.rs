@@ -59,6 +59,14 @@ impl BlockWriter {
         Ok(spare)
     }
 
+    /// The file, when no write is in flight.
+    pub(super) fn file(&self) -> Option<&File> {
+        match &self.state {
+            State::Idle { file, .. } => Some(file),
+            State::Writing(_) | State::Lost => None,
+        }
+    }
+
     /// Waits for the last write and returns the file.
     pub(super) async fn into_file(mut self) -> io::Result<File> {
         let (file, _) = poll_fn(|cx| self.poll_take(cx)).await?;

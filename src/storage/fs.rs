@@ -614,9 +614,9 @@ enum Commit {
 
 /// An upload to the local disk.
 struct FsUpload {
+    /// Written from its offset on: the next byte goes where the last went
+    /// ([`Commit::TruncateAtEnd`] cuts the file there).
     file: BlockWriter,
-    /// The file offset the next byte goes to (meaningful for [`Commit::TruncateAtEnd`]).
-    position: u64,
     commit: Commit,
     /// Flush the file to the disk before committing it.
     sync: bool,
@@ -632,7 +632,6 @@ impl FsUpload {
     ) -> Result<Self, StorageError> {
         let mut options = OpenOptions::new();
         options.write(true);
-        let mut position = 0;
         let mut replaces = false;
         let (file, commit) = match mode {
             WriteMode::Replace { atomic: true } => {
@@ -650,7 +649,6 @@ impl FsUpload {
                 options.create(true);
                 let mut file = base.open_with(&target, &options)?;
                 file.seek(SeekFrom::Start(offset))?;
-                position = offset;
                 (file, Commit::TruncateAtEnd)
             }
             WriteMode::Append => {
@@ -666,7 +664,6 @@ impl FsUpload {
         };
         Ok(FsUpload {
             file: BlockWriter::new(file.into_std()),
-            position,
             commit,
             sync: match sync {
                 UploadSync::Always => true,
@@ -680,24 +677,21 @@ impl FsUpload {
 #[async_trait]
 impl Upload for FsUpload {
     async fn write_block(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>> {
-        let len = block.len() as u64;
-        let spare = self.file.write_block(block).await?;
-        self.position += len;
-        Ok(spare)
+        self.file.write_block(block).await
+    }
+
+    fn os_file(&self) -> Option<std::fs::File> {
+        self.file.file()?.try_clone().ok()
     }
 
     async fn finish(self: Box<Self>) -> Result<(), StorageError> {
-        let FsUpload {
-            file,
-            position,
-            commit,
-            sync,
-        } = *self;
+        let FsUpload { file, commit, sync } = *self;
         // Waits for the write in flight and reports its error.
-        let file = file.into_file().await?;
+        let mut file = file.into_file().await?;
         run_blocking(move || {
             if let Commit::TruncateAtEnd = commit {
-                file.set_len(position)?;
+                let end = file.stream_position()?;
+                file.set_len(end)?;
             }
             if sync {
                 file.sync_data()?;
@@ -1212,6 +1206,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fx.read("new.txt"), b"fresh");
+    }
+
+    #[tokio::test]
+    async fn bytes_written_through_the_os_file_are_committed_by_finish() {
+        use std::io::Write;
+        let fx = Fixture::new();
+        fx.write("a.txt", b"0123456789");
+        fx.write("b.txt", b"old");
+        for (name, mode, expected) in [
+            ("a.txt", WriteMode::At(4), &b"0123ab"[..]),
+            ("b.txt", ATOMIC, &b"ab"[..]),
+            ("c.txt", IN_PLACE, &b"ab"[..]),
+        ] {
+            let path = VirtualPath::new(&format!("/{name}"));
+            let upload = fx.storage.open_write(&path, mode).await.unwrap();
+            // The offset is shared: finish truncates where these bytes end.
+            upload.os_file().unwrap().write_all(b"ab").unwrap();
+            upload.finish().await.unwrap();
+            assert_eq!(fx.read(name), expected, "{name}");
+        }
     }
 
     #[tokio::test]

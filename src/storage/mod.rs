@@ -119,6 +119,15 @@ pub trait Upload: Send {
     /// the block.
     async fn write_block(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>>;
 
+    /// A second descriptor for the file being written, sharing its offset,
+    /// so the transfer loop can move bytes into it without a copy in user
+    /// space (splice(2)); the upload is then finished as usual. An optional
+    /// capability: `None` (the default) when the upload is no
+    /// operating-system file, or a write is in flight.
+    fn os_file(&self) -> Option<std::fs::File> {
+        None
+    }
+
     /// Flushes and makes the upload visible under its target name.
     async fn finish(self: Box<Self>) -> Result<(), StorageError>;
 }
