@@ -211,7 +211,7 @@ pub async fn receive_plain(
     limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
     let spliceable = match upload.os_file() {
-        Some(file) if !limits.throttle.is_limited() && splice::can_splice_into(&file) => {
+        Some(file) if !limits.throttle.is_limited() => {
             splice::Pipe::with_capacity(2 * limits.block_size).map(|pipe| (file, pipe))
         }
         _ => None,

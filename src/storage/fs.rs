@@ -617,6 +617,8 @@ struct FsUpload {
     /// Written from its offset on: the next byte goes where the last went
     /// ([`Commit::TruncateAtEnd`] cuts the file there).
     file: BlockWriter,
+    /// Opened with `O_APPEND` (APPE).
+    append: bool,
     commit: Commit,
     /// Flush the file to the disk before committing it.
     sync: bool,
@@ -664,6 +666,7 @@ impl FsUpload {
         };
         Ok(FsUpload {
             file: BlockWriter::new(file.into_std()),
+            append: matches!(mode, WriteMode::Append),
             commit,
             sync: match sync {
                 UploadSync::Always => true,
@@ -681,11 +684,16 @@ impl Upload for FsUpload {
     }
 
     fn os_file(&self) -> Option<std::fs::File> {
-        self.file.file()?.try_clone().ok()
+        match self.append {
+            true => None,
+            false => self.file.file()?.try_clone().ok(),
+        }
     }
 
     async fn finish(self: Box<Self>) -> Result<(), StorageError> {
-        let FsUpload { file, commit, sync } = *self;
+        let FsUpload {
+            file, commit, sync, ..
+        } = *self;
         // Waits for the write in flight and reports its error.
         let mut file = file.into_file().await?;
         run_blocking(move || {
@@ -778,6 +786,9 @@ mod tests {
     use crate::storage::test_support::{names, read_all, upload, vp};
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+
+    use rustix::fs::{Timespec, Timestamps};
     use std::time::Duration;
 
     use futures::TryStreamExt;
@@ -916,6 +927,28 @@ mod tests {
         fx.write("file.txt", b"hello");
         std::fs::create_dir(fx.base().join("dir")).unwrap();
         fx.link("file.txt", "inside");
+        // Following a link whose atime relatime would update needs more than
+        // the caches, and so goes the blocking way (as it should). A fresh
+        // link may or may not (its atime is coarse, its mtime fine-grained):
+        // an atime after its ctime makes it need none.
+        let later = Timespec {
+            tv_sec: fx.base().join("inside").symlink_metadata().unwrap().ctime() + 3600,
+            tv_nsec: 0,
+        };
+        let atime_only = Timestamps {
+            last_access: later,
+            last_modification: Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_OMIT,
+            },
+        };
+        rustix::fs::utimensat(
+            &*fx.storage.base,
+            "inside",
+            &atime_only,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
         fx.link("../outside/secret.txt", "leak");
         let absolute = fx.tmp.path().join("outside/secret.txt");
         fx.link(absolute.to_str().unwrap(), "absolute");
@@ -1226,6 +1259,10 @@ mod tests {
             upload.finish().await.unwrap();
             assert_eq!(fx.read(name), expected, "{name}");
         }
+        // splice(2) refuses a file opened with O_APPEND.
+        let path = VirtualPath::new("/a.txt");
+        let upload = fx.storage.open_write(&path, WriteMode::Append).await;
+        assert!(upload.unwrap().os_file().is_none());
     }
 
     #[tokio::test]

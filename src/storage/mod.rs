@@ -123,7 +123,8 @@ pub trait Upload: Send {
     /// so the transfer loop can move bytes into it without a copy in user
     /// space (splice(2)); the upload is then finished as usual. An optional
     /// capability: `None` (the default) when the upload is no
-    /// operating-system file, or a write is in flight.
+    /// operating-system file, the file is opened for appending (splice(2)
+    /// refuses `O_APPEND`), or a write is in flight.
     fn os_file(&self) -> Option<std::fs::File> {
         None
     }
