@@ -151,6 +151,7 @@ impl Server {
     /// Starts accepting on `listener` (inside a tokio runtime); returns its address.
     pub fn serve(&self, listener: Listener) -> io::Result<SocketAddr> {
         let addr = listener.socket.local_addr()?;
+        set_session_options(&listener.socket)?;
         let stop_this = self.stop.child_token();
         self.listening
             .lock()
@@ -252,6 +253,13 @@ async fn accept_loop(
     sessions: TaskTracker,
     tokens: Tokens,
 ) {
+    // A connection's local address is the listener's, unless the listener
+    // is on a wildcard address: one getsockname per login fewer.
+    let bound = listener
+        .socket
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     loop {
         let accepted = tokio::select! {
             accepted = listener.socket.accept() => accepted,
@@ -266,7 +274,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let local = match stream.local_addr() {
+        let local = match bound.map_or_else(|| stream.local_addr(), Ok) {
             Ok(local) => local,
             Err(_) => continue,
         };
@@ -284,10 +292,6 @@ async fn accept_loop(
                 continue;
             }
         };
-        // Urgent data (ABOR sent with MSG_OOB, as ftplib does) must stay in the stream.
-        let sock = socket2::SockRef::from(&stream);
-        let _ = sock.set_out_of_band_inline(true);
-        let _ = stream.set_nodelay(true);
         let session = Session::new(
             Box::new(stream),
             peer,
@@ -306,6 +310,16 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Sets on a control listener what every session's socket needs; Linux
+/// copies both to each connection it accepts, which saves two system calls
+/// a login. Urgent data (ABOR sent with MSG_OOB, as ftplib does) stays in
+/// the stream, and replies go out without waiting for Nagle's algorithm.
+fn set_session_options(listener: &TcpListener) -> io::Result<()> {
+    let socket = socket2::SockRef::from(listener);
+    socket.set_out_of_band_inline(true)?;
+    socket.set_nodelay(true)
 }
 
 /// Tells a refused client why, without waiting on it: one non-blocking write of
@@ -355,4 +369,31 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     TcpListener::from_std(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_take_the_session_options_from_the_listener() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let listener = bind(addr.parse().unwrap()).unwrap();
+            set_session_options(&listener).unwrap();
+            let _client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            let socket = socket2::SockRef::from(&accepted);
+            assert!(
+                socket.out_of_band_inline().unwrap(),
+                "{addr}: urgent data inline"
+            );
+            assert!(socket.nodelay().unwrap(), "{addr}: no Nagle delay");
+            assert_eq!(
+                accepted.local_addr().unwrap(),
+                listener.local_addr().unwrap()
+            );
+        }
+    }
 }
