@@ -4,12 +4,12 @@
 //! copies them once, into the page cache. A read and a write would copy
 //! twice: socket to buffer, buffer to page cache.
 //!
-//! Both splices run on a blocking thread, one after the other: the file side
-//! may wait for the disk, and the one copy is then made on the core that
-//! moved the bytes in. (Split between the async worker and a blocking
-//! thread, the copy read what another core had just moved, and cost 0.3-0.5
-//! s of CPU per GiB instead of 0.26 on this VM.) The socket is non-blocking,
-//! so a job ends when it is empty, and the async side waits for more.
+//! Both splices run on a blocking thread, one after the other, because the
+//! file side may wait for the disk. Splitting them (socket side on the async
+//! worker, file side on a blocking thread) cost more: 0.46 s of server CPU
+//! per GiB in the benchmark against 0.35 on one thread (see
+//! docs/performance.md). The socket is non-blocking, so a job ends when it
+//! is empty, and the async side waits for more.
 
 use std::fs::File;
 use std::io;
