@@ -4,24 +4,16 @@
 //! client) is served afterwards, and no port or byte is lost.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::Shutdown;
 use std::path::Path;
 use std::time::Duration;
 
 use aioftpd::settings::Settings;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::support::{default_config, next_line, pattern, paused_session, RawClient, TestServer};
-
-/// `count` consecutive ports at or above `from` that nothing listens on now,
-/// below the ephemeral range so OS-chosen ports of other tests never take them.
-fn free_ports(from: u16, count: u16) -> (u16, u16) {
-    let is_free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let first = (from..u16::MAX - count)
-        .find(|&first| (first..first + count).all(is_free))
-        .expect("a free port range");
-    (first, first + count - 1)
-}
+use crate::support::{
+    default_config, free_ports, next_line, pattern, paused_session, RawClient, TestServer,
+};
 
 /// The default config with a `[passive]` port range of three ports from `from`.
 fn with_three_passive_ports(root: &Path, from: u16) -> String {

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use crate::support::{default_config, password_hash, TestServer, PASSWORD};
+use crate::support::{default_config, free_ports, password_hash, TestServer, PASSWORD};
 
 #[test]
 fn memory_storage_serves_uploads_back() {
@@ -32,9 +32,9 @@ fn a_session_starts_in_the_users_home() {
 
 #[test]
 fn pasv_uses_the_port_range_and_announces_the_public_address() {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    // Not an ephemeral port: another test's socket could take it between
+    // this session's PASV and EPSV (it did, once in many runs).
+    let (port, _) = free_ports(21_200, 1);
     let server = TestServer::start_with(|root| {
         format!(
             "{}\n[passive]\nports = \"{port}-{port}\"\npublic_address = \"203.0.113.7\"\n",

@@ -336,6 +336,18 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `count` consecutive ports at or above `from` that nothing listens on now,
+/// below the ephemeral range so OS-chosen ports of other tests (control
+/// listeners on port 0, clients' local ports, servers' random passive
+/// ports) never take them. Each test passes a `from` of its own.
+pub fn free_ports(from: u16, count: u16) -> (u16, u16) {
+    let is_free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let first = (from..u16::MAX - count)
+        .find(|&first| (first..first + count).all(is_free))
+        .expect("a free port range");
+    (first, first + count - 1)
+}
+
 /// Whether an external client is installed. Under CI a missing client is a
 /// failure (`.ci/run` installs them); elsewhere the test says so and skips.
 pub fn have_tool(program: &str, probe: &[&str]) -> bool {
