@@ -30,11 +30,12 @@ pub(super) enum Job {
     /// A file to the client (RETR).
     Send { file: ReadStream, ascii: bool },
     /// Bytes `range` of an operating-system file (from the restart offset
-    /// to its size) to the client, without copying when the connection
-    /// allows it (binary RETR, no TLS, no throttle).
+    /// to its size) to the client (RETR), without copying when nothing has
+    /// to touch them on their way out: binary, no TLS, no throttle.
     SendOsFile {
         file: std::fs::File,
         range: Range<u64>,
+        ascii: bool,
     },
     /// A file from the client (STOR, APPE, STOU).
     Receive {
@@ -276,11 +277,13 @@ impl Transfer {
             let mut stream = ready.await?;
             match job {
                 Job::Send { file, ascii } => send_file(file, &mut stream, ascii, &limits).await,
-                Job::SendOsFile { file, range } => match &mut stream {
-                    DataStream::Plain(tcp) => send_os_file(file, tcp, range, &limits).await,
-                    DataStream::Tls(_) => {
+                Job::SendOsFile { file, range, ascii } => match &mut stream {
+                    DataStream::Plain(tcp) if !ascii && !limits.throttle.is_limited() => {
+                        send_os_file(file, tcp, range, &limits).await
+                    }
+                    _ => {
                         let file = os_file_stream(file, range.start).map_err(StorageError::from)?;
-                        send_file(file, &mut stream, false, &limits).await
+                        send_file(file, &mut stream, ascii, &limits).await
                     }
                 },
                 Job::Receive { upload, ascii } => match &mut stream {

@@ -8,7 +8,7 @@ use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
 use crate::data::{connect_active, TransferLimits};
 use crate::path::VirtualPath;
-use crate::storage::{os_file_stream, FileKind, StorageError, Upload, WriteMode};
+use crate::storage::{FileKind, StorageError, Upload, WriteMode};
 use crate::throttle::Throttle;
 
 /// How many names STOU tries before giving up.
@@ -25,23 +25,11 @@ impl Session {
         let (user, path) = self.authorize(arg, Need::Read)?;
         let offset = std::mem::take(&mut self.state.restart_offset);
         let ascii = self.state.transfer_type == TransferType::Ascii;
-        // Zero copy where nothing has to touch the bytes on their way out.
-        let protected = self.tls.as_ref().is_some_and(|tls| tls.protect_data);
-        let plain_bytes = !ascii && !protected && !self.throttle(false).is_limited();
         let (job, size) = match user.storage.open_os_file(&path).await? {
             Some((file, size)) => {
                 restart_within(offset, size)?;
-                let job = match plain_bytes {
-                    true => Job::SendOsFile {
-                        file,
-                        range: offset..size,
-                    },
-                    false => Job::Send {
-                        file: os_file_stream(file, offset).map_err(StorageError::from)?,
-                        ascii,
-                    },
-                };
-                (job, size)
+                let range = offset..size;
+                (Job::SendOsFile { file, range, ascii }, size)
             }
             None => {
                 let meta = user.storage.metadata(&path).await?;
