@@ -17,3 +17,15 @@ pub use stream::DataStream;
 pub use transfer::{
     receive_file, receive_plain, send_file, send_lines, send_os_file, TransferError, TransferLimits,
 };
+
+/// A connected loopback TCP pair for the transfer loops' unit tests: the
+/// client's end and the server's (the data connection).
+#[cfg(test)]
+async fn loopback_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (data, _) = listener.accept().await.unwrap();
+    (client, data)
+}

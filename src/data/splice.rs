@@ -192,9 +192,9 @@ mod tests {
     use std::time::Duration;
 
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
 
     use super::*;
+    use crate::data::loopback_pair;
     use crate::throttle::Throttle;
 
     /// Small blocks and so a small pipe: a few MiB fill it many times over.
@@ -214,11 +214,7 @@ mod tests {
     /// Sends `bytes` over a loopback connection and receives them spliced
     /// into `file`.
     async fn splice_into(file: File, bytes: Vec<u8>) -> Result<u64, TransferError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (data, _) = listener.accept().await.unwrap();
+        let (mut client, data) = loopback_pair().await;
         let sender = tokio::spawn(async move {
             // The server may stop reading after a failed write.
             let _ = client.write_all(&bytes).await;
@@ -282,11 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_sends_nothing_stalls() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (data, _) = listener.accept().await.unwrap();
+        let (_client, data) = loopback_pair().await;
         let limits = TransferLimits {
             stall: Duration::from_millis(1),
             ..limits()

@@ -285,9 +285,9 @@ mod tests {
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::data::loopback_pair;
 
     /// An upload that records which way its bytes came: through its OS
     /// file (spliced) or through `write_block` (copied).
@@ -318,11 +318,7 @@ mod tests {
     /// Uploads `bytes` through `receive_plain`; returns what reached the OS
     /// file and what was copied through `write_block`.
     async fn received_plain(offers_os_file: bool, throttle: Throttle) -> (Vec<u8>, Vec<u8>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut data, _) = listener.accept().await.unwrap();
+        let (mut client, mut data) = loopback_pair().await;
         let bytes: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
         let sent = bytes.clone();
         let sender = tokio::spawn(async move {
@@ -386,11 +382,7 @@ mod tests {
 
     /// What `send_os_file` puts on a data connection for `range` of `file`.
     async fn sent(file: std::fs::File, range: Range<u64>) -> (u64, Vec<u8>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut data, _) = listener.accept().await.unwrap();
+        let (mut client, mut data) = loopback_pair().await;
         let limits = TransferLimits {
             block_size: 4096,
             stall: Duration::from_secs(30),

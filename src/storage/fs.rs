@@ -787,11 +787,10 @@ mod tests {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
-
-    use rustix::fs::{Timespec, Timestamps};
     use std::time::Duration;
 
     use futures::TryStreamExt;
+    use rustix::fs::{Timespec, Timestamps};
 
     /// A storage on `<tmp>/base`, next to `<tmp>/outside/secret.txt` that no
     /// path may reach.
