@@ -22,9 +22,9 @@ use tokio::task::JoinHandle;
 /// The smallest block read at a time, however small the caller's buffer.
 const MIN_BLOCK: usize = 64 * 1024;
 
-/// What a finished read hands back: the file, the block it filled and how
-/// the read went.
-type Filled = (File, Vec<u8>, io::Result<()>);
+/// What a finished read hands back: the file, the block it filled, the size
+/// it was asked for and how the read went.
+type Filled = (File, Vec<u8>, usize, io::Result<()>);
 
 /// A file read block by block on blocking threads, one block ahead.
 pub(super) struct BlockReader {
@@ -63,7 +63,7 @@ fn read_next(file: File, mut block: Vec<u8>, size: usize) -> JoinHandle<Filled> 
         block.clear();
         block.reserve(size);
         let result = (&file).take(size as u64).read_to_end(&mut block);
-        (file, block, result.map(drop))
+        (file, block, size, result.map(drop))
     })
 }
 
@@ -85,8 +85,10 @@ impl AsyncRead for BlockReader {
                         this.state = State::Reading(handle);
                         return Poll::Pending;
                     }
-                    Poll::Ready(Ok((file, block, Ok(())))) => {
-                        let full = block.len() == size;
+                    Poll::Ready(Ok((file, block, asked, Ok(())))) => {
+                        // Short of what that read asked for: the end of the
+                        // file (the caller's buffer may have changed since).
+                        let full = block.len() == asked;
                         let spare = std::mem::replace(&mut this.current, block);
                         this.pos = 0;
                         this.state = match full {
@@ -97,7 +99,7 @@ impl AsyncRead for BlockReader {
                             return Poll::Ready(Ok(()));
                         }
                     }
-                    Poll::Ready(Ok((_, _, Err(err)))) => return Poll::Ready(Err(err)),
+                    Poll::Ready(Ok((_, _, _, Err(err)))) => return Poll::Ready(Err(err)),
                     Poll::Ready(Err(join)) => return Poll::Ready(Err(io::Error::other(join))),
                 },
                 State::End => {
@@ -153,6 +155,23 @@ mod tests {
                 "stays at the end"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_buffer_that_grows_between_reads_does_not_end_the_file() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (_dir, file) = file_of(&bytes);
+        let mut reader = BlockReader::new(file);
+        let mut out = Vec::new();
+        for buffer in [MIN_BLOCK, 1 << 20].into_iter().cycle() {
+            let mut chunk = vec![0; buffer];
+            let n = reader.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+        assert!(out == bytes, "{} of {} bytes", out.len(), bytes.len());
     }
 
     #[tokio::test]
