@@ -211,12 +211,11 @@ pub async fn receive_plain(
     upload: Box<dyn Upload>,
     limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
-    let spliceable = match upload.os_file() {
-        Some(file) if !limits.throttle.is_limited() => {
-            splice::Pipe::with_capacity(2 * limits.block_size).map(|pipe| (file, pipe))
-        }
-        _ => None,
-    };
+    let unlimited = !limits.throttle.is_limited();
+    let file = unlimited.then(|| upload.os_file()).flatten();
+    let spliceable = file.and_then(|file| {
+        splice::Pipe::with_capacity(2 * limits.block_size).map(|pipe| (file, pipe))
+    });
     let Some((file, pipe)) = spliceable else {
         return receive_file(data, upload, false, limits).await;
     };
