@@ -23,7 +23,7 @@ use crate::limits::{Admission, LoginFailures, Refusal, UserSlots};
 use crate::session::Session;
 use crate::settings::Settings;
 use crate::throttle::Bucket;
-use crate::tls::SessionRegistry;
+use crate::tls::resumption::Resumption;
 
 /// What every session of a server shares. A reload builds a new generation
 /// (settings, users, passive ports, server-wide buckets) around the same
@@ -40,8 +40,8 @@ pub struct ServerContext {
     pub download: Option<Arc<Bucket>>,
     /// The server-wide upload bucket.
     pub upload: Option<Arc<Bucket>>,
-    /// TLS sessions of logged-in control connections, for data-connection resumption.
-    pub tls_sessions: Arc<SessionRegistry>,
+    /// The TLS sessions issued and to whom, for data-connection resumption.
+    pub resumption: Arc<Resumption>,
     /// The server-wide and per-address connection caps.
     pub admission: Arc<Admission>,
     /// Logged-in sessions per user, and the bandwidth buckets they share.
@@ -57,7 +57,7 @@ impl ServerContext {
             ports: PassivePortPool::new(settings.passive.ports.clone()),
             download: settings.limits.download.map(Bucket::new),
             upload: settings.limits.upload.map(Bucket::new),
-            tls_sessions: Arc::default(),
+            resumption: Arc::default(),
             admission: Admission::new(&settings.limits),
             user_slots: Arc::default(),
             login_failures: Arc::new(LoginFailures::new(&settings.login)),
@@ -79,7 +79,7 @@ impl ServerContext {
             ports,
             download: settings.limits.download.map(Bucket::new),
             upload: settings.limits.upload.map(Bucket::new),
-            tls_sessions: self.tls_sessions.clone(),
+            resumption: self.resumption.clone(),
             admission: self.admission.clone(),
             user_slots: self.user_slots.clone(),
             login_failures: self.login_failures.clone(),

@@ -7,12 +7,14 @@
 mod ascii;
 mod connect;
 mod ports;
+mod protect;
 mod splice;
 mod stream;
 mod transfer;
 
 pub use connect::{connect_active, same_host, PassiveListener};
 pub use ports::PassivePortPool;
+pub use protect::{connect_then_protect, Connecting, DataProtection, EagerData, Ready};
 pub use stream::DataStream;
 pub use transfer::{
     receive_file, receive_plain, send_file, send_lines, send_os_file, TransferError, TransferLimits,

@@ -22,14 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::User;
-use crate::data::PassiveListener;
-use crate::data::TransferError;
+use crate::data::{EagerData, PassiveListener, TransferError};
 use crate::limits::{ConnectionPermit, UserSlot};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
 use crate::server::ServerContext;
 use crate::throttle::Bucket;
-use crate::tls::SessionStore;
+use crate::tls::resumption::ControlTickets;
 
 pub use command::{
     find_spec, ArgRule, Command, CommandSpec, EpsvArg, ParseError, TransferType, COMMANDS,
@@ -37,7 +36,7 @@ pub use command::{
 pub use control::{AsyncStream, ControlChannel, Line, MAX_LINE_LENGTH};
 pub use reply::Reply;
 
-use transfer::{EagerData, Transfer, TransferEvent};
+use transfer::{Transfer, TransferEvent};
 
 /// Commands queued while a transfer runs; past this, the session stops reading.
 const MAX_PENDING_COMMANDS: usize = 16;
@@ -95,8 +94,8 @@ impl State {
 
 /// The protection of a TLS control connection and of its data connections.
 struct ControlTls {
-    /// Sessions issued on this control connection, for data connections to resume.
-    store: Arc<SessionStore>,
+    /// The sessions issued on this control connection, for data connections to resume.
+    tickets: ControlTickets,
     /// `PBSZ` has been given (RFC 4217 §8: it must precede `PROT`).
     pbsz: bool,
     /// `PROT P`: data connections are TLS too.

@@ -19,7 +19,7 @@ fn tls_server() -> TestServer {
 
 /// Compares byte strings by length and first difference, not by printing megabytes.
 #[track_caller]
-fn assert_same(got: &[u8], want: &[u8]) {
+pub(crate) fn assert_same(got: &[u8], want: &[u8]) {
     let first_difference = got.iter().zip(want).position(|(a, b)| a != b);
     assert!(
         got == want,
@@ -329,73 +329,6 @@ fn ccc_is_refused_with_534_and_the_connection_stays_protected() {
     assert_eq!(c.cmd("CCC").code, 534);
     // Still speaking TLS: the reply came through the TLS stream, and so does this one.
     assert_eq!(c.cmd("NOOP").code, 200);
-}
-
-// Session reuse
-
-#[test]
-fn a_data_connection_that_does_not_resume_gets_522_when_reuse_is_required() {
-    let server = tls_server();
-    std::fs::write(server.path("old.bin"), b"old").unwrap();
-    let mut c = server.ftps_alice();
-    let own = c.data_config.clone();
-    // A config of its own: an empty session cache, a full handshake.
-    c.data_config = client_config(TLS13_FIRST);
-    assert_eq!(c.download("RETR old.bin").0.code, 522);
-    assert_eq!(c.upload("STOR old.bin", b"new").code, 522);
-    assert_eq!(std::fs::read(server.path("old.bin")).unwrap(), b"old");
-    assert_eq!(c.download("LIST").0.code, 522);
-    // The same control connection still works for a client that resumes.
-    c.data_config = own;
-    let (reply, got) = c.download("RETR old.bin");
-    assert_eq!((reply.code, got.as_slice()), (226, &b"old"[..]));
-}
-
-#[test]
-fn without_required_reuse_a_data_connection_may_make_a_full_handshake() {
-    let server = TestServer::start_tls(TlsOptions {
-        require_session_reuse: false,
-        ..TlsOptions::default()
-    });
-    let mut c = server.ftps_alice();
-    c.data_config = client_config(TLS13_FIRST);
-    let bytes = pattern(300_000, 4);
-    for _ in 0..3 {
-        assert_eq!(c.upload("STOR full.bin", &bytes).code, 226);
-        let (reply, got) = c.download("RETR full.bin");
-        assert_eq!(reply.code, 226);
-        assert_same(&got, &bytes);
-    }
-}
-
-/// alice's control connection A, then control connection B logged in as
-/// `second`, both from one TLS 1.2 client config: its single cached session
-/// is now B's, and that is what A's next data connection offers.
-fn data_connection_offering_the_session_of(second: &str) -> u16 {
-    let server = tls_server();
-    std::fs::write(server.path("f.txt"), b"f").unwrap();
-    let shared = client_config(TLS12_ONLY);
-    let mut a = FtpsClient::explicit(server.addr, shared.clone());
-    a.login("alice", PASSWORD);
-    a.protect_data();
-    let mut b = FtpsClient::explicit(server.addr, shared);
-    b.login(second, PASSWORD);
-    let (reply, got) = a.download("RETR f.txt");
-    if reply.code == 226 {
-        assert_eq!(got, b"f");
-    }
-    drop(b);
-    reply.code
-}
-
-#[test]
-fn a_data_connection_resuming_another_users_session_gets_522() {
-    assert_eq!(data_connection_offering_the_session_of("bob"), 522);
-}
-
-#[test]
-fn a_data_connection_may_resume_a_sibling_control_connection_of_the_same_user() {
-    assert_eq!(data_connection_offering_the_session_of("alice"), 226);
 }
 
 // Broken peers

@@ -1,8 +1,19 @@
 //! USER, PASS, REIN: logging in and out.
 
+use std::sync::Arc;
+
 use super::super::{Action, Handled, LoginState, Reply, Session, State};
-use crate::auth::{LoginKind, Password};
+use crate::auth::{LoginKind, Password, User};
 use crate::throttle::{Bucket, Rate};
+use crate::tls::resumption::Holder;
+
+/// `user` as the resumption rules see it: the anonymous user is nobody's sibling.
+pub(in crate::session) fn holder(user: &User) -> Holder {
+    match &user.login {
+        Some(login) => Holder::Named(Arc::from(login.as_str())),
+        None => Holder::Anonymous,
+    }
+}
 
 impl Session {
     pub(in crate::session) async fn user(&mut self, login: String) -> Handled {
@@ -52,13 +63,7 @@ impl Session {
                     ),
                 );
                 self.user_slot = Some(slot);
-                if let Some(tls) = &self.tls {
-                    self.context.tls_sessions.register(
-                        user.display_name(),
-                        self.peer.ip(),
-                        &tls.store,
-                    );
-                }
+                self.record_holder(holder(&user));
                 self.state.cwd = user.home.clone();
                 self.state.login = LoginState::LoggedIn(user);
                 Ok(Reply::new(230, "Login successful").into())
@@ -106,6 +111,7 @@ impl Session {
     async fn logout(&mut self) {
         self.user_slot = None;
         self.connection_buckets = (None, None);
+        self.record_holder(Holder::Nobody);
         if let LoginState::LoggedIn(user) =
             std::mem::replace(&mut self.state.login, LoginState::NeedUser)
         {

@@ -6,8 +6,8 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-use super::super::{DataSetup, EagerData, EpsvArg, Handled, Reply, Session};
-use crate::data::same_host;
+use super::super::{DataSetup, EpsvArg, Handled, Reply, Session};
+use crate::data::{same_host, EagerData};
 
 /// Ports below this are never connected to (RFC 2577 §3, FTP bounce).
 const LOWEST_ACTIVE_PORT: u16 = 1024;

@@ -1,10 +1,10 @@
 //! AUTH, PBSZ, PROT, CCC: FTPS (RFC 2228, RFC 4217), and the TLS policy checks
 //! other handlers ask for.
 
-use std::sync::Arc;
-
-use super::super::{Action, ControlTls, Handled, Reply, Session};
-use crate::tls::{SessionStore, TlsPolicy};
+use super::super::{Action, ControlTls, Handled, LoginState, Reply, Session};
+use super::auth::holder;
+use crate::tls::resumption::Holder;
+use crate::tls::TlsPolicy;
 
 impl Session {
     pub(in crate::session) fn auth(&mut self, mechanism: &str) -> Handled {
@@ -20,9 +20,10 @@ impl Session {
                 "The control connection is already protected",
             ));
         }
-        if self.control.has_buffered_input() {
-            // The handshake must start right after our reply; bytes already
-            // sent would be taken for TLS records.
+        if self.control.has_buffered_input() || !self.pending.is_empty() {
+            // The handshake must start right after our reply: commands sent
+            // in clear behind AUTH would otherwise run as if they had come
+            // under TLS (the STARTTLS injection, CVE-2011-0411).
             return Err(Reply::new(
                 503,
                 "Wait for the reply to AUTH before sending more",
@@ -31,20 +32,32 @@ impl Session {
         Ok(Action::StartTls(Reply::new(234, "AUTH TLS successful")))
     }
 
-    /// Runs the control connection's TLS handshake and keeps its session store.
+    /// Runs the control connection's TLS handshake; from then on the
+    /// sessions it issues are recorded against it and its login.
     pub(in crate::session) async fn protect_control_connection(&mut self) -> std::io::Result<()> {
         let Some(tls) = self.context.settings.tls.clone() else {
             return Err(std::io::Error::other("TLS is not configured"));
         };
-        let store = Arc::new(SessionStore::default());
-        let acceptor = tls.control_acceptor(store.clone());
+        let tickets = self.context.resumption.open_control(self.peer.ip());
+        let acceptor = tls.control_acceptor(&tickets);
         self.control.start_tls(&tls, acceptor).await?;
+        if let LoginState::LoggedIn(user) = &self.state.login {
+            tickets.set_holder(holder(user));
+        }
         self.tls = Some(ControlTls {
-            store,
+            tickets,
             pbsz: false,
             protect_data: false,
         });
         Ok(())
+    }
+
+    /// Records who is logged in on this control connection, for the
+    /// sibling rule of data-connection resumption.
+    pub(in crate::session) fn record_holder(&self, holder: Holder) {
+        if let Some(tls) = &self.tls {
+            tls.tickets.set_holder(holder);
+        }
     }
 
     pub(in crate::session) fn pbsz(&mut self, size: &str) -> Handled {

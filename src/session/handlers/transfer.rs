@@ -1,12 +1,10 @@
 //! RETR, STOR, APPE, STOU, REST, and starting a transfer over the prepared
 //! data connection.
 
-use std::sync::Arc;
-
-use super::super::transfer::{connect_then_protect, DataProtection, Job, Transfer};
+use super::super::transfer::{Job, Transfer};
 use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
-use crate::data::{connect_active, TransferLimits};
+use crate::data::{connect_active, connect_then_protect, DataProtection, TransferLimits};
 use crate::path::VirtualPath;
 use crate::storage::{FileKind, StorageError, Upload, WriteMode};
 use crate::throttle::Throttle;
@@ -175,26 +173,16 @@ impl Session {
         }
     }
 
-    /// With `PROT P`, the TLS settings and an acceptor that resumes only this
-    /// control connection's sessions (or those of the same user's sibling
-    /// connections from the same address).
+    /// With `PROT P` in force, how to protect a data connection for a
+    /// transfer in the direction `upload` says.
     pub(in crate::session) fn data_protection(&self, upload: bool) -> Option<DataProtection> {
         let control = self.tls.as_ref().filter(|t| t.protect_data)?;
         let tls = self.context.settings.tls.clone()?;
-        let mut stores = vec![control.store.clone()];
-        if let Ok(user) = self.logged_in() {
-            let siblings = self
-                .context
-                .tls_sessions
-                .siblings(user.display_name(), self.peer.ip());
-            stores.extend(
-                siblings
-                    .into_iter()
-                    .filter(|s| !Arc::ptr_eq(s, &control.store)),
-            );
-        }
-        let acceptor = tls.data_acceptor(stores, upload);
-        Some(DataProtection { tls, acceptor })
+        let tickets = self
+            .context
+            .resumption
+            .data_connection(&control.tickets, self.peer.ip());
+        Some(DataProtection::new(tls, tickets, upload))
     }
 }
 

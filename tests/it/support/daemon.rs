@@ -94,6 +94,15 @@ impl Daemon {
     pub fn wait(&mut self) -> ExitStatus {
         self.child.wait().expect("wait")
     }
+
+    /// Stops the daemon (SIGTERM) and returns every line it logged that no
+    /// `wait_for` took.
+    pub fn stop(mut self) -> Vec<String> {
+        self.signal("TERM");
+        self.wait();
+        // The reader thread ends at the end of stderr, which closes the channel.
+        std::iter::from_fn(|| self.log.recv_timeout(IO_TIMEOUT).ok()).collect()
+    }
 }
 
 impl Drop for Daemon {

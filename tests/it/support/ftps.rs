@@ -3,7 +3,7 @@
 //! rustls that shows exactly which TLS session each data connection offers.
 
 use std::io::{self, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -219,12 +219,19 @@ pub struct FtpsClient {
     /// Whether data connections get TLS (`PROT P` accepted, or implicit).
     pub protected: bool,
     pub greeting: Reply,
+    /// The address this client's connections come from.
+    local: IpAddr,
 }
 
 impl FtpsClient {
     /// A plain connection that has read the greeting; `AUTH TLS` not sent yet.
     pub fn plain(addr: SocketAddr, config: Arc<ClientConfig>) -> Self {
-        let tcp = connect(addr);
+        Self::plain_from(LOOPBACK, addr, config)
+    }
+
+    /// As `plain`, with every connection made from `local` (a loopback address).
+    pub fn plain_from(local: IpAddr, addr: SocketAddr, config: Arc<ClientConfig>) -> Self {
+        let tcp = connect_from(local, addr);
         let mut control = BufReader::new(Control::Plain(tcp));
         let greeting = read_reply(&mut control).expect("greeting");
         FtpsClient {
@@ -233,12 +240,18 @@ impl FtpsClient {
             config,
             protected: false,
             greeting,
+            local,
         }
     }
 
     /// A connection protected with `AUTH TLS`.
     pub fn explicit(addr: SocketAddr, config: Arc<ClientConfig>) -> Self {
-        let mut c = Self::plain(addr, config);
+        Self::explicit_from(LOOPBACK, addr, config)
+    }
+
+    /// As `explicit`, with every connection made from `local`.
+    pub fn explicit_from(local: IpAddr, addr: SocketAddr, config: Arc<ClientConfig>) -> Self {
+        let mut c = Self::plain_from(local, addr, config);
         let reply = c.auth_tls();
         assert_eq!(reply.code, 234, "{reply:?}");
         c
@@ -255,6 +268,7 @@ impl FtpsClient {
             config,
             protected: true,
             greeting,
+            local: LOOPBACK,
         }
     }
 
@@ -354,7 +368,7 @@ impl FtpsClient {
             [n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8],
             n[4] * 256 + n[5],
         ));
-        connect(addr)
+        connect_from(self.local, addr)
     }
 
     /// The data connection as the protection level wants it.
@@ -417,8 +431,27 @@ impl FtpsClient {
     }
 }
 
+/// Where the test client's connections come from unless a test says otherwise.
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
 fn connect(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect(addr).expect("connect");
+    connect_from(LOOPBACK, addr)
+}
+
+/// Connects to `addr` from `local`: all of 127/8 is loopback, so a test can
+/// be two hosts.
+fn connect_from(local: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket
+        .bind(&SocketAddr::new(local, 0).into())
+        .expect("bind the client's address");
+    socket.connect(&addr.into()).expect("connect");
+    let tcp = TcpStream::from(socket);
     tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     tcp.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
     tcp
