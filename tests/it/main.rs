@@ -5,6 +5,7 @@ mod clients;
 mod faults;
 mod file_ops;
 mod ftps;
+mod ftps_clients;
 mod ftps_reuse;
 mod hostile;
 mod limits;
