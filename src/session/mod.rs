@@ -499,7 +499,7 @@ impl Session {
             %user,
             peer = %self.peer.ip(),
             verb = transfer.verb,
-            path = %transfer.path,
+            path = ?transfer.path,
             bytes,
             millis = transfer.elapsed().as_millis() as u64,
             connected = transfer.is_running(),
@@ -544,11 +544,23 @@ fn is_abort(line: &str) -> bool {
 
 fn log_command(line: &str) {
     if tracing::enabled!(tracing::Level::DEBUG) {
-        let shown = match line.get(..5) {
-            Some(verb) if verb.eq_ignore_ascii_case("PASS ") => "PASS ***",
-            _ => line,
-        };
-        tracing::debug!(command = shown, "command");
+        tracing::debug!(command = shown_command(line), "command");
+    }
+}
+
+/// A command line as it may be logged: a password never is. The verb is
+/// read the way the parser reads it (leading blanks skipped, any case), and
+/// any blank or control character ends it, so `PASS\tsecret` counts too.
+fn shown_command(line: &str) -> &str {
+    let verb = line
+        .trim_start()
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .next()
+        .unwrap_or_default();
+    if verb.eq_ignore_ascii_case("PASS") {
+        "PASS ***"
+    } else {
+        line
     }
 }
 
@@ -557,6 +569,21 @@ mod tests {
     use super::*;
     use crate::auth::ConfigUserManager;
     use crate::settings::Settings;
+
+    #[test]
+    fn a_password_is_never_shown_however_the_pass_line_is_spelt() {
+        for line in [
+            "PASS secret",
+            " PASS secret",
+            "\tpass secret",
+            "PASS\tsecret",
+            "Pass",
+        ] {
+            assert_eq!(shown_command(line), "PASS ***", "{line:?}");
+        }
+        assert_eq!(shown_command("PASV"), "PASV");
+        assert_eq!(shown_command("USER PASS"), "USER PASS");
+    }
 
     /// Every connection keeps its session's future for as long as it is open,
     /// so what the future holds while waiting for a command is the memory an

@@ -1,5 +1,6 @@
 //! Integration tests: the real server over TCP, driven by real clients.
 
+mod attacks;
 mod cli;
 mod clients;
 mod faults;

@@ -61,7 +61,7 @@ impl Session {
             return Err(Reply::new(553, "Cannot move a directory into itself"));
         }
         user.storage.rename(&from, &to).await?;
-        tracing::info!(user = user.display_name(), %from, %to, "renamed");
+        tracing::info!(user = user.display_name(), ?from, ?to, "renamed");
         Ok(Reply::new(250, "Renamed").into())
     }
 

@@ -40,7 +40,7 @@ impl Session {
         if allowed {
             Ok((user, path))
         } else {
-            tracing::info!(user = user.display_name(), path = %path, "permission denied");
+            tracing::info!(user = user.display_name(), path = ?path, "permission denied");
             Err(Reply::new(550, "Permission denied"))
         }
     }
