@@ -33,6 +33,7 @@ pub type Ready = BoxFuture<'static, Result<DataStream, TransferError>>;
 pub struct DataProtection {
     tls: TlsSettings,
     tickets: DataTickets,
+    /// An upload whose command came before the client's handshake.
     upload: bool,
 }
 
@@ -45,6 +46,13 @@ impl DataProtection {
             tickets,
             upload,
         }
+    }
+
+    /// For a client that started its handshake before its command: it reads
+    /// the connection, so it may be handed a ticket whatever the direction.
+    fn reading(mut self) -> Self {
+        self.upload = false;
+        self
     }
 
     /// Runs the server handshake and, when required, checks that it resumed
@@ -76,6 +84,15 @@ impl DataProtection {
     }
 }
 
+/// Whether the client has sent anything yet: a real look at the socket, not
+/// the reactor's possibly stale idea of it.
+fn has_spoken(tcp: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    socket2::SockRef::from(tcp)
+        .peek(&mut byte)
+        .is_ok_and(|n| n > 0)
+}
+
 /// Connects with `tcp`, then protects the connection if `protection` says so.
 pub fn connect_then_protect(
     tcp: BoxFuture<'static, io::Result<TcpStream>>,
@@ -93,13 +110,17 @@ pub fn connect_then_protect(
 
 /// A passive data connection opened under `PROT P`, accepted as soon as the
 /// client connects. Clients differ in what they send first:
-/// - lftp, Go, suppaftp and ftplib send the transfer command, then the
-///   ClientHello after the `150`: the command's direction and protection
-///   level (see `TlsSettings::data_config`) rule the handshake;
-/// - curl sends its ClientHello right after connecting and waits for the
-///   handshake before it sends the command; aioftp's client finishes the
-///   handshake before it sends the command at all. So a client that speaks
-///   first gets its handshake at once, with the rules for `early`.
+/// - lftp, Go, suppaftp and ftplib send the transfer command and wait for
+///   the `150` before their ClientHello: the command's direction and
+///   protection level (see `TlsSettings::data_config`) rule the handshake,
+///   and the `150` goes out as soon as the TCP connection is up;
+/// - curl sends its ClientHello right after connecting and the command
+///   around the same time; aioftp's client finishes the handshake before it
+///   sends the command at all. A client that speaks first gets its
+///   handshake at once, with the rules for a connection that reads what it
+///   is sent, and its `150` only once the handshake is done: the ticket it
+///   is handed is then on its way before it writes a byte of an upload, so
+///   it is read, never left to turn the client's close into a reset.
 ///
 /// Dropping it aborts it.
 pub struct EagerData {
@@ -110,7 +131,7 @@ pub struct EagerData {
 
 impl EagerData {
     /// Starts waiting on `listener` for the client at `peer`; `early` protects
-    /// a connection whose client wants the handshake done before its command.
+    /// a connection whose client starts its handshake before its command.
     pub fn start(listener: PassiveListener, peer: IpAddr, early: DataProtection) -> Self {
         let (connected_tx, connected) = oneshot::channel();
         let (decision, decision_rx) = oneshot::channel::<Option<DataProtection>>();
@@ -120,20 +141,34 @@ impl EagerData {
                 .accept_from(peer, Duration::MAX)
                 .await
                 .map_err(TransferError::Connection)?;
-            let _ = connected_tx.send(());
             let mut decision_rx = decision_rx;
             let abandoned = || TransferError::Connection(io::Error::other("no transfer came"));
             // A peek, not `readable()`: a fresh socket may report readiness
             // before any byte has come.
             let mut first = [0u8; 1];
-            let protection = tokio::select! {
+            let (protection, spoke_first) = tokio::select! {
                 biased;
-                decided = &mut decision_rx => decided.map_err(|_| abandoned())?,
-                _ = tcp.peek(&mut first) => Some(early),
+                decided = &mut decision_rx => {
+                    let decided = decided.map_err(|_| abandoned())?;
+                    // The command won a race with a ClientHello already sent.
+                    (decided, has_spoken(&tcp))
+                }
+                _ = tcp.peek(&mut first) => (Some(early), true),
             };
             match protection {
-                Some(protection) => protection.protect(tcp).await,
-                None => Ok(DataStream::Plain(tcp)),
+                None => {
+                    let _ = connected_tx.send(());
+                    Ok(DataStream::Plain(tcp))
+                }
+                Some(protection) if spoke_first => {
+                    let stream = protection.reading().protect(tcp).await?;
+                    let _ = connected_tx.send(());
+                    Ok(stream)
+                }
+                Some(protection) => {
+                    let _ = connected_tx.send(());
+                    protection.protect(tcp).await
+                }
             }
         });
         EagerData {
@@ -143,9 +178,10 @@ impl EagerData {
         }
     }
 
-    /// The transfer's view: connected within `wait`, then ready when the
-    /// handshake is. `protection` is the rule in force for the transfer:
-    /// `None` after a `PROT C`, which leaves the connection clear.
+    /// The transfer's view: connected within `wait` (for a client that spoke
+    /// first, that includes its handshake), then ready when the handshake is.
+    /// `protection` is the rule in force for the transfer: `None` after a
+    /// `PROT C`, which leaves the connection clear.
     pub fn connecting(self, wait: Duration, protection: Option<DataProtection>) -> Connecting {
         Box::pin(async move {
             let EagerData {
