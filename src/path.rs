@@ -84,6 +84,18 @@ impl VirtualPath {
         &self.0[1..]
     }
 
+    /// The rest of `self` below `ancestor` (`""` when they are equal), or
+    /// `None` when `self` does not lie beneath it.
+    pub fn beneath(&self, ancestor: &VirtualPath) -> Option<&str> {
+        if !self.starts_with(ancestor) {
+            None
+        } else if ancestor.is_root() {
+            Some(self.relative())
+        } else {
+            Some(self.0[ancestor.0.len()..].trim_start_matches('/'))
+        }
+    }
+
     /// Whether `self` is `ancestor` or lies beneath it, compared component by component.
     pub fn starts_with(&self, ancestor: &VirtualPath) -> bool {
         ancestor.is_root()

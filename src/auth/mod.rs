@@ -103,6 +103,40 @@ impl User {
             .unwrap_or_default()
     }
 
+    /// Whether the entry `path` may be created, removed or renamed: that
+    /// changes its parent directory, so it needs write access there as well
+    /// as on `path` itself. A rule's own directory entry belongs to its
+    /// parent's rule: a writable `/up` under a read-only `/` lets the user
+    /// write inside `/up`, not remove `/up` or put a file named `up` in `/`.
+    pub fn may_change_entry(&self, path: &VirtualPath) -> bool {
+        self.access(path).writable && self.access(&path.parent()).writable
+    }
+
+    /// Whether moving `from` to `to` gives nothing the rename carries more
+    /// rights than it had: a rename must not lift a rule beneath `from`
+    /// (a hidden or read-only subdirectory), nor make a write-only file
+    /// readable (moving a file out of a drop box is reading it).
+    ///
+    /// Rights beneath a path change only where a rule starts, so comparing
+    /// the two paths themselves and every rule's path beneath either of them
+    /// (taken relative to it) covers everything the rename can carry.
+    pub fn rename_keeps_rights(&self, from: &VirtualPath, to: &VirtualPath) -> bool {
+        let beneath = |top: &VirtualPath| {
+            self.permissions
+                .iter()
+                .filter_map(|rule| rule.path.beneath(top).map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        let mut places = beneath(from);
+        places.extend(beneath(to));
+        places.push(String::new());
+        places.iter().all(|rest| {
+            let before = self.access(&from.join(rest));
+            let after = self.access(&to.join(rest));
+            (before.readable || !after.readable) && (before.writable || !after.writable)
+        })
+    }
+
     /// Rights on the entries of directory `dir`, worked out once for a
     /// whole listing: `entry_access(dir).of(name)` is `access(&dir.join(name))`.
     pub fn entry_access(&self, dir: &VirtualPath) -> EntryAccess {
@@ -255,6 +289,43 @@ mod tests {
                 writable: true
             }
         );
+    }
+
+    #[test]
+    fn a_rename_may_not_carry_anything_into_more_rights() {
+        let u = user(&[
+            ("/", true, true),
+            ("/home/secret", false, false),
+            ("/home/reports", true, false),
+            ("/drop", false, true),
+            ("/drop2", false, true),
+            ("/drop2/d/peek", true, true),
+        ]);
+        let ok = |from: &str, to: &str| {
+            u.rename_keeps_rights(&VirtualPath::new(from), &VirtualPath::new(to))
+        };
+        assert!(!ok("/home", "/h2"), "lifts /home/secret and /home/reports");
+        assert!(ok("/home/a.txt", "/h2/a.txt"));
+        assert!(
+            !ok("/drop/other.txt", "/home/stolen.txt"),
+            "makes it readable"
+        );
+        assert!(ok("/drop/a", "/drop/b"));
+        assert!(ok("/home/a.txt", "/drop/a.txt"), "fewer rights are fine");
+        assert!(
+            !ok("/drop/d", "/drop2/d"),
+            "a rule beneath the target would make /drop/d/peek readable"
+        );
+    }
+
+    #[test]
+    fn an_entry_belongs_to_its_parents_rule_too() {
+        let u = user(&[("/", true, false), ("/up", true, true)]);
+        let may = |p: &str| u.may_change_entry(&VirtualPath::new(p));
+        assert!(!may("/up"), "the rule's own directory entry is in /");
+        assert!(may("/up/file"));
+        assert!(may("/up/sub"));
+        assert!(!may("/other"));
     }
 
     #[test]

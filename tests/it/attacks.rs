@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::daemon::Daemon;
-use crate::support::{default_config, have_tool, RawClient};
+use crate::support::{default_config, have_tool, password_hash, RawClient, TestServer};
 
 /// The daemon binary on `config` (made from its served directory), and that directory.
 fn daemon(config: impl FnOnce(&Path) -> String) -> (Daemon, tempfile::TempDir) {
@@ -98,4 +98,106 @@ fn a_password_never_reaches_the_debug_log_however_pass_is_spelt() {
     let log = daemon.stop().join("\n");
     assert!(log.contains("PASS ***"), "the commands were logged");
     assert!(!log.contains("hunter2"), "{log}");
+}
+
+/// A server where alice has `rules` (TOML inline tables) over a fresh tree.
+fn server_with_rules(rules: &str) -> TestServer {
+    let rules = rules.to_owned();
+    TestServer::start_with(move |root| {
+        format!(
+            r#"
+[server]
+listen = ["127.0.0.1:0"]
+data_timeout = "10s"
+
+[[users]]
+login = "alice"
+password = "{hash}"
+base_path = "{root}"
+permissions = [{rules}]
+"#,
+            hash = password_hash(),
+            root = root.display(),
+        )
+    })
+}
+
+fn write(server: &TestServer, rel: &str, bytes: &[u8]) {
+    let path = server.path(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn renaming_a_directory_never_lifts_a_rule_beneath_it() {
+    let server = server_with_rules(
+        r#"{ path = "/", readable = true, writable = true },
+           { path = "/home/secret", readable = false, writable = false },
+           { path = "/home/reports", readable = true, writable = false }"#,
+    );
+    write(&server, "home/secret/s.txt", b"secret");
+    write(&server, "home/reports/q1.txt", b"q1");
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("RNFR /home").code, 350);
+    assert_eq!(c.cmd("RNTO /h2").code, 550);
+    assert!(server.path("home/secret/s.txt").is_file(), "nothing moved");
+    assert_eq!(c.fetch("RETR /h2/secret/s.txt").0.code, 550);
+    assert_eq!(c.upload("STOR /h2/reports/q1.txt", b"forged").code, 550);
+    assert_eq!(
+        std::fs::read(server.path("home/reports/q1.txt")).unwrap(),
+        b"q1"
+    );
+    // Moving the subdirectory itself out is the same lift.
+    assert_eq!(c.cmd("RNFR /home/reports").code, 550, "not writable");
+    std::fs::remove_file(server.path("home/secret/s.txt")).unwrap();
+    assert_eq!(
+        c.cmd("RMD /home/secret").code,
+        550,
+        "its entry is not alice's"
+    );
+    // A rename that carries nothing into more rights goes through.
+    write(&server, "home/plain/p.txt", b"p");
+    assert_eq!(c.cmd("RNFR /home/plain").code, 350);
+    assert_eq!(c.cmd("RNTO /plain").code, 250);
+}
+
+#[test]
+fn a_write_only_drop_box_stays_unreadable_through_renames() {
+    let server = server_with_rules(
+        r#"{ path = "/", readable = true, writable = true },
+           { path = "/drop", readable = false, writable = true }"#,
+    );
+    write(&server, "drop/other.txt", b"someone else's upload");
+    let mut c = server.raw_alice();
+    assert_eq!(c.fetch("RETR /drop/other.txt").0.code, 550);
+    assert_eq!(c.cmd("RNFR /drop/other.txt").code, 350);
+    assert_eq!(c.cmd("RNTO /home/stolen.txt").code, 550);
+    assert_eq!(c.fetch("RETR /home/stolen.txt").0.code, 550);
+    assert!(server.path("drop/other.txt").is_file());
+    // Within the drop box, and into it, renames still work.
+    assert_eq!(c.cmd("RNFR /drop/other.txt").code, 350);
+    assert_eq!(c.cmd("RNTO /drop/renamed.txt").code, 250);
+    write(&server, "mine.txt", b"mine");
+    assert_eq!(c.cmd("RNFR /mine.txt").code, 350);
+    assert_eq!(c.cmd("RNTO /drop/mine.txt").code, 250);
+}
+
+#[test]
+fn a_writable_rule_does_not_make_its_own_directory_entry_writable() {
+    let server = server_with_rules(
+        r#"{ path = "/", readable = true, writable = false },
+           { path = "/up", readable = true, writable = true }"#,
+    );
+    std::fs::create_dir(server.path("up")).unwrap();
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("RMD /up").code, 550);
+    assert!(server.path("up").is_dir());
+    assert_eq!(c.cmd("RNFR /up").code, 550);
+    std::fs::remove_dir(server.path("up")).unwrap();
+    assert_eq!(c.upload("STOR /up", b"in the read-only root").code, 550);
+    assert_eq!(c.cmd("MKD /up").code, 550);
+    assert!(!server.path("up").exists());
+    std::fs::create_dir(server.path("up")).unwrap();
+    assert_eq!(c.upload("STOR /up/file", b"inside").code, 226);
+    assert_eq!(c.cmd("MKD /up/sub").code, 257);
 }

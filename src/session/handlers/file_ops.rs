@@ -8,7 +8,7 @@ use crate::storage::FileKind;
 
 impl Session {
     pub(in crate::session) async fn mkd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Write)?;
+        let (user, path) = self.authorize(arg, Need::Entry)?;
         if path.is_root() {
             return Err(Reply::new(550, "File exists"));
         }
@@ -17,7 +17,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn rmd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Write)?;
+        let (user, path) = self.authorize(arg, Need::Entry)?;
         if path.is_root() || self.state.cwd.starts_with(&path) {
             return Err(Reply::new(
                 550,
@@ -29,7 +29,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn dele(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Write)?;
+        let (user, path) = self.authorize(arg, Need::Entry)?;
         if user.storage.metadata(&path).await?.is_dir() {
             return Err(Reply::new(550, "Is a directory; use RMD"));
         }
@@ -38,7 +38,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn rnfr(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Write)?;
+        let (user, path) = self.authorize(arg, Need::Entry)?;
         if path.is_root() {
             return Err(Reply::new(550, "Cannot rename the root"));
         }
@@ -56,9 +56,21 @@ impl Session {
         let Some(from) = from else {
             return Err(Reply::new(503, "Send RNFR first"));
         };
-        let (user, to) = self.authorize(arg, Need::Write)?;
+        let (user, to) = self.authorize(arg, Need::Entry)?;
         if to.is_root() || to.starts_with(&from) && to != from {
             return Err(Reply::new(553, "Cannot move a directory into itself"));
+        }
+        if !user.rename_keeps_rights(&from, &to) {
+            tracing::info!(
+                user = user.display_name(),
+                ?from,
+                ?to,
+                "rename refused: it would lift a rule"
+            );
+            return Err(Reply::new(
+                550,
+                "Permission denied: the rename would give its contents more rights",
+            ));
         }
         user.storage.rename(&from, &to).await?;
         tracing::info!(user = user.display_name(), ?from, ?to, "renamed");

@@ -24,7 +24,10 @@ use crate::storage::StorageError;
 #[derive(Clone, Copy)]
 enum Need {
     Read,
+    /// Changing what is there: writing a file's contents, its time.
     Write,
+    /// Creating, removing or renaming the entry itself (see `User::may_change_entry`).
+    Entry,
 }
 
 impl Session {
@@ -36,6 +39,7 @@ impl Session {
         let allowed = match need {
             Need::Read => access.readable,
             Need::Write => access.writable,
+            Need::Entry => user.may_change_entry(&path),
         };
         if allowed {
             Ok((user, path))

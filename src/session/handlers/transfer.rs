@@ -79,7 +79,7 @@ impl Session {
             } else {
                 format!("{stem}.{}", unique_suffix(attempt))
             };
-            let (user, path) = self.authorize(&name, Need::Write)?;
+            let (user, path) = self.authorize(&name, Need::Entry)?;
             match user.storage.open_write(&path, WriteMode::CreateNew).await {
                 Ok(upload) => return self.start_upload("STOU", path, upload),
                 Err(StorageError::AlreadyExists) => continue,
@@ -93,6 +93,12 @@ impl Session {
         let (user, path) = self.authorize(arg, Need::Write)?;
         if path.is_root() {
             return Err(Reply::new(553, "File name not allowed"));
+        }
+        match user.storage.metadata(&path).await {
+            // A new file is a new entry in its directory.
+            Err(StorageError::NotFound) => drop(self.authorize(arg, Need::Entry)?),
+            Err(err) => return Err(err.into()),
+            Ok(_) => {}
         }
         let upload = user.storage.open_write(&path, mode).await?;
         self.start_upload(verb, path, upload)
