@@ -194,13 +194,35 @@ pub struct UserLimits {
     pub upload_per_connection: Option<Rate>,
 }
 
+/// Who an address's budgets belong to: an IPv4 address (IPv4-mapped IPv6
+/// included), or for IPv6 its /64, which one host or one LAN gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    /// The key of a client at `ip`.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                ClientKey(IpAddr::V6(prefix.into()))
+            }
+            v4 => ClientKey(v4),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct FailureRecord {
     failures: VecDeque<Instant>,
+    /// `PASS` attempts being checked now; each holds a unit of the budget.
+    in_flight: u32,
     blocked_until: Option<Instant>,
 }
 
-/// Failed logins per address over a sliding window; too many block the address.
+/// Failed logins per address over a sliding window; too many block the
+/// address. Every attempt counts while it is checked, so parallel
+/// connections cannot take more guesses than the budget allows.
 #[derive(Debug)]
 pub struct LoginFailures {
     table: Mutex<FailureTable>,
@@ -208,10 +230,76 @@ pub struct LoginFailures {
 
 #[derive(Debug)]
 struct FailureTable {
-    records: HashMap<IpAddr, FailureRecord>,
+    records: HashMap<ClientKey, FailureRecord>,
     max_failures: u32,
     window: Duration,
     block: Duration,
+}
+
+/// Why a login attempt is not even checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptRefused {
+    /// The address is blocked.
+    Blocked,
+    /// Failures and attempts under way already use up the address's budget.
+    BudgetInUse,
+}
+
+/// One `PASS` being checked; it counts against its address's budget until
+/// it is settled. Dropped unsettled, it counts as a failure.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    failures: Arc<LoginFailures>,
+    key: ClientKey,
+    settled: bool,
+}
+
+impl LoginAttempt {
+    /// The password was right: the attempt gives its unit back.
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        self.failures.settle(self.key, false);
+    }
+
+    /// The password was wrong; `true` if that used up the budget (the
+    /// address is now blocked).
+    pub fn failed(mut self) -> bool {
+        self.settled = true;
+        self.failures.settle(self.key, true)
+    }
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.failures.settle(self.key, true);
+        }
+    }
+}
+
+impl FailureTable {
+    fn record(&mut self, key: ClientKey, now: Instant) -> &mut FailureRecord {
+        if self.records.len() >= FAILURE_TABLE_SWEEP {
+            let window = self.window;
+            self.records.retain(|_, r| {
+                r.in_flight > 0
+                    || r.blocked_until.is_some_and(|until| until > now)
+                    || r.failures
+                        .back()
+                        .is_some_and(|&t| now.duration_since(t) < window)
+            });
+        }
+        let window = self.window;
+        let record = self.records.entry(key).or_default();
+        while record
+            .failures
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= window)
+        {
+            record.failures.pop_front();
+        }
+        record
+    }
 }
 
 impl LoginFailures {
@@ -227,51 +315,64 @@ impl LoginFailures {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, FailureTable> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A new budget (on reload); failures and blocks already recorded stay.
     pub fn set_protection(&self, protection: &LoginProtection) {
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut table = self.lock();
         table.max_failures = protection.max_failures_per_ip;
         table.window = protection.failure_window;
         table.block = protection.block_duration;
     }
 
-    /// Whether `ip` is blocked now.
+    /// Whether the client at `ip` is blocked now.
     pub fn is_blocked(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
-        let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        table
+        self.lock()
             .records
-            .get(&ip.to_canonical())
+            .get(&ClientKey::of(ip))
             .and_then(|r| r.blocked_until)
             .is_some_and(|until| until > now)
     }
 
-    /// Counts a failure for `ip`; `true` if that used up its budget (it is now blocked).
-    pub fn record_failure(&self, ip: IpAddr) -> bool {
+    /// Takes a unit of the budget of the client at `ip` for one `PASS`, or
+    /// says why the attempt is not to be checked at all.
+    pub fn begin(self: &Arc<Self>, ip: IpAddr) -> Result<LoginAttempt, AttemptRefused> {
         let now = Instant::now();
-        let mut guard = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        let table = &mut *guard;
-        let (max_failures, window, block) = (table.max_failures, table.window, table.block);
-        if table.records.len() >= FAILURE_TABLE_SWEEP {
-            table.records.retain(|_, r| {
-                r.blocked_until.is_some_and(|until| until > now)
-                    || r.failures
-                        .back()
-                        .is_some_and(|&t| now.duration_since(t) < window)
-            });
+        let key = ClientKey::of(ip);
+        let mut table = self.lock();
+        let max_failures = table.max_failures;
+        let record = table.record(key, now);
+        if record.blocked_until.is_some_and(|until| until > now) {
+            return Err(AttemptRefused::Blocked);
         }
-        let record = table.records.entry(ip.to_canonical()).or_default();
-        while record
-            .failures
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= window)
-        {
-            record.failures.pop_front();
+        if record.failures.len() as u64 + u64::from(record.in_flight) >= u64::from(max_failures) {
+            return Err(AttemptRefused::BudgetInUse);
+        }
+        record.in_flight += 1;
+        Ok(LoginAttempt {
+            failures: self.clone(),
+            key,
+            settled: false,
+        })
+    }
+
+    /// Ends an attempt; a failure may use up the budget and block the address.
+    fn settle(&self, key: ClientKey, failed: bool) -> bool {
+        let now = Instant::now();
+        let mut table = self.lock();
+        let (max_failures, block) = (table.max_failures, table.block);
+        let record = table.record(key, now);
+        record.in_flight = record.in_flight.saturating_sub(1);
+        if !failed {
+            return false;
         }
         record.failures.push_back(now);
         if record.failures.len() >= max_failures as usize {
             record.failures.clear();
-            record.blocked_until = Some(now + block);
+            record.blocked_until = now.checked_add(block);
             return true;
         }
         false
@@ -354,26 +455,64 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_address_over_its_failure_budget_is_blocked_for_a_while() {
-        let failures = LoginFailures::new(&LoginProtection {
-            max_failures_per_ip: 3,
+    fn protection(max: u32) -> LoginProtection {
+        LoginProtection {
+            max_failures_per_ip: max,
             failure_window: Duration::from_secs(60),
             block_duration: Duration::from_secs(600),
             ..LoginProtection::default()
-        });
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_over_its_failure_budget_is_blocked_for_a_while() {
+        let failures = Arc::new(LoginFailures::new(&protection(3)));
         let bad = ip("192.0.2.9");
-        assert!(!failures.record_failure(bad));
+        assert!(!failures.begin(bad).unwrap().failed());
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(
-            !failures.record_failure(bad),
+            !failures.begin(bad).unwrap().failed(),
             "the first failure left the window"
         );
-        assert!(!failures.record_failure(bad));
-        assert!(failures.record_failure(bad));
+        assert!(!failures.begin(bad).unwrap().failed());
+        assert!(failures.begin(bad).unwrap().failed());
         assert!(failures.is_blocked(bad));
+        assert_eq!(failures.begin(bad).unwrap_err(), AttemptRefused::Blocked);
         assert!(!failures.is_blocked(ip("192.0.2.10")));
         tokio::time::advance(Duration::from_secs(601)).await;
         assert!(!failures.is_blocked(bad));
+    }
+
+    #[test]
+    fn attempts_under_way_count_against_the_budget() {
+        let failures = Arc::new(LoginFailures::new(&protection(3)));
+        let bad = ip("192.0.2.9");
+        let parallel: Vec<_> = (0..3).map(|_| failures.begin(bad).unwrap()).collect();
+        assert_eq!(
+            failures.begin(bad).unwrap_err(),
+            AttemptRefused::BudgetInUse
+        );
+        let mut parallel = parallel.into_iter();
+        parallel.next().unwrap().succeeded();
+        let fourth = failures.begin(bad).expect("a success gives its unit back");
+        drop(fourth);
+        drop(parallel);
+        assert!(
+            failures.is_blocked(bad),
+            "abandoned attempts count as failures"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let failures = Arc::new(LoginFailures::new(&protection(2)));
+        assert!(!failures.begin(ip("2001:db8::1")).unwrap().failed());
+        assert!(failures.begin(ip("2001:db8::ffff:2")).unwrap().failed());
+        assert!(failures.is_blocked(ip("2001:db8::99")));
+        assert!(!failures.is_blocked(ip("2001:db8:0:1::1")), "another /64");
+        assert_eq!(
+            ClientKey::of(ip("::ffff:192.0.2.1")),
+            ClientKey::of(ip("192.0.2.1"))
+        );
     }
 }

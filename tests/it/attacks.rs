@@ -201,3 +201,26 @@ fn a_writable_rule_does_not_make_its_own_directory_entry_writable() {
     assert_eq!(c.upload("STOR /up/file", b"inside").code, 226);
     assert_eq!(c.cmd("MKD /up/sub").code, 257);
 }
+
+#[test]
+fn the_login_budget_holds_on_connections_opened_before_the_block() {
+    let server = TestServer::start_with(|root| {
+        format!(
+            "{}\n[login]\nfailure_delay = \"0s\"\nmax_failures_per_ip = 3\n",
+            default_config(root)
+        )
+    });
+    // All opened first, as an attacker spreading guesses would.
+    let mut conns: Vec<RawClient> = (0..6).map(|_| server.raw()).collect();
+    for c in &mut conns {
+        assert_eq!(c.cmd("USER alice").code, 331);
+    }
+    let codes: Vec<u16> = conns[..4]
+        .iter_mut()
+        .map(|c| c.cmd("PASS wrong").code)
+        .collect();
+    assert_eq!(codes, [530, 530, 421, 421], "three guesses, then none");
+    let right = conns[4].cmd(&format!("PASS {}", crate::support::PASSWORD));
+    assert_eq!(right.code, 421, "a blocked address gets no password check");
+    assert!(conns[4].try_reply().is_none(), "and is closed");
+}

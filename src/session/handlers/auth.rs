@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::super::{Action, Handled, LoginState, Reply, Session, State};
 use crate::auth::{LoginKind, Password, User};
+use crate::limits::LoginAttempt;
 use crate::throttle::{Bucket, Rate};
 use crate::tls::resumption::Holder;
 
@@ -38,8 +39,20 @@ impl Session {
             };
         };
         let password = Password::new(password);
+        // The address's budget holds on every connection, not only at connect.
+        let attempt = match self.context.login_failures.begin(self.peer.ip()) {
+            Ok(attempt) => attempt,
+            Err(refused) => {
+                tracing::warn!(peer = %self.peer, ?refused, "login not checked: address over its failure budget");
+                return Ok(Action::Close(Reply::new(
+                    421,
+                    "Too many failed logins from your address, try again later",
+                )));
+            }
+        };
         match self.context.users.authenticate(&login, &password).await {
             Some(user) => {
+                attempt.succeeded();
                 let Some(slot) = self.context.user_slots.claim(&user) else {
                     tracing::warn!(peer = %self.peer, user = user.display_name(), "login refused: user at max_connections");
                     return Err(Reply::new(
@@ -68,13 +81,13 @@ impl Session {
                 self.state.login = LoginState::LoggedIn(user);
                 Ok(Reply::new(230, "Login successful").into())
             }
-            None => self.login_failed(&login).await,
+            None => self.login_failed(&login, attempt).await,
         }
     }
 
     /// A failed `PASS`: logged for fail2ban, counted against the connection
     /// and the address, answered only after the failure delay.
-    async fn login_failed(&mut self, login: &str) -> Handled {
+    async fn login_failed(&mut self, login: &str, attempt: LoginAttempt) -> Handled {
         let ip = self.peer.ip().to_canonical();
         // One line per failure, address first and the client-chosen login last and
         // escaped, so packaging/fail2ban/aioftpd.conf can match it.
@@ -82,7 +95,7 @@ impl Session {
             "login failed from {ip} [aioftpd-auth-failure] login=\"{}\"",
             login.escape_debug()
         );
-        let blocked = self.context.login_failures.record_failure(ip);
+        let blocked = attempt.failed();
         self.failed_logins += 1;
         let protection = &self.context.settings.login;
         tokio::time::sleep(protection.failure_delay).await;
