@@ -1,20 +1,28 @@
 //! A 30-second hostile mix against the real daemon: connection floods that
 //! never speak, slowloris senders, bounce attempts, over-long lines and
-//! junk, while a well-behaved client on another address keeps transferring
-//! and checking its bytes. Prints what the good client got done and the
-//! daemon's memory over the run (VmRSS from /proc).
+//! junk, password guessing from 200 addresses, while a well-behaved client
+//! on another address keeps logging in with its password, transferring and
+//! checking its bytes. Prints what the good client got done, how long its
+//! logins took, and the daemon's memory over the run (VmRSS from /proc).
 //!
 //! `cargo bench --bench hostile` (it sends traffic to 127.0.0.0/8 only and
 //! stops by itself). `cargo test --all-targets` builds it and skips the run.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::{connect_from, expect, rss_kib, start, Control};
+
 const RUN: Duration = Duration::from_secs(30);
+const GOOD_PASSWORD: &str = "the good client's password";
+/// Addresses the password guessers rotate through, each within its own budget.
+const GUESSING_ADDRESSES: u8 = 200;
 const FILE_SIZE: usize = 1 << 20;
 
 fn main() {
@@ -33,8 +41,11 @@ fn main() {
         format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections_per_ip = 64\nlogin_timeout = \"10s\"\n\
              [login]\nfailure_delay = \"0s\"\n\
-             [[users]]\nbase_path = \"{}\"\npermissions = [{{ path = \"/\", writable = true }}]\n",
-            root.display()
+             [[users]]\nbase_path = \"{root}\"\npermissions = [{{ path = \"/\", writable = true }}]\n\
+             [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\nbase_path = \"{root}\"\n\
+             permissions = [{{ path = \"/\", writable = true }}]\n",
+            root = root.display(),
+            hash = aioftpd::auth::hash_password(GOOD_PASSWORD).expect("hash"),
         ),
     )
     .expect("config");
@@ -104,6 +115,26 @@ fn main() {
         }));
     }
 
+    // 4. Password guessing against alice from many addresses, each staying
+    //    within its own failure budget until it is blocked.
+    for worker in 0..4u8 {
+        let stop = stop.clone();
+        attackers.push(std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let host = 1 + (u32::from(worker) * 50 + n) % u32::from(GUESSING_ADDRESSES);
+                let Ok(s) = connect_from(&format!("127.0.3.{host}"), addr) else {
+                    continue;
+                };
+                let mut c = Control::new(s);
+                if c.greeting().is_some() && c.cmd("USER alice").is_some() {
+                    let _ = c.cmd(&format!("PASS guess-{n}"));
+                }
+            }
+        }));
+    }
+
     // The well-behaved client, from another address.
     let good_ok = Arc::new(AtomicU64::new(0));
     let good_failed = Arc::new(AtomicU64::new(0));
@@ -115,15 +146,20 @@ fn main() {
             payload.clone(),
         );
         std::thread::spawn(move || {
+            let mut logins = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 match good_round(addr, &payload) {
-                    Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(login) => {
+                        logins.push(login);
+                        ok.fetch_add(1, Ordering::Relaxed)
+                    }
                     Err(err) => {
                         eprintln!("good client: {err}");
                         failed.fetch_add(1, Ordering::Relaxed)
                     }
                 };
             }
+            logins
         })
     };
 
@@ -139,7 +175,8 @@ fn main() {
         rss_last = rss;
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = good.join();
+    let mut logins = good.join().unwrap_or_default();
+    logins.sort();
     for attacker in attackers {
         let _ = attacker.join();
     }
@@ -160,19 +197,29 @@ fn main() {
         good_ok.load(Ordering::Relaxed),
         good_failed.load(Ordering::Relaxed)
     );
+    if !logins.is_empty() {
+        println!(
+            "| good client's password login (USER to 230), median / max | {:.0} / {:.0} ms |",
+            logins[logins.len() / 2].as_secs_f64() * 1000.0,
+            logins[logins.len() - 1].as_secs_f64() * 1000.0
+        );
+    }
     println!("| daemon alive at the end | {alive} |");
     println!(
         "| daemon VmRSS after 1 s / max / at the end | {rss_first} / {rss_max} / {rss_last} KiB |"
     );
 }
 
-/// One round of the well-behaved client: log in from 127.0.0.2, upload, download, compare.
-fn good_round(addr: SocketAddr, payload: &[u8]) -> Result<(), String> {
+/// One round of the well-behaved client: log in as alice from 127.0.0.2,
+/// upload, download, compare; returns how long the login took.
+fn good_round(addr: SocketAddr, payload: &[u8]) -> Result<Duration, String> {
     let s = connect_from("127.0.0.2", addr).map_err(|e| e.to_string())?;
     let mut c = Control::new(s);
     c.greeting().ok_or("no greeting")?;
-    expect(c.cmd("USER anonymous"), 331)?;
-    expect(c.cmd("PASS good@example.com"), 230)?;
+    let asked = Instant::now();
+    expect(c.cmd("USER alice"), 331)?;
+    expect(c.cmd(&format!("PASS {GOOD_PASSWORD}")), 230)?;
+    let login = asked.elapsed();
     expect(c.cmd("TYPE I"), 200)?;
     let mut data = c.pasv()?;
     expect(c.cmd("STOR up.bin"), 150)?;
@@ -188,125 +235,5 @@ fn good_round(addr: SocketAddr, payload: &[u8]) -> Result<(), String> {
         return Err("bytes differ".into());
     }
     let _ = c.cmd("QUIT");
-    Ok(())
-}
-
-fn expect(reply: Option<(u16, String)>, code: u16) -> Result<(), String> {
-    match reply {
-        Some((got, _)) if got == code => Ok(()),
-        other => Err(format!("expected {code}, got {other:?}")),
-    }
-}
-
-struct Control {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Control {
-    fn new(stream: TcpStream) -> Self {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
-        let writer = stream.try_clone().expect("clone");
-        Control {
-            reader: BufReader::new(stream),
-            writer,
-        }
-    }
-
-    fn greeting(&mut self) -> Option<(u16, String)> {
-        self.reply()
-    }
-
-    fn cmd(&mut self, line: &str) -> Option<(u16, String)> {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .ok()?;
-        self.reply()
-    }
-
-    fn raw(&mut self, bytes: &[u8]) -> Option<(u16, String)> {
-        self.writer.write_all(bytes).ok()?;
-        self.writer.write_all(b"\r\n").ok()?;
-        self.reply()
-    }
-
-    /// Reads one reply (multi-line aware enough for this client).
-    fn reply(&mut self) -> Option<(u16, String)> {
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            let code: u16 = line.get(..3)?.parse().ok()?;
-            if line.as_bytes().get(3) == Some(&b' ') {
-                return Some((code, line.trim_end().to_owned()));
-            }
-        }
-    }
-
-    fn pasv(&mut self) -> Result<TcpStream, String> {
-        let (code, text) = self.cmd("EPSV").ok_or("no EPSV reply")?;
-        if code != 229 {
-            return Err(format!("EPSV: {text}"));
-        }
-        let port: u16 = text
-            .split("|||")
-            .nth(1)
-            .and_then(|rest| rest.split('|').next())
-            .and_then(|p| p.parse().ok())
-            .ok_or("EPSV reply without port")?;
-        connect_from(
-            "127.0.0.2",
-            SocketAddr::new(
-                self.writer.peer_addr().map_err(|e| e.to_string())?.ip(),
-                port,
-            ),
-        )
-        .map_err(|e| e.to_string())
-    }
-}
-
-fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    let local: SocketAddr = format!("{from}:0").parse().expect("local address");
-    socket.bind(&local.into())?;
-    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
-    Ok(socket.into())
-}
-
-fn start(config: &std::path::Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aioftpd"))
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aioftpd");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("aioftpd exited").expect("log line");
-        if let Some(at) = line.find("addr=") {
-            break line[at + 5..]
-                .split_whitespace()
-                .next()
-                .expect("addr")
-                .parse()
-                .expect("address");
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    Ok(login)
 }

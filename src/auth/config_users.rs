@@ -1,6 +1,7 @@
 //! The config-backed `UserManager`: users listed in `[[users]]`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use super::credential_cache::CredentialCache;
 use super::{
     LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS,
 };
+use crate::limits::ClientKey;
 use crate::tls::TlsPolicy;
 
 /// How long a verified password is remembered unless the config says otherwise.
@@ -29,11 +31,12 @@ impl ConfigUserManager {
         let users = named
             .into_iter()
             .filter_map(|(user, hash)| Some((user.login.clone()?, (Arc::new(user), hash))))
-            .collect();
+            .collect::<HashMap<_, _>>();
+        let verifier = PasswordVerifier::new(users.values().map(|(_, hash)| hash));
         ConfigUserManager {
             users,
             anonymous: anonymous.map(Arc::new),
-            verifier: PasswordVerifier::new(),
+            verifier,
             cache: Some(CredentialCache::new(DEFAULT_CREDENTIAL_CACHE)),
         }
     }
@@ -66,7 +69,12 @@ impl UserManager for ConfigUserManager {
         }
     }
 
-    async fn authenticate(&self, login: &str, password: &Password) -> Option<Arc<User>> {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &Password,
+        from: IpAddr,
+    ) -> Option<Arc<User>> {
         if let Some(user) = self.anonymous_for(login) {
             return Some(user.clone());
         }
@@ -78,7 +86,7 @@ impl UserManager for ConfigUserManager {
         }
         let ok = self
             .verifier
-            .verify(entry.map(|(_, hash)| hash), password)
+            .verify(entry.map(|(_, hash)| hash), password, ClientKey::of(from))
             .await;
         let user = entry.filter(|_| ok).map(|(user, _)| user.clone());
         if let (Some(_), Some(cache)) = (&user, &self.cache) {
@@ -111,6 +119,8 @@ mod tests {
     use crate::path::VirtualPath;
     use crate::storage::MemoryStorage;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn user(login: Option<&str>) -> User {
         User {
             login: login.map(str::to_owned),
@@ -136,7 +146,7 @@ mod tests {
         let m = manager(true);
         assert_eq!(m.get_user("mallory").await, LoginKind::PasswordRequired);
         assert!(m
-            .authenticate("mallory", &Password::new("x"))
+            .authenticate("mallory", &Password::new("x"), LOCAL)
             .await
             .is_none());
     }
@@ -146,7 +156,7 @@ mod tests {
         let m = manager(true);
         assert_eq!(m.get_user("anonymous").await, LoginKind::Anonymous);
         assert!(m
-            .authenticate("FTP", &Password::new("me@example.com"))
+            .authenticate("FTP", &Password::new("me@example.com"), LOCAL)
             .await
             .is_some());
         let without = manager(false);
@@ -155,7 +165,7 @@ mod tests {
             LoginKind::PasswordRequired
         );
         assert!(without
-            .authenticate("anonymous", &Password::new(""))
+            .authenticate("anonymous", &Password::new(""), LOCAL)
             .await
             .is_none());
     }
@@ -165,19 +175,19 @@ mod tests {
         for cache in [Some(Duration::from_secs(60)), None] {
             let m = manager(false).with_credential_cache(cache);
             assert!(m
-                .authenticate("alice", &Password::new("pw"))
+                .authenticate("alice", &Password::new("pw"), LOCAL)
                 .await
                 .is_some());
             assert!(m
-                .authenticate("alice", &Password::new("pw"))
+                .authenticate("alice", &Password::new("pw"), LOCAL)
                 .await
                 .is_some());
             assert!(m
-                .authenticate("alice", &Password::new("pw2"))
+                .authenticate("alice", &Password::new("pw2"), LOCAL)
                 .await
                 .is_none());
             assert!(m
-                .authenticate("mallory", &Password::new("pw"))
+                .authenticate("mallory", &Password::new("pw"), LOCAL)
                 .await
                 .is_none());
         }
@@ -187,11 +197,11 @@ mod tests {
     async fn named_users_need_their_password() {
         let m = manager(false);
         assert!(m
-            .authenticate("alice", &Password::new("pw"))
+            .authenticate("alice", &Password::new("pw"), LOCAL)
             .await
             .is_some());
         assert!(m
-            .authenticate("alice", &Password::new("nope"))
+            .authenticate("alice", &Password::new("nope"), LOCAL)
             .await
             .is_none());
     }

@@ -9,6 +9,7 @@ mod credential_cache;
 mod password;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -210,9 +211,14 @@ pub enum LoginKind {
 pub trait UserManager: Send + Sync + 'static {
     /// Tells `USER` how to proceed. Must not reveal whether a login exists.
     async fn get_user(&self, login: &str) -> LoginKind;
-    /// Checks `password` for `login`; `None` for an unknown login or a wrong password,
-    /// at the same cost either way.
-    async fn authenticate(&self, login: &str, password: &Password) -> Option<Arc<User>>;
+    /// Checks `password` for `login`, sent by a client at `from`; `None` for
+    /// an unknown login or a wrong password, at the same cost either way.
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &Password,
+        from: IpAddr,
+    ) -> Option<Arc<User>>;
     /// Called once when a logged-in session ends.
     async fn notify_logout(&self, user: &User);
     /// The TLS policy for `login` when it differs from the server's (asked at

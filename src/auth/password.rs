@@ -1,16 +1,42 @@
 //! argon2 password hashing and verification, off the async workers.
 //!
-//! Verification is CPU-heavy on purpose; it runs on blocking threads, at most
-//! one per core at a time, so a burst of logins cannot starve the sessions.
+//! Verification is CPU-heavy on purpose. It runs on blocking threads, at most
+//! one per core at a time, taken in turns by client ([`ClientKey`]) so a flood
+//! from some addresses cannot keep others waiting; clients with no recent
+//! failure go first. Each verification's working memory is its own mapping,
+//! returned to the system when it ends, so a burst of logins does not leave
+//! the daemon big. A failed check takes as long as one against the costliest
+//! hash configured, so timing does not tell an unknown login from a wrong
+//! password.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::SaltString;
-use argon2::{Argon2, PasswordHasher, PasswordVerifier as _};
-use tokio::sync::Semaphore;
+use argon2::password_hash::{Output, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::Password;
+use crate::limits::ClientKey;
+
+/// Working memory is reserved with at least this capacity. Allocations this
+/// big always get a mapping of their own (glibc maps anything above its
+/// mmap threshold, which never grows past 32 MiB on 64-bit systems; musl
+/// maps large allocations too) and it is unmapped when freed. Smaller ones
+/// would be kept in the allocator's per-thread arenas once freed: one 19 MiB
+/// block for every blocking thread that ever ran a verification. Capacity
+/// that is never touched costs address space, not memory.
+const OWN_MAPPING: usize = 33 << 20;
+
+/// How long a client's failed verification makes it wait behind clients
+/// without one.
+const FAILURE_MEMORY: Duration = Duration::from_secs(600);
+
+/// Clients remembered as having failed; past this the memory is forgotten.
+const FAILED_CLIENTS: usize = 16_384;
 
 /// A validated argon2 PHC string (`$argon2id$v=19$...`).
 #[derive(Clone)]
@@ -28,18 +54,57 @@ impl PasswordHash {
                 parsed.algorithm
             ));
         }
+        Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters: {e}"))?;
         Ok(PasswordHash(phc.to_owned()))
     }
 
-    fn verify(&self, password: &str) -> bool {
-        argon2::PasswordHash::new(&self.0)
-            .map(|hash| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok()
-            })
-            .unwrap_or(false)
+    fn params(&self) -> Option<Params> {
+        let parsed = argon2::PasswordHash::new(&self.0).ok()?;
+        Params::try_from(&parsed).ok()
     }
+
+    /// What checking a password against this hash costs, in block passes.
+    fn cost(&self) -> u64 {
+        self.params()
+            .map_or(0, |p| u64::from(p.m_cost()) * u64::from(p.t_cost()))
+    }
+
+    fn verify(&self, password: &str) -> bool {
+        let Ok(hash) = argon2::PasswordHash::new(&self.0) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params)) =
+            (Algorithm::try_from(hash.algorithm), Params::try_from(&hash))
+        else {
+            return false;
+        };
+        let version = match hash.version.map(Version::try_from) {
+            None => Version::default(),
+            Some(Ok(version)) => version,
+            Some(Err(_)) => return false,
+        };
+        let mut salt_bytes = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+            return false;
+        };
+        let mut memory = working_memory(params.block_count());
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+            .is_ok()
+            // Output compares in constant time.
+            && Output::new(&out).is_ok_and(|computed| computed == expected)
+    }
+}
+
+/// `blocks` of argon2 working memory in a mapping of its own (see [`OWN_MAPPING`]).
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut memory = Vec::with_capacity(blocks.max(OWN_MAPPING / Block::SIZE));
+    memory.resize(blocks, Block::default());
+    memory
 }
 
 impl std::fmt::Debug for PasswordHash {
@@ -50,59 +115,235 @@ impl std::fmt::Debug for PasswordHash {
 
 /// Hashes `password` as an argon2id PHC string with a fresh random salt.
 pub fn hash_password(password: &str) -> Result<String, String> {
+    hash_with(Argon2::default(), password)
+}
+
+fn hash_with(argon2: Argon2<'_>, password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
+    argon2
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| e.to_string())
 }
 
-/// Runs argon2 verifications on blocking threads with bounded concurrency.
+/// Runs argon2 verifications on blocking threads, in fair turns.
 #[derive(Clone)]
 pub struct PasswordVerifier {
-    permits: Arc<Semaphore>,
-    /// Verified against when a login is unknown, so that it costs as much as a wrong password.
+    turns: Arc<Turns>,
+    /// Checked when a login is unknown: the costliest parameters configured,
+    /// so an unknown login costs what the slowest wrong password does.
     decoy: PasswordHash,
+    /// How long a decoy check takes, recently: every failure takes at least this.
+    decoy_time: Arc<Mutex<Duration>>,
 }
 
 impl PasswordVerifier {
-    /// A verifier allowing as many parallel verifications as there are cores.
-    pub fn new() -> Self {
+    /// A verifier for these hashes, with as many checks at once as there are cores.
+    pub fn new<'a>(hashes: impl IntoIterator<Item = &'a PasswordHash>) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let decoy = hash_password("aioftpd decoy password")
+        let costliest = hashes
+            .into_iter()
+            .max_by_key(|hash| hash.cost())
+            .and_then(PasswordHash::params);
+        let argon2 = match costliest {
+            Some(params)
+                if params.block_count() > Params::default().block_count()
+                    || params.t_cost() > Params::default().t_cost() =>
+            {
+                Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            }
+            _ => Argon2::default(),
+        };
+        let started = std::time::Instant::now();
+        let decoy = hash_with(argon2, "aioftpd decoy password")
             .ok()
             .and_then(|phc| PasswordHash::parse(&phc).ok())
             .unwrap_or_else(|| PasswordHash(String::new()));
         PasswordVerifier {
-            permits: Arc::new(Semaphore::new(cores)),
+            turns: Arc::new(Turns::new(cores)),
             decoy,
+            decoy_time: Arc::new(Mutex::new(started.elapsed())),
         }
     }
 
-    /// Whether `password` matches `hash`; with `None` it checks against a decoy and fails.
-    pub async fn verify(&self, hash: Option<&PasswordHash>, password: &Password) -> bool {
-        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
+    /// Whether `password` matches `hash`; with `None` it checks against the
+    /// decoy and fails. `client` is whose turn it is.
+    pub async fn verify(
+        &self,
+        hash: Option<&PasswordHash>,
+        password: &Password,
+        client: ClientKey,
+    ) -> bool {
+        let Some(turn) = self.turns.wait(client).await else {
             return false;
         };
+        let started = Instant::now();
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).clone();
         let password = password.clone();
         let matched = tokio::task::spawn_blocking(move || hash.verify(password.expose()))
             .await
             .unwrap_or(false);
-        known && matched
+        drop(turn);
+        let took = started.elapsed();
+        let pad_to = {
+            let mut decoy_time = self
+                .decoy_time
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !known {
+                // A moving average, so the padding follows the machine's load.
+                *decoy_time = (*decoy_time * 3 + took) / 4;
+            }
+            *decoy_time
+        };
+        if known && matched {
+            return true;
+        }
+        self.turns.failed(client);
+        tokio::time::sleep_until(started + pad_to).await;
+        false
     }
 }
 
-impl Default for PasswordVerifier {
-    fn default() -> Self {
-        Self::new()
+/// Turns at the verification threads: at most `max` at once; waiting
+/// clients take turns one verification each, those without a recent failure
+/// first.
+struct Turns {
+    max: usize,
+    state: Mutex<TurnState>,
+}
+
+#[derive(Default)]
+struct TurnState {
+    running: usize,
+    waiting: HashMap<ClientKey, VecDeque<oneshot::Sender<Turn>>>,
+    /// Clients with waiters, in turn order: [without a recent failure, with one].
+    order: [VecDeque<ClientKey>; 2],
+    failed: HashMap<ClientKey, Instant>,
+}
+
+impl TurnState {
+    fn class(&self, client: ClientKey, now: Instant) -> usize {
+        let recent = self
+            .failed
+            .get(&client)
+            .is_some_and(|&at| now.saturating_duration_since(at) < FAILURE_MEMORY);
+        usize::from(recent)
+    }
+}
+
+/// One verification's place; the next client in turn gets it when dropped.
+struct Turn {
+    turns: Arc<Turns>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.turns.pass_on();
+    }
+}
+
+impl Turns {
+    fn new(max: usize) -> Self {
+        Turns {
+            max: max.max(1),
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TurnState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn wait(self: &Arc<Self>, client: ClientKey) -> Option<Turn> {
+        let ready = {
+            let mut state = self.lock();
+            if state.running < self.max && state.waiting.is_empty() {
+                state.running += 1;
+                return Some(Turn {
+                    turns: self.clone(),
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            let now = Instant::now();
+            let class = state.class(client, now);
+            let queue = state.waiting.entry(client).or_default();
+            queue.push_back(tx);
+            if queue.len() == 1 {
+                state.order[class].push_back(client);
+            }
+            rx
+        };
+        ready.await.ok()
+    }
+
+    /// A turn ended: hands it to the next waiter in order, or frees it.
+    fn pass_on(self: &Arc<Self>) {
+        let next = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            let mut next = None;
+            while next.is_none() {
+                let Some(client) = state.order[0]
+                    .pop_front()
+                    .or_else(|| state.order[1].pop_front())
+                else {
+                    break;
+                };
+                let Some(queue) = state.waiting.get_mut(&client) else {
+                    continue;
+                };
+                // Waiters that gave up are skipped.
+                while let Some(tx) = queue.pop_front() {
+                    if !tx.is_closed() {
+                        next = Some(tx);
+                        break;
+                    }
+                }
+                if queue.is_empty() {
+                    state.waiting.remove(&client);
+                } else {
+                    let class = state.class(client, now);
+                    state.order[class].push_back(client);
+                }
+            }
+            if next.is_none() {
+                state.running -= 1;
+            }
+            next
+        };
+        // Sent outside the lock: a waiter gone since hands it on in turn.
+        if let Some(tx) = next {
+            let _ = tx.send(Turn {
+                turns: self.clone(),
+            });
+        }
+    }
+
+    /// Records that `client` failed a check: it waits behind the others for a while.
+    fn failed(&self, client: ClientKey) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.failed.len() >= FAILED_CLIENTS {
+            state
+                .failed
+                .retain(|_, at| now.saturating_duration_since(*at) < FAILURE_MEMORY);
+            if state.failed.len() >= FAILED_CLIENTS {
+                state.failed.clear();
+            }
+        }
+        state.failed.insert(client, now);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client(n: u8) -> ClientKey {
+        ClientKey::of(std::net::IpAddr::from([192, 0, 2, n]))
+    }
 
     #[test]
     fn plain_text_is_not_a_password_hash() {
@@ -113,13 +354,85 @@ mod tests {
     #[tokio::test]
     async fn a_hash_verifies_its_own_password_only() {
         let hash = PasswordHash::parse(&hash_password("s3cret").unwrap()).unwrap();
-        let verifier = PasswordVerifier::new();
-        assert!(verifier.verify(Some(&hash), &Password::new("s3cret")).await);
-        assert!(!verifier.verify(Some(&hash), &Password::new("wrong")).await);
+        let verifier = PasswordVerifier::new([&hash]);
+        let c = client(1);
         assert!(
-            !verifier
-                .verify(None, &Password::new("aioftpd decoy password"))
+            verifier
+                .verify(Some(&hash), &Password::new("s3cret"), c)
                 .await
         );
+        assert!(
+            !verifier
+                .verify(Some(&hash), &Password::new("wrong"), c)
+                .await
+        );
+        assert!(
+            !verifier
+                .verify(None, &Password::new("aioftpd decoy password"), c)
+                .await
+        );
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_verify_and_the_decoy_costs_as_much_as_the_costliest() {
+        let params = Params::new(65536, 3, 4, None).unwrap();
+        let imported = hash_with(
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            "pw",
+        )
+        .unwrap();
+        let imported = PasswordHash::parse(&imported).unwrap();
+        assert!(imported.verify("pw"));
+        assert!(!imported.verify("pw2"));
+        let ours = PasswordHash::parse(&hash_password("pw").unwrap()).unwrap();
+        let verifier = PasswordVerifier::new([&ours, &imported]);
+        assert_eq!(verifier.decoy.cost(), imported.cost());
+        assert!(verifier.decoy.cost() > ours.cost());
+    }
+
+    #[tokio::test]
+    async fn waiting_clients_take_turns_and_those_without_failures_go_first() {
+        let turns = Arc::new(Turns::new(1));
+        let (flood, other, failing) = (client(1), client(2), client(3));
+        turns.failed(failing);
+        let running = turns.wait(flood).await.unwrap();
+        let (served_tx, mut served) = tokio::sync::mpsc::unbounded_channel();
+        for who in [flood, flood, flood, failing, other] {
+            let turns = turns.clone();
+            let served_tx = served_tx.clone();
+            tokio::spawn(async move {
+                let turn = turns.wait(who).await;
+                let _ = served_tx.send(who);
+                drop(turn);
+            });
+            // Queued in this order before the next one asks.
+            tokio::task::yield_now().await;
+        }
+        drop(running);
+        let mut order = Vec::new();
+        for _ in 0..5 {
+            order.push(served.recv().await.unwrap());
+        }
+        let position = |who| order.iter().position(|&c| c == who).unwrap();
+        assert!(
+            position(other) < 2,
+            "a new client is not stuck behind a flood: {order:?}"
+        );
+        assert!(position(failing) > position(other), "{order:?}");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_does_not_keep_its_turn() {
+        let turns = Arc::new(Turns::new(1));
+        let running = turns.wait(client(1)).await.unwrap();
+        let gave_up = tokio::spawn({
+            let turns = turns.clone();
+            async move { turns.wait(client(2)).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        gave_up.abort();
+        let _ = gave_up.await;
+        drop(running);
+        assert!(turns.wait(client(3)).await.is_some(), "the turn came back");
     }
 }

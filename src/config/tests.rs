@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 use super::*;
+
+const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 use crate::auth::{LoginKind, Password, UserManager};
 
 const ORIGIN: &str = "/etc/aioftpd.toml";
@@ -226,14 +228,14 @@ async fn the_shipped_example_loads() {
     );
     let anonymous = loaded
         .users
-        .authenticate("anonymous", &Password::new("guest@example.com"))
+        .authenticate("anonymous", &Password::new("guest@example.com"), LOCAL)
         .await
         .expect("anonymous user");
     assert!(anonymous.permissions.iter().all(|rule| !rule.writable));
     // The comment in the example promises this password.
     let alice = loaded
         .users
-        .authenticate("alice", &Password::new("change-me"))
+        .authenticate("alice", &Password::new("change-me"), LOCAL)
         .await
         .expect("alice's password is change-me");
     assert_eq!(alice.permissions.len(), 3);
@@ -259,14 +261,14 @@ async fn the_embedded_default_serves_root_to_anonymous_on_loopback() {
     );
     let user = loaded
         .users
-        .authenticate("ftp", &Password::new(""))
+        .authenticate("ftp", &Password::new(""), LOCAL)
         .await
         .expect("anonymous user");
     let access = user.access(&VirtualPath::new("/any/file"));
     assert!(access.readable && !access.writable);
     assert!(loaded
         .users
-        .authenticate("alice", &Password::new(""))
+        .authenticate("alice", &Password::new(""), LOCAL)
         .await
         .is_none());
 
@@ -276,7 +278,7 @@ async fn the_embedded_default_serves_root_to_anonymous_on_loopback() {
     assert_eq!(loaded.settings.listen, vec![listen]);
     let user = loaded
         .users
-        .authenticate("anonymous", &Password::new(""))
+        .authenticate("anonymous", &Password::new(""), LOCAL)
         .await
         .expect("anonymous user");
     assert!(user.access(&VirtualPath::root()).writable);

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::support::daemon::Daemon;
 use crate::support::{default_config, have_tool, password_hash, RawClient, TestServer};
@@ -223,4 +225,47 @@ fn the_login_budget_holds_on_connections_opened_before_the_block() {
     let right = conns[4].cmd(&format!("PASS {}", crate::support::PASSWORD));
     assert_eq!(right.code, 421, "a blocked address gets no password check");
     assert!(conns[4].try_reply().is_none(), "and is closed");
+}
+
+#[test]
+fn a_login_from_a_quiet_address_is_not_queued_behind_a_flood_of_wrong_passwords() {
+    let server = TestServer::start_with(|root| {
+        format!(
+            "{}\n[login]\nfailure_delay = \"0s\"\nmax_failures_per_ip = 100\n",
+            default_config(root)
+        )
+    });
+    let order = Arc::new(AtomicUsize::new(0));
+    // Two dozen in the queue: first come, first served would answer all of them first.
+    let flood: Vec<_> = (0..24)
+        .map(|_| {
+            let mut c = server.raw();
+            assert_eq!(c.cmd("USER alice").code, 331);
+            c
+        })
+        .collect();
+    let mut honest = RawClient::connect_from("127.0.0.2".parse().unwrap(), server.addr);
+    assert_eq!(honest.cmd("USER alice").code, 331);
+    // Every wrong password is on its way before the right one.
+    let flooders: Vec<_> = flood
+        .into_iter()
+        .map(|mut c| {
+            c.send("PASS wrong");
+            let order = order.clone();
+            std::thread::spawn(move || {
+                assert_eq!(c.reply().code, 530);
+                order.fetch_add(1, Ordering::SeqCst)
+            })
+        })
+        .collect();
+    let reply = honest.cmd(&format!("PASS {}", crate::support::PASSWORD));
+    let answered_before = order.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(reply.code, 230);
+    for f in flooders {
+        f.join().unwrap();
+    }
+    assert!(
+        answered_before <= 8,
+        "{answered_before} wrong passwords were answered before the right one"
+    );
 }

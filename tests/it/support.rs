@@ -201,7 +201,26 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Self::with_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A client connecting from `local`: all of 127/8 is loopback, so a test
+    /// can be several hosts.
+    pub fn connect_from(local: IpAddr, addr: SocketAddr) -> Self {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket
+            .bind(&SocketAddr::new(local, 0).into())
+            .expect("bind the client's address");
+        socket.connect(&addr.into()).expect("connect");
+        Self::with_stream(socket.into())
+    }
+
+    fn with_stream(stream: TcpStream) -> Self {
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         let writer = stream.try_clone().expect("clone");
         let mut reader = BufReader::new(stream);

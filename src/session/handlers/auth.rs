@@ -50,7 +50,13 @@ impl Session {
                 )));
             }
         };
-        match self.context.users.authenticate(&login, &password).await {
+        let asked = tokio::time::Instant::now();
+        match self
+            .context
+            .users
+            .authenticate(&login, &password, self.peer.ip())
+            .await
+        {
             Some(user) => {
                 attempt.succeeded();
                 let Some(slot) = self.context.user_slots.claim(&user) else {
@@ -81,13 +87,19 @@ impl Session {
                 self.state.login = LoginState::LoggedIn(user);
                 Ok(Reply::new(230, "Login successful").into())
             }
-            None => self.login_failed(&login, attempt).await,
+            None => self.login_failed(&login, attempt, asked).await,
         }
     }
 
-    /// A failed `PASS`: logged for fail2ban, counted against the connection
-    /// and the address, answered only after the failure delay.
-    async fn login_failed(&mut self, login: &str, attempt: LoginAttempt) -> Handled {
+    /// A failed `PASS` (asked at `asked`): logged for fail2ban, counted
+    /// against the connection and the address, answered no sooner than the
+    /// failure delay after it was asked, however long the check took.
+    async fn login_failed(
+        &mut self,
+        login: &str,
+        attempt: LoginAttempt,
+        asked: tokio::time::Instant,
+    ) -> Handled {
         let ip = self.peer.ip().to_canonical();
         // One line per failure, address first and the client-chosen login last and
         // escaped, so packaging/fail2ban/aioftpd.conf can match it.
@@ -98,7 +110,9 @@ impl Session {
         let blocked = attempt.failed();
         self.failed_logins += 1;
         let protection = &self.context.settings.login;
-        tokio::time::sleep(protection.failure_delay).await;
+        if let Some(answer_at) = asked.checked_add(protection.failure_delay) {
+            tokio::time::sleep_until(answer_at).await;
+        }
         if blocked {
             tracing::warn!("address {ip} blocked after too many failed logins");
             return Ok(Action::Close(Reply::new(
