@@ -481,16 +481,22 @@ impl Session {
 
     /// ABOR during a transfer: the transfer's own reply (426), then ABOR's (226).
     async fn abort_transfer(&mut self) -> bool {
-        self.finish_transfer("aborted", 0, None);
+        if let Some(transfer) = self.finish_transfer("aborted", 0, None) {
+            transfer.abandon().await;
+        }
         self.send(Reply::new(426, "Transfer aborted")).await
             && self.send(Reply::new(226, "ABOR successful")).await
     }
 
-    /// Drops the transfer (closing its data connection) and logs its outcome.
-    fn finish_transfer(&mut self, result: &str, bytes: u64, error: Option<&str>) {
-        let Some(transfer) = self.transfer.take() else {
-            return;
-        };
+    /// Takes the transfer and logs its outcome; dropping what it returns
+    /// closes the data connection.
+    fn finish_transfer(
+        &mut self,
+        result: &str,
+        bytes: u64,
+        error: Option<&str>,
+    ) -> Option<Box<Transfer>> {
+        let transfer = self.transfer.take()?;
         let user = self
             .logged_in()
             .map(|u| u.display_name().to_owned())
@@ -507,6 +513,7 @@ impl Session {
             error = error.unwrap_or(""),
             "transfer"
         );
+        Some(transfer)
     }
 
     /// Sends a reply; `false` if the client is gone or does not take it

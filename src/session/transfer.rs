@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::data::{
     receive_file, receive_plain, send_file, send_lines, send_os_file, Connecting, DataStream,
@@ -29,14 +30,15 @@ pub(super) enum Job {
         range: Range<u64>,
         ascii: bool,
     },
-    /// A file from the client (STOR, APPE, STOU).
-    Receive {
-        upload: Box<dyn Upload>,
-        ascii: bool,
-    },
+    /// A file from the client (STOR, APPE, STOU), opened by `open` once the
+    /// data connection is ready.
+    Receive { open: OpenUpload, ascii: bool },
     /// Listing lines to the client (LIST, NLST, MLSD), in chunks of whole lines.
     Lines(BoxStream<'static, Result<Vec<u8>, StorageError>>),
 }
+
+/// Opens an upload's file.
+pub(super) type OpenUpload = BoxFuture<'static, Result<Box<dyn Upload>, StorageError>>;
 
 enum Stage {
     Connecting {
@@ -65,6 +67,9 @@ pub(super) struct Transfer {
     pub opening: String,
     started: Instant,
     limits: TransferLimits,
+    /// Closed once an upload's file is opened and in the job's hands, or
+    /// abandoned because the job is gone.
+    settled: Option<mpsc::Receiver<()>>,
 }
 
 impl Transfer {
@@ -86,6 +91,18 @@ impl Transfer {
             opening,
             started: Instant::now(),
             limits,
+            settled: None,
+        }
+    }
+
+    /// Ends the transfer. An upload whose file is being opened is waited
+    /// for, so that it is abandoned (an atomic upload's temporary file
+    /// removed) before the caller answers.
+    pub(super) async fn abandon(mut self) {
+        let settled = self.settled.take();
+        drop(self);
+        if let Some(mut settled) = settled {
+            settled.recv().await;
         }
     }
 
@@ -117,6 +134,8 @@ impl Transfer {
         };
         let Some(job) = job.take() else { return };
         let limits = self.limits.clone();
+        let (settled, waiter) = mpsc::channel(1);
+        self.settled = Some(waiter);
         self.stage = Stage::Running(Box::pin(async move {
             // The 150 reply has gone out: clients such as lftp wait for it
             // before they start the data connection's TLS handshake.
@@ -132,12 +151,35 @@ impl Transfer {
                         send_file(file, &mut stream, ascii, &limits).await
                     }
                 },
-                Job::Receive { upload, ascii } => match &mut stream {
-                    DataStream::Plain(tcp) if !ascii => receive_plain(tcp, upload, &limits).await,
-                    _ => receive_file(&mut stream, upload, ascii, &limits).await,
-                },
+                Job::Receive { open, ascii } => {
+                    let upload = open_apart(open, settled).await?;
+                    match &mut stream {
+                        DataStream::Plain(tcp) if !ascii => {
+                            receive_plain(tcp, upload, &limits).await
+                        }
+                        _ => receive_file(&mut stream, upload, ascii, &limits).await,
+                    }
+                }
                 Job::Lines(lines) => send_lines(lines, &mut stream, &limits).await,
             }
         }));
     }
+}
+
+/// Opens an upload's file on a task of its own, which runs to the end even
+/// if the transfer is dropped meanwhile (ABOR): a file opened for nobody is
+/// then abandoned on that task, before `settled` is dropped.
+async fn open_apart(
+    open: OpenUpload,
+    settled: mpsc::Sender<()>,
+) -> Result<Box<dyn Upload>, StorageError> {
+    let (opened, receive) = oneshot::channel();
+    tokio::spawn(async move {
+        let upload = open.await;
+        drop(opened.send(upload));
+        drop(settled);
+    });
+    receive
+        .await
+        .unwrap_or_else(|_| Err(StorageError::Io(io::Error::other("upload task failed"))))
 }

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::support::daemon::Daemon;
-use crate::support::{default_config, have_tool, password_hash, RawClient, TestServer};
+use crate::support::ftps::{client_config, FtpsClient, TlsOptions, TLS13_FIRST};
+use crate::support::{default_config, have_tool, password_hash, RawClient, TestServer, PASSWORD};
 
 /// The daemon binary on `config` (made from its served directory), and that directory.
 fn daemon(config: impl FnOnce(&Path) -> String) -> (Daemon, tempfile::TempDir) {
@@ -267,5 +268,95 @@ fn a_login_from_a_quiet_address_is_not_queued_behind_a_flood_of_wrong_passwords(
     assert!(
         answered_before <= 8,
         "{answered_before} wrong passwords were answered before the right one"
+    );
+}
+
+#[test]
+fn an_upload_refused_before_its_data_connection_changes_nothing() {
+    let server = TestServer::start_with(|root| {
+        default_config(root).replacen("[server]\n", "[server]\natomic_uploads = false\n", 1)
+    });
+    std::fs::write(server.path("precious.txt"), b"precious").unwrap();
+    let listing = |server: &TestServer| {
+        let mut names: Vec<_> = std::fs::read_dir(server.path(""))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&server);
+    let mut c = server.raw_alice();
+    assert_eq!(c.cmd("STOR precious.txt").code, 425, "no PASV or PORT");
+    // Commands whose data connection never comes, given up with ABOR.
+    for command in [
+        "STOR precious.txt",
+        "APPE fresh.txt",
+        "STOU",
+        "STOU hint.txt",
+        "REST 3|STOR precious.txt",
+        "REST 3|APPE precious.txt",
+    ] {
+        assert_eq!(c.cmd("PASV").code, 227);
+        for part in command.split('|') {
+            c.send(part);
+        }
+        if command.starts_with("REST") {
+            assert_eq!(c.reply().code, 350);
+        }
+        assert_eq!(c.cmd("ABOR").code, 426, "{command}");
+        assert_eq!(c.reply().code, 226, "{command}");
+    }
+    assert_eq!(
+        std::fs::read(server.path("precious.txt")).unwrap(),
+        b"precious"
+    );
+    assert_eq!(listing(&server), before, "no file was created");
+}
+
+#[test]
+fn an_upload_refused_by_the_tls_policy_changes_nothing() {
+    let server = TestServer::start_tls(TlsOptions {
+        required: "data",
+        atomic_uploads: false,
+        ..TlsOptions::default()
+    });
+    std::fs::write(server.path("precious.txt"), b"precious").unwrap();
+    let mut c = FtpsClient::explicit(server.addr, client_config(TLS13_FIRST));
+    c.login("alice", PASSWORD);
+    assert_eq!(c.upload("STOR precious.txt", b"x").code, 521);
+    assert_eq!(c.upload("APPE fresh.txt", b"x").code, 521);
+    assert_eq!(
+        std::fs::read(server.path("precious.txt")).unwrap(),
+        b"precious"
+    );
+    assert!(!server.path("fresh.txt").exists());
+}
+
+#[test]
+fn a_restart_offset_past_the_end_of_the_file_is_refused_for_uploads() {
+    let server = TestServer::start();
+    std::fs::write(server.path("small.txt"), b"0123456789").unwrap();
+    let mut c = server.raw_alice();
+    for (command, path) in [
+        ("STOR", "small.txt"),
+        ("APPE", "small.txt"),
+        ("STOR", "absent.txt"),
+    ] {
+        assert_eq!(c.cmd("REST 1099511627776").code, 350);
+        let reply = c.upload(&format!("{command} {path}"), b"x");
+        assert_eq!(reply.code, 554, "{command} {path}: {reply:?}");
+    }
+    assert_eq!(
+        std::fs::read(server.path("small.txt")).unwrap(),
+        b"0123456789"
+    );
+    assert!(!server.path("absent.txt").exists());
+    // Up to the end is a resume, as before.
+    assert_eq!(c.cmd("REST 10").code, 350);
+    assert_eq!(c.upload("STOR small.txt", b"ab").code, 226);
+    assert_eq!(
+        std::fs::read(server.path("small.txt")).unwrap(),
+        b"0123456789ab"
     );
 }

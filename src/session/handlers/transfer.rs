@@ -6,7 +6,10 @@ use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
 use crate::data::{connect_active, connect_then_protect, DataProtection, TransferLimits};
 use crate::path::VirtualPath;
-use crate::storage::{FileKind, StorageError, Upload, WriteMode};
+use std::sync::Arc;
+
+use crate::auth::User;
+use crate::storage::{FileKind, StorageError, WriteMode};
 use crate::throttle::Throttle;
 
 /// How many names STOU tries before giving up.
@@ -80,9 +83,14 @@ impl Session {
                 format!("{stem}.{}", unique_suffix(attempt))
             };
             let (user, path) = self.authorize(&name, Need::Entry)?;
-            match user.storage.open_write(&path, WriteMode::CreateNew).await {
-                Ok(upload) => return self.start_upload("STOU", path, upload),
-                Err(StorageError::AlreadyExists) => continue,
+            match user.storage.metadata(&path).await {
+                // Created only once the data connection is up: should another
+                // client take the name first, the upload fails with 550.
+                Err(StorageError::NotFound) => {
+                    parent_is_a_directory(&user, &path).await?;
+                    return self.start_upload("STOU", user, path, WriteMode::CreateNew);
+                }
+                Ok(_) => continue,
                 Err(err) => return Err(err.into()),
             }
         }
@@ -94,21 +102,33 @@ impl Session {
         if path.is_root() {
             return Err(Reply::new(553, "File name not allowed"));
         }
+        let offset = match mode {
+            WriteMode::At(offset) => offset,
+            _ => 0,
+        };
         match user.storage.metadata(&path).await {
             // A new file is a new entry in its directory.
-            Err(StorageError::NotFound) => drop(self.authorize(arg, Need::Entry)?),
+            Err(StorageError::NotFound) => {
+                drop(self.authorize(arg, Need::Entry)?);
+                restart_within(offset, 0)?;
+                parent_is_a_directory(&user, &path).await?;
+            }
             Err(err) => return Err(err.into()),
-            Ok(_) => {}
+            Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory.into()),
+            Ok(meta) => restart_within(offset, meta.size)?,
         }
-        let upload = user.storage.open_write(&path, mode).await?;
-        self.start_upload(verb, path, upload)
+        self.start_upload(verb, user, path, mode)
     }
 
+    /// Starts an upload whose file is opened only once the data connection
+    /// is up and protected as the policy requires: an upload refused before
+    /// then (no data connection, TLS policy, ABOR) leaves the file as it was.
     fn start_upload(
         &mut self,
         verb: &'static str,
+        user: Arc<User>,
         path: VirtualPath,
-        upload: Box<dyn Upload>,
+        mode: WriteMode,
     ) -> Handled {
         let ascii = self.state.transfer_type == TransferType::Ascii;
         let opening = if verb == "STOU" {
@@ -120,7 +140,9 @@ impl Session {
                 mode_name(ascii)
             )
         };
-        self.start_transfer(verb, path, Job::Receive { upload, ascii }, &opening)
+        let target = path.clone();
+        let open = Box::pin(async move { user.storage.open_write(&target, mode).await });
+        self.start_transfer(verb, path, Job::Receive { open, ascii }, &opening)
     }
 
     /// Takes the prepared data connection and starts `job` over it.
@@ -209,6 +231,16 @@ fn unique_suffix(attempt: u32) -> String {
         "{:x}",
         nanos.wrapping_add(u128::from(attempt) * 7919) & 0xffff_ffff
     )
+}
+
+/// A new file's directory must exist before the upload is announced.
+async fn parent_is_a_directory(user: &User, path: &VirtualPath) -> Result<(), Reply> {
+    let parent = path.parent();
+    match user.storage.metadata(&parent).await {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(StorageError::NotADirectory.into()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// A restart offset must not lie beyond the end of the file.

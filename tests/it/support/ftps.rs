@@ -54,6 +54,8 @@ pub struct TlsOptions {
     pub min_version: &'static str,
     /// bob's `tls_required`, overriding `required` for him.
     pub bob_tls_required: Option<&'static str>,
+    /// `server.atomic_uploads`.
+    pub atomic_uploads: bool,
 }
 
 impl Default for TlsOptions {
@@ -65,6 +67,7 @@ impl Default for TlsOptions {
             implicit: false,
             min_version: "1.2",
             bob_tls_required: None,
+            atomic_uploads: true,
         }
     }
 }
@@ -79,6 +82,11 @@ pub fn tls_config(root: &Path, pem_dir: &Path, options: TlsOptions) -> String {
     } else {
         "[]"
     };
+    let base = default_config(root).replacen(
+        "[server]\n",
+        &format!("[server]\natomic_uploads = {}\n", options.atomic_uploads),
+        1,
+    );
     format!(
         r#"{base}
 [tls]
@@ -97,7 +105,6 @@ base_path = "{root}"
 permissions = [{{ path = "/", readable = true, writable = true }}]
 {bob_tls}
 "#,
-        base = default_config(root),
         cert = pem_dir.join("cert.pem").display(),
         key = pem_dir.join("key.pem").display(),
         min_version = options.min_version,
