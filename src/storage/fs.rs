@@ -132,7 +132,7 @@ impl FsStorage {
     /// the kernel's caches on this thread where it can, else on the
     /// blocking pool.
     async fn open_file(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError> {
-        let path = beneath(path);
+        let path = beneath(path)?;
         match open_cached(&self.base, &path) {
             Some(opened) => Ok(opened),
             None => self.on_base(move |base| open_regular(base, &path)).await,
@@ -142,7 +142,7 @@ impl FsStorage {
     /// Opens directory `path` for reading its entries; also returns its
     /// path beneath the base.
     async fn open_listing(&self, path: &VirtualPath) -> Result<(PathBuf, OwnedFd), StorageError> {
-        let path = beneath(path);
+        let path = beneath(path)?;
         self.on_base(move |base| {
             // Resolved beneath the base like every other open; cap-std's
             // handle may be O_PATH, so the entries are read through a fresh
@@ -171,13 +171,22 @@ where
 
 /// The path of `path` beneath the base, which every operation opens
 /// relative to the base directory; cap-std names the base itself `.`.
+/// A path that names an upload's temporary file is refused: a client that
+/// could write there could stand in for another's upload, and one that
+/// could create such names would make entries no listing shows.
 /// Public for the microbenchmarks.
-pub fn beneath(path: &VirtualPath) -> PathBuf {
+pub fn beneath(path: &VirtualPath) -> Result<PathBuf, StorageError> {
     if path.is_root() {
-        PathBuf::from(".")
-    } else {
-        PathBuf::from(path.relative())
+        return Ok(PathBuf::from("."));
     }
+    let relative = path.relative();
+    if relative
+        .split('/')
+        .any(|name| is_upload_in_progress(name.as_ref()))
+    {
+        return Err(StorageError::InvalidName);
+    }
+    Ok(PathBuf::from(relative))
 }
 
 /// Metadata of `path` as [`FsStorage`] reports it (see the type's doc on symlinks).
@@ -384,7 +393,7 @@ fn open_cached(base: &Dir, path: &Path) -> Option<(std::fs::File, u64)> {
 #[async_trait]
 impl Storage for FsStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        let path = beneath(path);
+        let path = beneath(path)?;
         self.on_base(move |base| Ok(describe(base, &path)?)).await
     }
 
@@ -441,14 +450,14 @@ impl Storage for FsStorage {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
         }
-        let target = beneath(path);
+        let target = beneath(path)?;
         let (base, sync) = (Arc::clone(&self.base), self.sync);
         let upload = run_blocking(move || FsUpload::open(base, target, mode, sync)).await?;
         Ok(Box::new(upload))
     }
 
     async fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
-        let path = beneath(path);
+        let path = beneath(path)?;
         self.on_base(move |base| Ok(base.create_dir(&path)?)).await
     }
 
@@ -456,7 +465,7 @@ impl Storage for FsStorage {
         if path.is_root() {
             return Err(StorageError::PermissionDenied);
         }
-        let path = beneath(path);
+        let path = beneath(path)?;
         self.on_base(move |base| Ok(base.remove_dir(&path)?)).await
     }
 
@@ -464,7 +473,7 @@ impl Storage for FsStorage {
         if path.is_root() {
             return Err(StorageError::PermissionDenied);
         }
-        let path = beneath(path);
+        let path = beneath(path)?;
         // unlinkat never follows the final component: a link is removed, not its target.
         self.on_base(move |base| Ok(base.remove_file(&path)?)).await
     }
@@ -473,13 +482,13 @@ impl Storage for FsStorage {
         if from.is_root() || to.is_root() {
             return Err(StorageError::PermissionDenied);
         }
-        let (from, to) = (beneath(from), beneath(to));
+        let (from, to) = (beneath(from)?, beneath(to)?);
         self.on_base(move |base| Ok(base.rename(&from, base, &to)?))
             .await
     }
 
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
-        let path = beneath(path);
+        let path = beneath(path)?;
         self.on_base(move |base| {
             // A FIFO or device is never opened (the open could block).
             let meta = base.metadata(&path)?;
@@ -1153,15 +1162,15 @@ mod tests {
             let base = Arc::clone(&fx.storage.base);
             let target = if matches!(mode, WriteMode::CreateNew) {
                 fresh.set(fresh.get() + 1);
-                beneath(&vp(&format!("/unique-{}.txt", fresh.get())))
+                beneath(&vp(&format!("/unique-{}.txt", fresh.get()))).unwrap()
             } else {
-                beneath(&vp("/old.txt"))
+                beneath(&vp("/old.txt")).unwrap()
             };
             FsUpload::open(base, target, mode, sync).unwrap().sync
         };
         let new_file = |sync| {
             let base = Arc::clone(&fx.storage.base);
-            FsUpload::open(base, beneath(&vp("/new.txt")), ATOMIC, sync)
+            FsUpload::open(base, beneath(&vp("/new.txt")).unwrap(), ATOMIC, sync)
                 .unwrap()
                 .sync
         };

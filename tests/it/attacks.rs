@@ -2,6 +2,7 @@
 //! replayed against the real server: what the attacker tries, and what must
 //! hold instead. docs/security.md lists them with their outcomes.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -358,5 +359,58 @@ fn a_restart_offset_past_the_end_of_the_file_is_refused_for_uploads() {
     assert_eq!(
         std::fs::read(server.path("small.txt")).unwrap(),
         b"0123456789ab"
+    );
+}
+
+#[test]
+fn an_uploads_temporary_file_cannot_be_named_by_a_client() {
+    let server = TestServer::start();
+    let mut alice = server.raw_alice();
+    assert_eq!(alice.cmd("TYPE I").code, 200);
+    let mut data = alice.pasv();
+    assert_eq!(alice.cmd("STOR report.txt").code, 150);
+    data.write_all(b"alice's ").unwrap();
+    // The temporary exists once a byte was received: wait for it by name.
+    let temp = loop {
+        let found = std::fs::read_dir(server.path(""))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|n| n.starts_with(".aioftpd-upload."));
+        if let Some(name) = found {
+            break name;
+        }
+        std::thread::yield_now();
+    };
+    let mut mallory = server.raw_alice();
+    for command in [
+        format!("STOR {temp}"),
+        format!("APPE {temp}"),
+        format!("RETR {temp}"),
+        "STOR .aioftpd-upload.1.1.tmp".to_owned(),
+        "STOR dir/.aioftpd-upload.x/inside".to_owned(),
+    ] {
+        let reply = mallory.upload(&command, b"mallory's bytes");
+        assert_eq!(reply.code, 553, "{command}: {reply:?}");
+    }
+    for command in [
+        format!("DELE {temp}"),
+        format!("RNFR {temp}"),
+        format!("SIZE {temp}"),
+        format!("MLST {temp}"),
+        "MKD .aioftpd-upload.dir".to_owned(),
+        format!("CWD {temp}"),
+    ] {
+        let reply = mallory.cmd(&command);
+        assert_eq!(reply.code, 553, "{command}: {reply:?}");
+    }
+    std::fs::write(server.path("mine.txt"), b"mine").unwrap();
+    assert_eq!(mallory.cmd("RNFR mine.txt").code, 350);
+    assert_eq!(mallory.cmd(&format!("RNTO {temp}")).code, 553);
+    data.write_all(b"bytes").unwrap();
+    drop(data);
+    assert_eq!(alice.reply().code, 226);
+    assert_eq!(
+        std::fs::read(server.path("report.txt")).unwrap(),
+        b"alice's bytes"
     );
 }
