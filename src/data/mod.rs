@@ -13,7 +13,7 @@ mod stream;
 mod transfer;
 
 pub use connect::{connect_active, same_host, PassiveListener};
-pub use ports::PassivePortPool;
+pub use ports::{Lessee, PassiveError, PassivePortPool};
 pub use protect::{connect_then_protect, Connecting, DataProtection, EagerData, Ready};
 pub use stream::DataStream;
 pub use transfer::{

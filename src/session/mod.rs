@@ -73,6 +73,9 @@ struct State {
     restart_offset: u64,
     rename_from: Option<VirtualPath>,
     data: DataSetup,
+    /// A passive listener that no transfer took by then is closed, so its
+    /// port goes back to the pool.
+    passive_until: Option<Instant>,
     epsv_all: bool,
     facts: FactSet,
 }
@@ -86,6 +89,7 @@ impl State {
             restart_offset: 0,
             rename_from: None,
             data: DataSetup::None,
+            passive_until: None,
             epsv_all: false,
             facts: FactSet::default(),
         }
@@ -128,6 +132,8 @@ enum Event {
     Line(std::io::Result<Line>),
     Transfer(TransferEvent),
     IdleTimeout,
+    /// The passive listener was not used within `data_timeout`.
+    PassiveUnused,
     Shutdown,
 }
 
@@ -291,6 +297,11 @@ impl Session {
                     self.close(Reply::new(421, text)).await;
                     false
                 }
+                Event::PassiveUnused => {
+                    tracing::debug!("passive listener unused, closed");
+                    self.state.data = DataSetup::None;
+                    true
+                }
                 Event::Shutdown => {
                     self.close(Reply::new(421, "Server shutting down")).await;
                     false
@@ -323,10 +334,17 @@ impl Session {
                 } else {
                     idle.min(self.connected_at + session.login_timeout)
                 };
+                let passive = match self.state.data {
+                    DataSetup::Passive(_) | DataSetup::PassiveProtected(_) => {
+                        self.state.passive_until
+                    }
+                    DataSetup::None | DataSetup::Active(_) => None,
+                };
                 tokio::select! {
                     line = tokio::time::timeout_at(deadline, self.control.read_line()) => {
                         line.map_or(Event::IdleTimeout, Event::Line)
                     }
+                    () = sleep_until_some(passive) => Event::PassiveUnused,
                     () = self.stop.cancelled() => Event::Shutdown,
                 }
             }
@@ -542,6 +560,14 @@ impl Session {
             LoginState::LoggedIn(user) => Ok(user),
             _ => Err(Reply::new(530, "Please log in with USER and PASS first")),
         }
+    }
+}
+
+/// Sleeps until `until`, or forever when it is `None`.
+async fn sleep_until_some(until: Option<Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
     }
 }
 

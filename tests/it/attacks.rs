@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use crate::support::daemon::Daemon;
 use crate::support::ftps::{client_config, FtpsClient, TlsOptions, TLS13_FIRST};
-use crate::support::{default_config, have_tool, password_hash, RawClient, TestServer, PASSWORD};
+use crate::support::{
+    default_config, free_ports, have_tool, password_hash, RawClient, TestServer, IO_TIMEOUT,
+    PASSWORD,
+};
 
 /// The daemon binary on `config` (made from its served directory), and that directory.
 fn daemon(config: impl FnOnce(&Path) -> String) -> (Daemon, tempfile::TempDir) {
@@ -412,5 +415,59 @@ fn an_uploads_temporary_file_cannot_be_named_by_a_client() {
     assert_eq!(
         std::fs::read(server.path("report.txt")).unwrap(),
         b"alice's bytes"
+    );
+}
+
+#[test]
+fn one_address_cannot_lease_the_whole_passive_range() {
+    let server = TestServer::start_with(|root| {
+        let (first, last) = free_ports(21_300, 6);
+        format!(
+            "{}\n[passive]\nports = \"{first}-{last}\"\n",
+            default_config(root)
+        )
+    });
+    std::fs::write(server.path("pub/f.txt"), b"for everyone").unwrap();
+    let anonymous = || {
+        let mut c = RawClient::connect_from("127.0.0.2".parse().unwrap(), server.addr);
+        assert_eq!(c.cmd("USER anonymous").code, 331);
+        assert_eq!(c.cmd("PASS x@example.org").code, 230);
+        c
+    };
+    let mut squatters: Vec<_> = (0..6).map(|_| anonymous()).collect();
+    let codes: Vec<u16> = squatters.iter_mut().map(|c| c.cmd("PASV").code).collect();
+    // A quarter of six ports, rounded up.
+    assert_eq!(codes, [227, 227, 425, 425, 425, 425]);
+    let mut alice = server.raw_alice();
+    let (reply, text) = alice.fetch("RETR pub/f.txt");
+    assert_eq!((reply.code, text.as_str()), (226, "for everyone"));
+    // A squatter that gives its port up gets one again.
+    assert_eq!(squatters[0].cmd("PORT 127,0,0,2,4,1").code, 200);
+    assert_eq!(squatters[2].cmd("PASV").code, 227);
+}
+
+#[test]
+fn a_passive_port_that_no_transfer_takes_returns_after_the_data_timeout() {
+    let server = TestServer::start_with(|root| {
+        let (port, _) = free_ports(21_400, 1);
+        default_config(root).replacen("data_timeout = \"10s\"", "data_timeout = \"1s\"", 1)
+            + &format!("\n[passive]\nports = \"{port}-{port}\"\n")
+    });
+    let mut squatter = server.raw_alice();
+    assert_eq!(squatter.cmd("PASV").code, 227);
+    let mut other = RawClient::connect_from("127.0.0.2".parse().unwrap(), server.addr);
+    other.login("alice", PASSWORD);
+    assert_eq!(other.cmd("PASV").code, 425, "the only port is leased");
+    // The squatter sends nothing more; its lease ends at its data timeout,
+    // well within the reply timeout of the loop below.
+    let started = std::time::Instant::now();
+    while other.cmd("PASV").code != 227 {
+        assert!(started.elapsed() < IO_TIMEOUT, "the lease never ended");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        squatter.cmd("LIST").code,
+        425,
+        "the squatter's listener is gone"
     );
 }

@@ -3,11 +3,12 @@
 //! Passive listeners come from the port pool and accept only the control
 //! peer; active targets must be the control peer on an unprivileged port.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use super::super::{DataSetup, EpsvArg, Handled, Reply, Session};
-use crate::data::{same_host, EagerData};
+use crate::data::{same_host, EagerData, Lessee, PassiveError};
+use crate::limits::ClientKey;
+use tokio::time::Instant;
 
 /// Ports below this are never connected to (RFC 2577 §3, FTP bounce).
 const LOWEST_ACTIVE_PORT: u16 = 1024;
@@ -16,16 +17,31 @@ impl Session {
     fn open_passive(&mut self) -> Result<u16, Reply> {
         // Drop a superseded listener first so its port goes back to the pool.
         self.state.data = DataSetup::None;
-        let listener = self.context.ports.listen(self.local.ip()).map_err(|err| {
-            if err.kind() == io::ErrorKind::AddrNotAvailable {
+        let lessee = Lessee {
+            client: ClientKey::of(self.peer.ip()),
+            user: self.logged_in()?.display_name().into(),
+        };
+        let listener = match self.context.ports.listen(self.local.ip(), &lessee) {
+            Ok(listener) => listener,
+            Err(PassiveError::Exhausted) => {
                 tracing::warn!("passive port range exhausted");
-                Reply::new(425, "No passive port free, try again later")
-            } else {
-                tracing::warn!(%err, "cannot open a passive listener");
-                Reply::new(425, "Cannot open passive connection")
+                return Err(Reply::new(425, "No passive port free, try again later"));
             }
-        })?;
+            Err(err @ PassiveError::ShareHeld(_)) => {
+                tracing::warn!(user = &*lessee.user, %err, "passive port refused");
+                return Err(Reply::new(
+                    425,
+                    "Too many passive ports held, finish a transfer first",
+                ));
+            }
+            Err(PassiveError::Io(err)) => {
+                tracing::warn!(%err, "cannot open a passive listener");
+                return Err(Reply::new(425, "Cannot open passive connection"));
+            }
+        };
         let port = listener.port();
+        let wait = self.context.settings.session.data_timeout;
+        self.state.passive_until = Instant::now().checked_add(wait);
         // Rules for a handshake that comes before the transfer command (see EagerData).
         self.state.data = match self.data_protection(false) {
             Some(protection) => {
