@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::UserManager;
 use crate::data::PassivePortPool;
 use crate::limits::{Admission, LoginFailures, Refusal, UserSlots};
-use crate::session::Session;
+use crate::session::{PlainControl, Session};
 use crate::settings::Settings;
 use crate::throttle::Bucket;
 use crate::tls::resumption::Resumption;
@@ -293,7 +293,7 @@ async fn accept_loop(
             }
         };
         let session = Session::new(
-            Box::new(stream),
+            Box::new(PlainControl::new(stream)),
             peer,
             local,
             context,

@@ -4,9 +4,12 @@
 //! Reading is cancel-safe: bytes read so far stay in the buffer, so the
 //! session can race a read against a running transfer.
 
-use std::io;
+use std::io::{self, Read as _};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 use tokio_rustls::TlsAcceptor;
 
@@ -23,6 +26,76 @@ const SMALL_BUFFER: usize = 128;
 /// A byte stream a control or data connection can run over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
+
+/// A plain control connection, read so that urgent data cannot stall it.
+///
+/// Python's `ftplib.FTP.abort()` sends its whole `ABOR\r\n` with MSG_OOB,
+/// which puts the urgent mark on the final `\n`. The listener sets
+/// SO_OOBINLINE so that byte stays in the stream, but a read stops short of
+/// the mark; tokio takes the short read for a drained socket and waits for
+/// a readiness event that no further data brings. So a read that ends
+/// inside a line is followed at once by one more non-blocking read.
+pub struct PlainControl(TcpStream);
+
+impl PlainControl {
+    /// Wraps an accepted control connection.
+    pub fn new(stream: TcpStream) -> Self {
+        PlainControl(stream)
+    }
+}
+
+impl AsyncRead for PlainControl {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.0).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        if !read.is_empty() && read.last() != Some(&b'\n') && buf.remaining() > 0 {
+            let mut past_mark = [0u8; 64];
+            let room = buf.remaining().min(past_mark.len());
+            let socket = socket2::SockRef::from(&self.0);
+            // The socket is non-blocking: nothing there is WouldBlock, and
+            // any real error comes back on the next read.
+            if let Ok(n) = (&*socket).read(&mut past_mark[..room]) {
+                buf.put_slice(&past_mark[..n]);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for PlainControl {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
 
 /// What reading one command line produced.
 #[derive(Debug, PartialEq, Eq)]

@@ -33,7 +33,7 @@ use crate::tls::resumption::ControlTickets;
 pub use command::{
     find_spec, ArgRule, Command, CommandSpec, EpsvArg, ParseError, TransferType, COMMANDS,
 };
-pub use control::{AsyncStream, ControlChannel, Line, MAX_LINE_LENGTH};
+pub use control::{AsyncStream, ControlChannel, Line, PlainControl, MAX_LINE_LENGTH};
 pub use reply::Reply;
 
 use transfer::{Transfer, TransferEvent};

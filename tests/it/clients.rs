@@ -343,3 +343,40 @@ fn bsd_ftp_client_puts_gets_and_mgets_in_passive_and_active_mode() {
     assert_eq!(std::fs::read(work.path().join("two.txt")).unwrap(), b"2");
     assert_eq!(std::fs::read(work.path().join("active.txt")).unwrap(), b"1");
 }
+
+/// `ftplib.FTP.abort()` sends `ABOR\r\n` as urgent data (MSG_OOB).
+const FTPLIB_ABORT: &str = r#"
+import ftplib, sys
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+f = ftplib.FTP()
+f.connect(host, port, timeout=10)
+f.login(user, password)
+assert f.abort().startswith("226"), "idle"
+f.voidcmd("TYPE I")
+data = f.transfercmd("RETR big.bin")
+assert data.recv(65536), "the download started"
+assert f.abort().startswith("426"), "during a download"
+data.close()
+assert f.getresp().startswith("226"), "ABOR's own reply"
+assert f.voidcmd("NOOP").startswith("200")
+f.quit()
+print("ok")
+"#;
+
+#[test]
+fn python_ftplib_abort_is_heard_idle_and_during_a_download() {
+    if !have_tool("python3", &["--version"]) {
+        return;
+    }
+    let server = TestServer::start();
+    std::fs::write(server.path("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    let out = run_ok(Command::new("python3").args([
+        "-c",
+        FTPLIB_ABORT,
+        &server.addr.ip().to_string(),
+        &server.addr.port().to_string(),
+        "alice",
+        PASSWORD,
+    ]));
+    assert_eq!(out.trim(), "ok");
+}
