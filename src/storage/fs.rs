@@ -73,7 +73,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Symlinks: [`Storage::metadata`] and listings report a link whose target
 /// resolves inside the base as its target (a linked directory is a `Dir`, so
 /// `CWD` into it works); a link that dangles or points outside is reported
-/// as [`FileKind::Symlink`] and is never followed.
+/// as [`FileKind::Symlink`] of size 0 and is never followed.
 #[derive(Debug)]
 pub struct FsStorage {
     base: Arc<Dir>,
@@ -278,7 +278,7 @@ impl EntryStat {
         };
         Metadata {
             kind,
-            size: self.size,
+            size: reachable_size(kind, self.size),
             modified: self.modified.as_ref().and_then(system_time),
             mode: u32::from(self.mode) & 0o7777,
             unique: Some(inode_unique(self.dev, self.ino)),
@@ -317,6 +317,16 @@ fn system_time(ts: &StatxTimestamp) -> Option<SystemTime> {
     seconds?.checked_add(Duration::from_nanos(ts.tv_nsec.into()))
 }
 
+/// The size a client is told. A symlink that is reported as one leads
+/// nowhere the client can reach; its own size is the length of its target's
+/// path, which would tell how long the real base path is.
+fn reachable_size(kind: FileKind, size: u64) -> u64 {
+    match kind {
+        FileKind::Symlink => 0,
+        FileKind::File | FileKind::Dir => size,
+    }
+}
+
 fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
     let file_type = meta.file_type();
     let kind = if file_type.is_dir() {
@@ -328,7 +338,7 @@ fn to_metadata(meta: &cap_std::fs::Metadata) -> Metadata {
     };
     Metadata {
         kind,
-        size: meta.len(),
+        size: reachable_size(kind, meta.len()),
         modified: meta.modified().ok().map(|t| t.into_std()),
         mode: meta.mode() & 0o7777,
         unique: Some(inode_unique(meta.dev(), meta.ino())),

@@ -471,3 +471,38 @@ fn a_passive_port_that_no_transfer_takes_returns_after_the_data_timeout() {
         "the squatter's listener is gone"
     );
 }
+
+#[test]
+fn a_symlink_that_leads_out_shows_no_size_that_tells_the_real_path() {
+    let server = TestServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside
+        .path()
+        .join("a-rather-long-name-outside-the-tree.txt");
+    std::fs::write(&target, b"outside").unwrap();
+    std::os::unix::fs::symlink(&target, server.path("out")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/dangling/target", server.path("dangling")).unwrap();
+    let mut c = server.raw_alice();
+    for name in ["out", "dangling"] {
+        let mlst = c.cmd(&format!("MLST {name}"));
+        assert_eq!(mlst.code, 250, "{mlst:?}");
+        let facts = &mlst.lines[1];
+        assert!(facts.contains("size=0;"), "{name}: {facts}");
+    }
+    let (reply, mlsd) = c.fetch("MLSD");
+    assert_eq!(reply.code, 226);
+    let links: Vec<&str> = mlsd
+        .lines()
+        .filter(|l| l.ends_with(" out") || l.ends_with(" dangling"))
+        .collect();
+    assert_eq!(links.len(), 2, "{mlsd}");
+    assert!(links.iter().all(|l| l.contains("size=0;")), "{links:?}");
+    let (reply, list) = c.fetch("LIST");
+    assert_eq!(reply.code, 226);
+    let sizes: Vec<&str> = list
+        .lines()
+        .filter(|l| l.ends_with(" out") || l.ends_with(" dangling"))
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(sizes, ["0", "0"], "{list}");
+}
