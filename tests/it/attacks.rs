@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::support::daemon::Daemon;
 use crate::support::ftps::{client_config, FtpsClient, TlsOptions, TLS13_FIRST};
 use crate::support::{
-    default_config, free_ports, have_tool, password_hash, RawClient, TestServer, IO_TIMEOUT,
+    default_config, free_ports, have_tool, password_hash, RawClient, Reply, TestServer, IO_TIMEOUT,
     PASSWORD,
 };
 
@@ -505,4 +505,39 @@ fn a_symlink_that_leads_out_shows_no_size_that_tells_the_real_path() {
         .map(|l| l.split_whitespace().nth(4).unwrap())
         .collect();
     assert_eq!(sizes, ["0", "0"], "{list}");
+}
+
+#[test]
+fn a_per_user_tls_rule_is_told_at_user_and_server_wide_rules_tell_nothing() {
+    let server = TestServer::start_tls(TlsOptions {
+        required: "login",
+        ..TlsOptions::default()
+    });
+    let replies: Vec<Reply> = ["alice", "bob", "nobody", "anonymous"]
+        .iter()
+        .map(|login| {
+            let mut c = FtpsClient::plain(server.addr, client_config(TLS13_FIRST));
+            c.cmd(&format!("USER {login}"))
+        })
+        .collect();
+    assert!(replies.iter().all(|r| r.code == 530), "{replies:?}");
+    assert!(
+        replies.windows(2).all(|w| w[0].lines == w[1].lines),
+        "{replies:?}"
+    );
+
+    // The documented cost of a per-user rule: over a clear connection it
+    // answers before the password, where others get 331.
+    let server = TestServer::start_tls(TlsOptions {
+        bob_tls_required: Some("login"),
+        ..TlsOptions::default()
+    });
+    let code = |login: &str| {
+        let mut c = FtpsClient::plain(server.addr, client_config(TLS13_FIRST));
+        c.cmd(&format!("USER {login}")).code
+    };
+    assert_eq!(
+        (code("bob"), code("alice"), code("nobody")),
+        (530, 331, 331)
+    );
 }
