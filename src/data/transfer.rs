@@ -57,6 +57,9 @@ pub(super) async fn network<T>(
     }
 }
 
+/// Bytes read at a time for an ASCII download.
+const ASCII_BLOCK: usize = 16 * 1024;
+
 /// Sends `file` over `data` (RETR), converting line endings when `ascii`.
 /// Returns the number of file bytes sent.
 pub async fn send_file<W: AsyncWrite + Unpin>(
@@ -66,7 +69,13 @@ pub async fn send_file<W: AsyncWrite + Unpin>(
     limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
     let stall = limits.stall;
-    let mut buf = vec![0u8; limits.block_size];
+    // Converted bytes wait in memory while a slow client reads them: small
+    // blocks keep what a reader that stops reading can pin small.
+    let block = match ascii {
+        true => limits.block_size.min(ASCII_BLOCK),
+        false => limits.block_size,
+    };
+    let mut buf = vec![0u8; block];
     let mut converted = Vec::new();
     let mut conv = ToNetwork::default();
     let mut total = 0u64;

@@ -174,7 +174,12 @@ impl ControlChannel {
 
     /// Sends one reply and flushes it.
     pub async fn send(&mut self, reply: &Reply) -> io::Result<()> {
-        self.io.write_all(reply.to_wire().as_bytes()).await?;
+        self.send_text(&reply.to_wire()).await
+    }
+
+    /// Writes text already in wire form (part of a streamed reply).
+    pub async fn send_text(&mut self, wire: &str) -> io::Result<()> {
+        self.io.write_all(wire.as_bytes()).await?;
         self.io.flush().await
     }
 

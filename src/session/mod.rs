@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,7 @@ pub use command::{
 };
 pub use control::{AsyncStream, ControlChannel, Line, PlainControl, MAX_LINE_LENGTH};
 pub use reply::Reply;
+use reply::{push_body_line, StreamedReply};
 
 use transfer::{Transfer, TransferEvent};
 
@@ -116,6 +118,8 @@ enum Action {
     Transfer(Box<Transfer>),
     /// Send this reply (234), then run a TLS handshake on the control connection.
     StartTls(Reply),
+    /// Send this reply as its body is produced.
+    Stream(StreamedReply),
 }
 
 impl From<Reply> for Action {
@@ -385,6 +389,7 @@ impl Session {
                 self.transfer = Some(transfer);
                 true
             }
+            Action::Stream(reply) => self.send_streamed(reply).await,
             Action::StartTls(reply) => {
                 if !self.send(reply).await {
                     return false;
@@ -534,6 +539,36 @@ impl Session {
         Some(transfer)
     }
 
+    /// Sends a streamed reply a bounded chunk at a time; `false` if the
+    /// client is gone or does not take a chunk within the socket timeout.
+    async fn send_streamed(&mut self, mut reply: StreamedReply) -> bool {
+        tracing::debug!(code = reply.code, "reply");
+        let limit = self.context.settings.session.socket_timeout;
+        let mut out = reply.first_wire();
+        let mut body_done = false;
+        loop {
+            if !body_done {
+                match reply.body.next().await {
+                    Some(line) => push_body_line(&mut out, &line),
+                    None => {
+                        body_done = true;
+                        out.push_str(&reply.last_wire());
+                    }
+                }
+            }
+            if out.len() >= STREAMED_CHUNK || body_done {
+                let sent = tokio::time::timeout(limit, self.control.send_text(&out)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return false;
+                }
+                out.clear();
+                if body_done {
+                    return true;
+                }
+            }
+        }
+    }
+
     /// Sends a reply; `false` if the client is gone or does not take it
     /// within the socket timeout.
     async fn send(&mut self, reply: Reply) -> bool {
@@ -562,6 +597,9 @@ impl Session {
         }
     }
 }
+
+/// A streamed reply goes out in writes of about this many bytes.
+const STREAMED_CHUNK: usize = 16 * 1024;
 
 /// Sleeps until `until`, or forever when it is `None`.
 async fn sleep_until_some(until: Option<Instant>) {

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use futures::stream::BoxStream;
+
 /// One reply to a command: a three-digit code and its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -55,6 +57,46 @@ impl Reply {
     }
 }
 
+/// A multi-line reply whose body is produced while it is sent, so a long
+/// one (`STAT` of a big directory) costs a bounded buffer, not its length.
+pub struct StreamedReply {
+    /// The reply code.
+    pub code: u16,
+    /// The text of the first line.
+    pub first: String,
+    /// The body lines, each sent indented by one space.
+    pub body: BoxStream<'static, String>,
+    /// The text of the closing line.
+    pub last: String,
+}
+
+impl StreamedReply {
+    /// The wire form of the first line.
+    pub fn first_wire(&self) -> String {
+        format!(
+            "{}-{}\r\n",
+            self.code,
+            self.first.replace(['\r', '\n'], " ")
+        )
+    }
+
+    /// The wire form of the closing line.
+    pub fn last_wire(&self) -> String {
+        Reply::new(self.code, self.last.as_str()).to_wire()
+    }
+}
+
+/// Appends body line `line` in its wire form: indented, its own line breaks
+/// made blanks so that no name can end the reply early or forge another.
+pub fn push_body_line(out: &mut String, line: &str) {
+    out.push(' ');
+    out.extend(
+        line.chars()
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+    );
+    out.push_str("\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::Reply;
@@ -68,6 +110,13 @@ mod tests {
     fn multiline_reply_indents_its_body() {
         let reply = Reply::multiline(211, "Features:", ["SIZE".to_owned()], "End");
         assert_eq!(reply.to_wire(), "211-Features:\r\n SIZE\r\n211 End\r\n");
+    }
+
+    #[test]
+    fn a_streamed_body_line_cannot_end_the_reply_or_forge_another() {
+        let mut out = String::new();
+        super::push_body_line(&mut out, "evil\r\n213 End\n");
+        assert_eq!(out, " evil  213 End \r\n");
     }
 
     #[test]

@@ -541,3 +541,20 @@ fn a_per_user_tls_rule_is_told_at_user_and_server_wide_rules_tell_nothing() {
         (530, 331, 331)
     );
 }
+
+#[test]
+fn stat_of_a_big_directory_streams_one_well_formed_reply() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.path("many")).unwrap();
+    for i in 0..2000 {
+        std::fs::write(server.path(&format!("many/a-long-enough-name-{i:05}")), b"").unwrap();
+    }
+    // A name that tries to end the reply early and forge another.
+    std::fs::write(server.path("many/x\r\n213 End of status"), b"").unwrap();
+    let mut c = server.raw_alice();
+    let reply = c.cmd("STAT many");
+    assert_eq!(reply.code, 213);
+    assert_eq!(reply.lines.len(), 2003, "first, 2001 entries, last");
+    assert!(reply.lines[1..2002].iter().all(|l| l.starts_with(' ')));
+    assert_eq!(c.cmd("NOOP").code, 200, "nothing left over");
+}

@@ -5,8 +5,9 @@ use std::time::SystemTime;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
+use super::super::reply::StreamedReply;
 use super::super::transfer::Job;
-use super::super::{Handled, Reply, Session};
+use super::super::{Action, Handled, Reply, Session};
 use super::Need;
 use crate::auth::User;
 use crate::listing::{
@@ -179,13 +180,17 @@ impl Session {
         let (_, target) = self.list_target(Some(arg)).await?;
         let (_, entries) = Self::entries(&user, target).await?;
         let now = SystemTime::now();
-        let lines: Vec<String> = entries
+        let body = entries
             .take(MAX_STAT_ENTRIES)
             .filter_map(|entry| async move { entry.ok() })
-            .map(|e| list_line(&e.name, &e.metadata, now).trim_end().to_owned())
-            .collect()
-            .await;
-        Ok(Reply::multiline(213, format!("Status of {arg}:"), lines, "End of status").into())
+            .map(move |e| list_line(&e.name, &e.metadata, now).trim_end().to_owned())
+            .boxed();
+        Ok(Action::Stream(StreamedReply {
+            code: 213,
+            first: format!("Status of {arg}:"),
+            body,
+            last: "End of status".to_owned(),
+        }))
     }
 
     fn status(&self) -> Reply {
