@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod data;
+mod deadline;
 pub mod limits;
 pub mod listing;
 pub mod path;

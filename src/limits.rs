@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::auth::User;
+use crate::deadline;
 use crate::settings::{Limits, LoginProtection};
 use crate::throttle::{Bucket, Rate};
 
@@ -372,7 +373,7 @@ impl LoginFailures {
         record.failures.push_back(now);
         if record.failures.len() >= max_failures as usize {
             record.failures.clear();
-            record.blocked_until = now.checked_add(block);
+            record.blocked_until = Some(deadline::after(now, block));
             return true;
         }
         false
@@ -481,6 +482,17 @@ mod tests {
         assert!(!failures.is_blocked(ip("192.0.2.10")));
         tokio::time::advance(Duration::from_secs(601)).await;
         assert!(!failures.is_blocked(bad));
+    }
+
+    #[test]
+    fn a_block_too_long_for_the_clock_still_blocks() {
+        let failures = Arc::new(LoginFailures::new(&LoginProtection {
+            block_duration: Duration::MAX,
+            ..protection(1)
+        }));
+        let bad = ip("192.0.2.9");
+        assert!(failures.begin(bad).unwrap().failed());
+        assert!(failures.is_blocked(bad));
     }
 
     #[test]

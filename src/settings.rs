@@ -3,6 +3,10 @@
 //! Produced by [`crate::config`] from a TOML file (or the embedded default),
 //! or built directly by a program that embeds the server. Plain data: no
 //! sockets, no tasks, so a reload can build a new set and swap it in.
+//!
+//! Built in code, settings are not range-checked as a config file is: a
+//! duration too long to add to the clock (`Duration::MAX`) is taken as
+//! "never", it does not panic a session.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;

@@ -20,6 +20,7 @@ use blake2::Blake2bMac;
 use tokio::time::Instant;
 
 use super::Password;
+use crate::deadline;
 
 type Keyed = Blake2bMac<U32>;
 
@@ -68,7 +69,7 @@ impl CredentialCache {
     /// Remembers that `password` verified for `login`.
     pub fn remember(&self, login: &str, password: &Password) {
         let digest: [u8; 32] = self.mac(login, password).finalize().into_bytes().into();
-        let until = Instant::now() + self.ttl;
+        let until = deadline::after(Instant::now(), self.ttl);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.insert(login.to_owned(), (digest, until));
     }
@@ -89,5 +90,13 @@ mod tests {
         assert!(!cache.hit("bob", &right), "entries are per login");
         tokio::time::advance(Duration::from_secs(301)).await;
         assert!(!cache.hit("alice", &right));
+    }
+
+    #[test]
+    fn a_lifetime_too_long_for_the_clock_remembers_without_panicking() {
+        let cache = CredentialCache::new(Duration::MAX);
+        let right = Password::new("s3cret");
+        cache.remember("alice", &right);
+        assert!(cache.hit("alice", &right));
     }
 }

@@ -309,3 +309,100 @@ fn an_unknown_sync_policy_names_the_key_and_the_choices() {
         lines[0]
     );
 }
+
+/// Every duration key, its section, and the longest value it accepts, as messages show it.
+const DURATION_KEYS: [(&str, &str, &str); 11] = [
+    ("server", "idle_timeout", "168h"),
+    ("server", "data_timeout", "24h"),
+    ("server", "login_timeout", "24h"),
+    ("server", "socket_timeout", "24h"),
+    ("server", "storage_timeout", "24h"),
+    ("server", "shutdown_timeout", "24h"),
+    ("login", "failure_delay", "1m"),
+    ("login", "failure_window", "8760h"),
+    ("login", "block_duration", "8760h"),
+    ("login", "credential_cache", "24h"),
+    ("tls", "handshake_timeout", "1h"),
+];
+
+/// The issues `value` for `section.key` raises, if any, in a file that is otherwise fine
+/// (a `[tls]` section names files that do not exist, so only its own key is looked at).
+fn duration_issues(section: &str, key: &str, value: &str) -> Vec<String> {
+    let text = format!("[{section}]\n{key} = {value}\n\n[[users]]\nstorage = \"memory\"\n");
+    match load(&text) {
+        Ok(_) => Vec::new(),
+        Err(err) => err
+            .issues()
+            .iter()
+            .filter(|issue| issue.key == format!("{section}.{key}"))
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
+
+#[test]
+fn every_duration_key_refuses_a_value_too_long_for_the_clock_on_its_line() {
+    for (section, key, max) in DURATION_KEYS {
+        let issues = duration_issues(section, key, "9223372036854775807");
+        assert_eq!(
+            issues,
+            vec![format!(
+                "/etc/aioftpd.toml:2: {section}.{key}: 9223372036854775807s is out of range: must be at most {max}"
+            )],
+            "{section}.{key}"
+        );
+    }
+}
+
+#[test]
+fn every_duration_key_accepts_its_bound_and_refuses_a_millisecond_more() {
+    for (section, key, max) in DURATION_KEYS {
+        assert_eq!(
+            duration_issues(section, key, &format!("\"{max}\"")),
+            Vec::<String>::new(),
+            "{section}.{key} = {max:?}"
+        );
+        let issues = duration_issues(section, key, &format!("\"{max}1ms\""));
+        assert_eq!(issues.len(), 1, "{section}.{key}: {issues:?}");
+        assert!(issues[0].contains("is out of range"), "{}", issues[0]);
+    }
+    // The same bound in bare seconds.
+    assert!(duration_issues("server", "idle_timeout", "604800").is_empty());
+    assert_eq!(
+        duration_issues("server", "idle_timeout", "604801"),
+        vec!["/etc/aioftpd.toml:2: server.idle_timeout: 604801s is out of range: must be at most 168h"]
+    );
+}
+
+#[test]
+fn zero_turns_the_delay_and_the_cache_off_and_is_refused_for_the_rest() {
+    for (section, key, _) in DURATION_KEYS {
+        let issues = duration_issues(section, key, "\"0s\"");
+        if matches!(key, "failure_delay" | "credential_cache") {
+            assert_eq!(issues, Vec::<String>::new(), "{key}");
+        } else {
+            assert_eq!(issues.len(), 1, "{key}: {issues:?}");
+            assert!(
+                issues[0].ends_with("must be greater than zero"),
+                "{issues:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_shutdown_timeout_that_is_not_a_duration_is_refused_like_any_other() {
+    assert_eq!(
+        duration_issues("server", "shutdown_timeout", "\"banana\""),
+        vec![
+            "/etc/aioftpd.toml:2: server.shutdown_timeout: invalid duration \"banana\": expected a number before each unit (examples: \"30s\", \"5m\", \"2h30m\", \"500ms\")"
+        ]
+    );
+    // Also reported alongside other problems, in file order.
+    let lines = error_lines(
+        "[server]\nshutdown_timeout = \"banana\"\nidle_timeout = \"soon\"\n\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("/etc/aioftpd.toml:2: server.shutdown_timeout: invalid duration"));
+    assert!(lines[1].starts_with("/etc/aioftpd.toml:3: server.idle_timeout: invalid duration"));
+}

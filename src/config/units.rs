@@ -57,6 +57,24 @@ impl FromStr for HumanDuration {
     }
 }
 
+impl fmt::Display for HumanDuration {
+    /// In the largest unit that shows it exactly (`168h`, `90s`, `250ms`), so
+    /// a message can quote a bound the admin can write back as it is. Parsed
+    /// durations are whole milliseconds; anything finer is not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if millis == 0 {
+            return f.write_str("0s");
+        }
+        let (unit, scale) = DURATION_UNITS
+            .iter()
+            .filter(|(_, scale)| millis % u128::from(*scale) == 0)
+            .max_by_key(|(_, scale)| *scale)
+            .unwrap_or(&("ms", 1));
+        write!(f, "{}{unit}", millis / u128::from(*scale))
+    }
+}
+
 /// A number of bytes such as `128KiB`, `1MiB`, `64KB` (decimal) or `4096`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
@@ -214,6 +232,19 @@ mod tests {
             assert!(err.starts_with("invalid duration"), "{err}");
         }
         assert!(duration("18446744073709551615h").is_err());
+    }
+
+    #[test]
+    fn durations_display_in_the_largest_exact_unit_and_read_back() {
+        for (shown, secs) in [("168h", 7 * 86_400), ("90s", 90), ("2m", 120), ("0s", 0)] {
+            let duration = HumanDuration(Duration::from_secs(secs));
+            assert_eq!(duration.to_string(), shown);
+            assert_eq!(shown.parse(), Ok(duration));
+        }
+        assert_eq!(
+            HumanDuration(Duration::from_millis(1_250)).to_string(),
+            "1250ms"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::schema::{
     FileConfig, LoginSection, PassiveSection, PermissionEntry, ServerSection, TlsSection, UnitText,
@@ -30,6 +31,29 @@ const MIN_BLOCK_SIZE: ByteSize = ByteSize(4 * ByteSize::KIB.0);
 const MAX_BLOCK_SIZE: ByteSize = ByteSize(16 * ByteSize::MIB.0);
 /// Where the daemon listens when `server.listen` is omitted.
 const DEFAULT_LISTEN: &str = "0.0.0.0:21";
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+// The longest value each duration key accepts (docs/configuration.md lists
+// them). Past these a value is a mistake, not a policy, and added to the
+// clock a value near `u64::MAX` seconds would overflow it.
+
+/// `idle_timeout`: a week keeps a session open over a long weekend.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * DAY.as_secs());
+/// `login_timeout`, `data_timeout`, `socket_timeout`, `storage_timeout`,
+/// `shutdown_timeout`: each bounds a wait on a client, a disk or the last
+/// transfers; a day is far beyond any that is still going to end.
+const MAX_WAIT_TIMEOUT: Duration = DAY;
+/// `handshake_timeout`: a TLS handshake is a few round trips.
+const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// `failure_delay`: each failed `PASS` holds its connection this long; the
+/// per-address budget, not a longer delay, is what stops a patient guesser.
+const MAX_FAILURE_DELAY: Duration = Duration::from_secs(60);
+/// `failure_window`, `block_duration`: a block of a year is as good as a ban.
+const MAX_BLOCK_DURATION: Duration = Duration::from_secs(365 * DAY.as_secs());
+/// `credential_cache`: it spares argon2 on reconnects; a day covers a working
+/// day's reconnects without keeping a verified password around for longer.
+const MAX_CREDENTIAL_CACHE: Duration = DAY;
 
 /// One problem, before it is placed on a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +106,13 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
         .as_ref()
         .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
     let sync = upload_sync(&file.server, &mut problems);
+    let shutdown_timeout = timeout(
+        "server.shutdown_timeout",
+        &file.server.shutdown_timeout,
+        MAX_WAIT_TIMEOUT,
+        &mut problems,
+    )
+    .unwrap_or(Settings::default().shutdown_timeout);
     let (mut named, mut anonymous) =
         users(file.users, tls.is_some(), config_dir, sync, &mut problems);
     if problems.count() > 0 {
@@ -102,12 +133,7 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
             tls,
             limits,
             login,
-            shutdown_timeout: timeout(
-                "server.shutdown_timeout",
-                &file.server.shutdown_timeout,
-                &mut problems,
-            )
-            .unwrap_or(Settings::default().shutdown_timeout),
+            shutdown_timeout,
         },
         named,
         anonymous,
@@ -218,6 +244,7 @@ fn tls_settings(
     let handshake_timeout = timeout(
         "tls.handshake_timeout",
         &section.handshake_timeout,
+        MAX_HANDSHAKE_TIMEOUT,
         problems,
     );
     let mut file = |key: &str, written: &Option<String>| match written {
@@ -258,15 +285,23 @@ fn session_settings(server: &ServerSection, problems: &mut Problems) -> SessionS
         Some(banner) => banner.clone(),
         None => defaults.banner,
     };
-    let idle_timeout = timeout("server.idle_timeout", &server.idle_timeout, problems)
-        .unwrap_or(defaults.idle_timeout);
-    let login_timeout = timeout("server.login_timeout", &server.login_timeout, problems)
+    let wait = |key: &str, written: &Option<UnitText>, problems: &mut Problems| {
+        timeout(key, written, MAX_WAIT_TIMEOUT, problems)
+    };
+    let idle_timeout = timeout(
+        "server.idle_timeout",
+        &server.idle_timeout,
+        MAX_IDLE_TIMEOUT,
+        problems,
+    )
+    .unwrap_or(defaults.idle_timeout);
+    let login_timeout = wait("server.login_timeout", &server.login_timeout, problems)
         .unwrap_or(defaults.login_timeout);
-    let socket_timeout = timeout("server.socket_timeout", &server.socket_timeout, problems)
+    let socket_timeout = wait("server.socket_timeout", &server.socket_timeout, problems)
         .unwrap_or(defaults.socket_timeout);
-    let storage_timeout = timeout("server.storage_timeout", &server.storage_timeout, problems)
+    let storage_timeout = wait("server.storage_timeout", &server.storage_timeout, problems)
         .unwrap_or(defaults.storage_timeout);
-    let data_timeout = timeout("server.data_timeout", &server.data_timeout, problems)
+    let data_timeout = wait("server.data_timeout", &server.data_timeout, problems)
         .unwrap_or(defaults.data_timeout);
     let block_size = block_size(&server.block_size, problems).unwrap_or(defaults.block_size);
     SessionSettings {
@@ -315,13 +350,14 @@ fn login_protection(login: &LoginSection, problems: &mut Problems) -> LoginProte
         count(key, written, problems).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
     };
     LoginProtection {
-        failure_delay: match &login.failure_delay {
-            // Zero is allowed here: it turns the delay off.
-            Some(written) => problems
-                .check("login.failure_delay", parse::<HumanDuration>(written))
-                .map_or(defaults.failure_delay, |d| d.0),
-            None => defaults.failure_delay,
-        },
+        // Zero is allowed here: it turns the delay off.
+        failure_delay: duration(
+            "login.failure_delay",
+            &login.failure_delay,
+            MAX_FAILURE_DELAY,
+            problems,
+        )
+        .unwrap_or(defaults.failure_delay),
         max_failures_per_connection: failures(
             "login.max_failures_per_connection",
             login.max_failures_per_connection,
@@ -334,19 +370,28 @@ fn login_protection(login: &LoginSection, problems: &mut Problems) -> LoginProte
             problems,
         )
         .unwrap_or(defaults.max_failures_per_ip),
-        failure_window: timeout("login.failure_window", &login.failure_window, problems)
-            .unwrap_or(defaults.failure_window),
-        block_duration: timeout("login.block_duration", &login.block_duration, problems)
-            .unwrap_or(defaults.block_duration),
-        credential_cache: match &login.credential_cache {
-            // "0s" turns the cache off.
-            Some(written) => problems
-                .check("login.credential_cache", parse::<HumanDuration>(written))
-                .map_or(defaults.credential_cache, |d| {
-                    (!d.0.is_zero()).then_some(d.0)
-                }),
-            None => defaults.credential_cache,
-        },
+        failure_window: timeout(
+            "login.failure_window",
+            &login.failure_window,
+            MAX_BLOCK_DURATION,
+            problems,
+        )
+        .unwrap_or(defaults.failure_window),
+        block_duration: timeout(
+            "login.block_duration",
+            &login.block_duration,
+            MAX_BLOCK_DURATION,
+            problems,
+        )
+        .unwrap_or(defaults.block_duration),
+        // "0s" turns the cache off.
+        credential_cache: duration(
+            "login.credential_cache",
+            &login.credential_cache,
+            MAX_CREDENTIAL_CACHE,
+            problems,
+        )
+        .map_or(defaults.credential_cache, |d| (!d.is_zero()).then_some(d)),
     }
 }
 
@@ -384,15 +429,36 @@ fn block_size(written: &Option<UnitText>, problems: &mut Problems) -> Option<usi
     usize::try_from(size.0).ok()
 }
 
-/// A written timeout, if present and valid; zero is refused (it would close everything at once).
+/// A written duration, if present, valid and at most `max`.
+fn duration(
+    key: &str,
+    written: &Option<UnitText>,
+    max: Duration,
+    problems: &mut Problems,
+) -> Option<Duration> {
+    let duration = problems.check(key, parse::<HumanDuration>(written.as_ref()?))?;
+    if duration.0 > max {
+        problems.add(
+            key,
+            format!(
+                "{duration} is out of range: must be at most {}",
+                HumanDuration(max)
+            ),
+        );
+        return None;
+    }
+    Some(duration.0)
+}
+
+/// A written timeout, if present, valid and at most `max`; zero is refused
+/// (it would close everything at once).
 fn timeout(
     key: &str,
     written: &Option<UnitText>,
+    max: Duration,
     problems: &mut Problems,
-) -> Option<std::time::Duration> {
-    let duration = problems
-        .check(key, parse::<HumanDuration>(written.as_ref()?))?
-        .0;
+) -> Option<Duration> {
+    let duration = duration(key, written, max, problems)?;
     if duration.is_zero() {
         problems.add(key, "must be greater than zero");
         return None;
@@ -655,7 +721,7 @@ fn storage(
 }
 
 /// Puts `server.storage_timeout` around every operation on the user's storage.
-pub(super) fn bound_storage(user: &mut User, limit: std::time::Duration) {
+pub(super) fn bound_storage(user: &mut User, limit: Duration) {
     user.storage = Arc::new(TimedStorage::new(user.storage.clone(), limit));
 }
 

@@ -18,6 +18,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::{DataStream, PassiveListener, TransferError};
+use crate::deadline;
 use crate::tls::resumption::DataTickets;
 use crate::tls::TlsSettings;
 
@@ -58,7 +59,7 @@ impl DataProtection {
     /// Runs the server handshake and, when required, checks that it resumed
     /// a session this connection may use.
     async fn protect(self, tcp: TcpStream) -> Result<DataStream, TransferError> {
-        let deadline = tokio::time::Instant::now() + self.tls.handshake_timeout;
+        let deadline = deadline::after(tokio::time::Instant::now(), self.tls.handshake_timeout);
         let handshake = async {
             let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
             let config = self.tls.data_config(self.upload, &self.tickets);

@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::auth::User;
 use crate::data::{EagerData, PassiveListener, TransferError};
+use crate::deadline;
 use crate::limits::{ConnectionPermit, UserSlot};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
@@ -332,11 +333,11 @@ impl Session {
             }
             None => {
                 let session = &self.context.settings.session;
-                let idle = Instant::now() + session.idle_timeout;
+                let idle = deadline::after(Instant::now(), session.idle_timeout);
                 let deadline = if matches!(self.state.login, LoginState::LoggedIn(_)) {
                     idle
                 } else {
-                    idle.min(self.connected_at + session.login_timeout)
+                    idle.min(deadline::after(self.connected_at, session.login_timeout))
                 };
                 let passive = match self.state.data {
                     DataSetup::Passive(_) | DataSetup::PassiveProtected(_) => {

@@ -16,7 +16,7 @@
 pub mod resumption;
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ pub enum TlsLoadError {
     /// The certificate file is unreadable or holds no certificate.
     #[error("{0}")]
     Certificate(String),
-    /// The key file is unreadable or holds no private key.
+    /// The key file is unreadable, open to other users, or holds no private key.
     #[error("{0}")]
     PrivateKey(String),
     /// rustls refused the pair (for example, the key does not match the certificate).
@@ -110,8 +110,56 @@ fn fastest_first(mut provider: CryptoProvider) -> CryptoProvider {
     provider
 }
 
+/// Mode bits a private key file must not have: writable by its group or by
+/// others, readable by others. Readable by its group stays allowed, for
+/// Debian's ssl-cert pattern (a key `0640 root:ssl-cert`).
+#[cfg(unix)]
+const KEY_MODE_REFUSED: u32 = 0o026;
+
+/// Reads a PEM private key; on Unix, one that others could read or change is refused.
+fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsLoadError> {
+    let cannot_read = |e: &dyn fmt::Display| {
+        TlsLoadError::PrivateKey(format!(
+            "cannot read a private key from {}: {e}",
+            path.display()
+        ))
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| cannot_read(&e))?;
+    let mut pem = Vec::new();
+    file.read_to_end(&mut pem).map_err(|e| cannot_read(&e))?;
+    #[cfg(unix)]
+    refuse_exposed_key(path, &file)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| cannot_read(&e))
+}
+
+/// Refuses a key file others may read, or its group or others may write, as
+/// OpenSSH refuses such keys: a key others can read is no longer secret, and
+/// one they can write lets them choose it. The mode is the open file's, so
+/// what is judged is what was read, and a symlink is judged by its target.
+#[cfg(unix)]
+fn refuse_exposed_key(path: &Path, file: &std::fs::File) -> Result<(), TlsLoadError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .map_err(|e| {
+            TlsLoadError::PrivateKey(format!("cannot read the mode of {}: {e}", path.display()))
+        })?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & KEY_MODE_REFUSED == 0 {
+        return Ok(());
+    }
+    Err(TlsLoadError::PrivateKey(format!(
+        "{path} has mode {mode:04o}: a private key must not be readable by others nor writable by its group or others; run `chmod 600 {path}` (or `chmod 640 {path}` to share it with one group, such as ssl-cert)",
+        path = path.display()
+    )))
+}
+
 impl TlsSettings {
-    /// Reads the certificate chain and key (PEM) and builds the rustls configs.
+    /// Reads the certificate chain and key (PEM) and builds the rustls configs;
+    /// on Unix a key file others may read, or its group or others may write,
+    /// is refused.
     pub fn load(
         certificate: &Path,
         private_key: &Path,
@@ -128,12 +176,7 @@ impl TlsSettings {
                 certificate.display()
             )));
         }
-        let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| {
-            TlsLoadError::PrivateKey(format!(
-                "cannot read a private key from {}: {e}",
-                private_key.display()
-            ))
-        })?;
+        let key = read_private_key(private_key)?;
         Self::from_der(certs, key, min_version)
     }
 

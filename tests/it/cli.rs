@@ -109,6 +109,63 @@ fn check_config_names_file_line_and_key_and_exits_64() {
     );
 }
 
+/// Runs `check-config` on `text`; its exit code, its stderr and the file's path.
+fn check_config(text: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aioftpd.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr, config.display().to_string())
+}
+
+#[test]
+fn check_config_refuses_durations_too_long_for_the_clock_naming_file_line_and_key() {
+    let (code, stderr, file) = check_config(
+        "[server]
+idle_timeout = 9223372036854775807
+
+[login]
+block_duration = \"87600h\"
+credential_cache = 9223372036854775807
+
+[[users]]
+storage = \"memory\"
+",
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    for expected in [
+        format!("{file}:2: server.idle_timeout: 9223372036854775807s is out of range: must be at most 168h"),
+        format!("{file}:5: login.block_duration: 87600h is out of range: must be at most 8760h"),
+        format!("{file}:6: login.credential_cache: 9223372036854775807s is out of range: must be at most 24h"),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} missing from:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_config_refuses_a_shutdown_timeout_it_cannot_read_as_it_does_any_duration() {
+    let (code, stderr, file) = check_config(
+        "[server]
+shutdown_timeout = \"banana\"
+
+[[users]]
+storage = \"memory\"
+",
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:2: server.shutdown_timeout: invalid duration \"banana\""
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_bad_config_stops_the_daemon_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,8 @@ use std::process::Command;
 use suppaftp::{RustlsConnector, RustlsFtpStream};
 
 use crate::support::ftps::{
-    client_config, test_cert, FtpsClient, TlsOptions, SERVER_NAME, TLS12_ONLY, TLS13_FIRST,
+    client_config, test_cert, write_pems, FtpsClient, TlsOptions, SERVER_NAME, TLS12_ONLY,
+    TLS13_FIRST,
 };
 use crate::support::{have_tool, pattern, run_ok, TestServer, IO_TIMEOUT, PASSWORD};
 
@@ -674,10 +675,8 @@ fn aioftp_client_over_explicit_tls_with_reuse_required() {
 
 #[test]
 fn a_client_that_stalls_its_tls_handshake_is_cut_off_at_the_handshake_timeout() {
-    let cert = test_cert();
     let pem_dir = tempfile::tempdir().unwrap();
-    std::fs::write(pem_dir.path().join("cert.pem"), &cert.cert_pem).unwrap();
-    std::fs::write(pem_dir.path().join("key.pem"), &cert.key_pem).unwrap();
+    write_pems(pem_dir.path());
     let options = TlsOptions {
         implicit: true,
         ..TlsOptions::default()
@@ -707,4 +706,24 @@ fn a_client_that_stalls_its_tls_handshake_is_cut_off_at_the_handshake_timeout() 
         200,
         "others are served"
     );
+}
+
+#[test]
+fn a_handshake_timeout_too_long_for_the_clock_in_settings_built_in_code_still_protects_data() {
+    let pem_dir = tempfile::tempdir().unwrap();
+    write_pems(pem_dir.path());
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["pub", "readonly", "secret"] {
+        std::fs::create_dir(root.path().join(dir)).unwrap();
+    }
+    let text = crate::support::ftps::tls_config(root.path(), pem_dir.path(), TlsOptions::default());
+    let loaded = aioftpd::config::load_str(&text, std::path::Path::new("test.toml")).unwrap();
+    let mut settings = loaded.settings;
+    settings.tls.as_mut().unwrap().handshake_timeout = std::time::Duration::MAX;
+    let server = TestServer::serve(root, settings, std::sync::Arc::new(loaded.users));
+    std::fs::write(server.path("f"), b"protected").unwrap();
+    let mut c = server.ftps_alice();
+    let (reply, bytes) = c.download("RETR f");
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(bytes, b"protected");
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::daemon::Daemon;
-use crate::support::ftps::{test_cert, tls_config, TlsOptions};
+use crate::support::ftps::{tls_config, write_pems, TlsOptions};
 use crate::support::{have_tool, pattern, run_ok, PASSWORD};
 
 /// The daemon with `[tls]` on an explicit and an implicit listener.
@@ -31,9 +31,7 @@ impl FtpsDaemon {
             std::fs::create_dir(served.path().join(dir)).unwrap();
         }
         let work = tempfile::tempdir().unwrap();
-        let cert = test_cert();
-        std::fs::write(work.path().join("cert.pem"), &cert.cert_pem).unwrap();
-        std::fs::write(work.path().join("key.pem"), &cert.key_pem).unwrap();
+        write_pems(work.path());
         let options = TlsOptions {
             implicit: true,
             ..TlsOptions::default()

@@ -18,4 +18,5 @@ mod security;
 mod settings;
 mod supervisor;
 mod support;
+mod tls_keys;
 mod transfers;

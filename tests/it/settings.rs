@@ -2,8 +2,11 @@
 //! address, idle and data-connection timeouts.
 
 use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::support::{default_config, free_ports, password_hash, TestServer, PASSWORD};
+use crate::support::{default_config, free_ports, password_hash, RawClient, TestServer, PASSWORD};
 
 #[test]
 fn memory_storage_serves_uploads_back() {
@@ -93,4 +96,49 @@ fn a_data_connection_that_never_comes_is_425() {
     assert_eq!(c.cmd("PASV").code, 227);
     assert_eq!(c.cmd("RETR f").code, 425);
     assert_eq!(c.cmd("NOOP").code, 200);
+}
+
+#[test]
+fn durations_too_long_for_the_clock_in_settings_built_in_code_mean_never() {
+    // The library API takes Settings as built; nothing range-checks them.
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["pub", "readonly", "secret"] {
+        std::fs::create_dir(root.path().join(dir)).unwrap();
+    }
+    let loaded =
+        aioftpd::config::load_str(&default_config(root.path()), Path::new("test.toml")).unwrap();
+    let mut settings = loaded.settings;
+    let session = &mut settings.session;
+    session.idle_timeout = Duration::MAX;
+    session.login_timeout = Duration::MAX;
+    session.data_timeout = Duration::MAX;
+    session.socket_timeout = Duration::MAX;
+    session.storage_timeout = Duration::MAX;
+    settings.shutdown_timeout = Duration::MAX;
+    settings.login.failure_window = Duration::MAX;
+    settings.login.block_duration = Duration::MAX;
+    settings.login.max_failures_per_ip = 1;
+    settings.login.failure_delay = Duration::ZERO;
+    let users = loaded.users.with_credential_cache(Some(Duration::MAX));
+    let server = TestServer::serve(root, settings, Arc::new(users));
+    std::fs::write(server.path("f"), b"served").unwrap();
+
+    let mut c = server.raw_alice();
+    assert_eq!(c.fetch("RETR f").1, "served");
+    assert_eq!(c.cmd("QUIT").code, 221);
+    // The second login is answered from the credential cache.
+    assert_eq!(server.raw_alice().cmd("NOOP").code, 200);
+
+    let mut guesser = server.raw();
+    assert_eq!(guesser.cmd("USER alice").code, 331);
+    assert_eq!(
+        guesser.cmd("PASS wrong").code,
+        421,
+        "the budget of one is spent"
+    );
+    assert_eq!(
+        RawClient::connect(server.addr).greeting.code,
+        421,
+        "and the address is blocked, however long the block"
+    );
 }

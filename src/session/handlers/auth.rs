@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::super::{Action, Handled, LoginState, Reply, Session, State};
 use crate::auth::{LoginKind, Password, User};
+use crate::deadline;
 use crate::limits::LoginAttempt;
 use crate::throttle::{Bucket, Rate};
 use crate::tls::resumption::Holder;
@@ -110,9 +111,7 @@ impl Session {
         let blocked = attempt.failed();
         self.failed_logins += 1;
         let protection = &self.context.settings.login;
-        if let Some(answer_at) = asked.checked_add(protection.failure_delay) {
-            tokio::time::sleep_until(answer_at).await;
-        }
+        tokio::time::sleep_until(deadline::after(asked, protection.failure_delay)).await;
         if blocked {
             tracing::warn!("address {ip} blocked after too many failed logins");
             return Ok(Action::Close(Reply::new(

@@ -65,6 +65,30 @@ impl Daemon {
         daemon
     }
 
+    /// Runs `aioftpd args...` in `dir` expecting it to refuse to start: its
+    /// exit status and what it logged. Panics if it listens instead.
+    pub fn refused<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ExitStatus, String) {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn aioftpd");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("aioftpd started instead of refusing:\n{log}{line}");
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        (child.wait().expect("wait"), log)
+    }
+
     fn next_line(&self, waiting_for: &str) -> String {
         self.log
             .recv_timeout(IO_TIMEOUT)

@@ -4,6 +4,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -23,6 +24,20 @@ pub struct TestCert {
     pub cert_pem: String,
     pub key_pem: String,
     pub der: CertificateDer<'static>,
+}
+
+/// Writes the test certificate and key to `cert.pem` and `key.pem` in `dir`,
+/// the key `0600` as an admin should: the server refuses a key others can read.
+pub fn write_pems(dir: &Path) {
+    let cert = test_cert();
+    std::fs::write(dir.join("cert.pem"), &cert.cert_pem).expect("write cert");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join("key.pem"))
+        .and_then(|mut key| key.write_all(cert.key_pem.as_bytes()))
+        .expect("write key");
 }
 
 pub fn test_cert() -> &'static TestCert {
@@ -122,12 +137,10 @@ permissions = [{{ path = "/", readable = true, writable = true }}]
 impl TestServer {
     /// A server with the test certificate and `options` in `[tls]`.
     pub fn start_tls(options: TlsOptions) -> Self {
-        let cert = test_cert();
         // The server reads the PEM files while its config is loaded, before
         // start_with returns; they need not outlive that.
         let pem_dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(pem_dir.path().join("cert.pem"), &cert.cert_pem).expect("write cert");
-        std::fs::write(pem_dir.path().join("key.pem"), &cert.key_pem).expect("write key");
+        write_pems(pem_dir.path());
         TestServer::start_with(|root| tls_config(root, pem_dir.path(), options))
     }
 
