@@ -41,7 +41,7 @@ impl Session {
         };
         let port = listener.port();
         let wait = self.context.settings.session.data_timeout;
-        self.state.passive_until = Instant::now().checked_add(wait);
+        self.state.passive_until = Some(crate::deadline::after(Instant::now(), wait));
         // Rules for a handshake that comes before the transfer command (see EagerData).
         self.state.data = match self.data_protection(false) {
             Some(protection) => {
