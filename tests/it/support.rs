@@ -204,20 +204,9 @@ impl RawClient {
         Self::with_stream(TcpStream::connect(addr).expect("connect"))
     }
 
-    /// A client connecting from `local`: all of 127/8 is loopback, so a test
-    /// can be several hosts.
+    /// A client connecting from `local` (see [`tcp_from`]).
     pub fn connect_from(local: IpAddr, addr: SocketAddr) -> Self {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .expect("socket");
-        socket
-            .bind(&SocketAddr::new(local, 0).into())
-            .expect("bind the client's address");
-        socket.connect(&addr.into()).expect("connect");
-        Self::with_stream(socket.into())
+        Self::with_stream(tcp_from(local, addr))
     }
 
     fn with_stream(stream: TcpStream) -> Self {
@@ -319,6 +308,22 @@ impl RawClient {
         drop(data);
         self.reply()
     }
+}
+
+/// Connects to `addr` from `local`: all of 127/8 is loopback, so a test can
+/// be several hosts.
+pub fn tcp_from(local: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket
+        .bind(&SocketAddr::new(local, 0).into())
+        .expect("bind the client's address");
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
 }
 
 pub(crate) fn read_reply(reader: &mut impl BufRead) -> Option<Reply> {

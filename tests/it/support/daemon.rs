@@ -26,13 +26,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `aioftpd args...` in `dir` and waits until it listens.
     pub fn start<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aioftpd");
+        let mut child = spawn(dir, args);
         // A reader thread hands log lines over (and keeps draining them), so a
         // silent daemon fails the test instead of hanging it.
         let stderr = child.stderr.take().expect("stderr");
@@ -68,13 +62,7 @@ impl Daemon {
     /// Runs `aioftpd args...` in `dir` expecting it to refuse to start: its
     /// exit status and what it logged. Panics if it listens instead.
     pub fn refused<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ExitStatus, String) {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn aioftpd");
+        let mut child = spawn(dir, args);
         let stderr = child.stderr.take().expect("stderr");
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -134,4 +122,15 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `aioftpd args...` in `dir`, its log piped.
+fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aioftpd")
 }

@@ -458,20 +458,9 @@ fn connect(addr: SocketAddr) -> TcpStream {
     connect_from(LOOPBACK, addr)
 }
 
-/// Connects to `addr` from `local`: all of 127/8 is loopback, so a test can
-/// be two hosts.
+/// Connects to `addr` from `local`, with the test timeouts.
 fn connect_from(local: IpAddr, addr: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )
-    .expect("socket");
-    socket
-        .bind(&SocketAddr::new(local, 0).into())
-        .expect("bind the client's address");
-    socket.connect(&addr.into()).expect("connect");
-    let tcp = TcpStream::from(socket);
+    let tcp = super::tcp_from(local, addr);
     tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     tcp.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
     tcp
