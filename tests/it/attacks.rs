@@ -558,3 +558,67 @@ fn stat_of_a_big_directory_streams_one_well_formed_reply() {
     assert!(reply.lines[1..2002].iter().all(|l| l.starts_with(' ')));
     assert_eq!(c.cmd("NOOP").code, 200, "nothing left over");
 }
+
+#[test]
+fn our_round_every_command_stops_at_a_rule_and_tells_nothing_of_what_exists() {
+    let server = server_with_rules(
+        r#"{ path = "/", readable = true, writable = true },
+           { path = "/home/secret", readable = false, writable = false },
+           { path = "/ro", readable = true, writable = false }"#,
+    );
+    write(&server, "home/secret/s.txt", b"secret");
+    write(&server, "ro/r.txt", b"ro");
+    write(&server, "pub/a.txt", b"pub");
+    let mut c = server.raw_alice();
+    for (line, code) in [
+        ("MFMT 20200101000000 /ro/r.txt", 550),
+        ("MFMT 20200101000000 /home/secret/s.txt", 550),
+        ("DELE /ro/r.txt", 550),
+        ("RNFR /ro/r.txt", 550),
+        ("XMKD /ro/new", 550),
+        ("XRMD /ro", 550),
+        ("RMD /", 550),
+        ("RNFR /", 550),
+        ("SIZE /home/secret/s.txt", 550),
+        ("SIZE /home/secret/missing.txt", 550),
+        ("MDTM /home/secret/s.txt", 550),
+        ("MDTM /home/secret/missing.txt", 550),
+        ("MLST /home/secret/s.txt", 550),
+        ("MLST /home/secret/missing.txt", 550),
+        ("STAT /home/secret", 550),
+        ("STAT /home/secret/s.txt", 550),
+        ("XCWD /home/secret", 550),
+        ("CWD ~root", 550),
+        ("SITE CHMOD 777 /ro/r.txt", 504),
+        ("MKD /pub/a\0b", 553),
+    ] {
+        assert_eq!(c.cmd(line).code, code, "{line:?}");
+    }
+    let denied = c.cmd("SIZE /home/secret/s.txt").text().to_owned();
+    assert_eq!(denied, c.cmd("SIZE /home/secret/missing.txt").text());
+    for command in [
+        "RETR /home//secret/./s.txt",
+        "RETR /home/x/../secret/s.txt",
+        "LIST -la /home/secret",
+        "NLST /home/secret/*",
+        "MLSD /home/secret",
+        "LIST /home/secret/s.txt",
+    ] {
+        assert_eq!(c.fetch(command).0.code, 550, "{command:?}");
+    }
+    assert_eq!(c.cmd("REST 1").code, 350);
+    assert_eq!(c.fetch("RETR /home/secret/s.txt").0.code, 550);
+    assert_eq!(c.upload("APPE /ro/r.txt", b"x").code, 550);
+    assert_eq!(c.upload("STOU /ro", b"x").code, 550);
+    assert_eq!(c.cmd("RNFR /pub/a.txt").code, 350);
+    assert_eq!(c.cmd("RNTO /ro/r.txt").code, 550);
+    assert_eq!(c.cmd("RNFR /pub/a.txt").code, 350);
+    assert_eq!(c.cmd("NOOP").code, 200);
+    assert_eq!(c.cmd("RNTO /pub/b.txt").code, 503, "RNFR is forgotten");
+    assert_eq!(std::fs::read(server.path("ro/r.txt")).unwrap(), b"ro");
+    assert_eq!(std::fs::read(server.path("pub/a.txt")).unwrap(), b"pub");
+    assert!(!server.path("ro/new").exists());
+    // A new USER in the middle of a session logs the old login out at once.
+    assert_eq!(c.cmd("USER alice").code, 331);
+    assert_eq!(c.cmd("SIZE /pub/a.txt").code, 530);
+}
