@@ -591,6 +591,9 @@ fn our_round_every_command_stops_at_a_rule_and_tells_nothing_of_what_exists() {
         ("CWD ~root", 550),
         ("SITE CHMOD 777 /ro/r.txt", 504),
         ("MKD /pub/a\0b", 553),
+        ("PBSZ 0", 503),
+        ("PROT P", 503),
+        ("CCC", 533),
     ] {
         assert_eq!(c.cmd(line).code, code, "{line:?}");
     }
