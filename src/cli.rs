@@ -58,7 +58,7 @@ pub struct RunArgs {
     /// Without --config: let anonymous users upload, rename and delete.
     #[arg(long, global = true, conflicts_with = "config")]
     pub writable: bool,
-    /// Log filter: error, warn, info, debug, trace, or a tracing directive list (default: info; RUST_LOG also works).
+    /// Log level: error, warn, info, debug, trace, off, or a syslog name (warning, notice, err, crit), optionally as a list of target=level (default: info; RUST_LOG also works). Anything else is refused.
     #[arg(long, global = true)]
     pub log_level: Option<String>,
     /// Log format: human-readable text (default; without timestamps under

@@ -101,10 +101,48 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn init_logging(filter: Option<&str>, format: LogFormat) {
+/// The filter `--log-level` names: tracing's levels, their syslog names
+/// (`warning`, `notice`, `err`, `crit`, ...), or a list of `target=level`.
+/// A word that is neither is refused: tracing would read it as a target and
+/// log nothing at all.
+fn log_filter(spec: &str) -> Result<EnvFilter, String> {
+    let mut directives = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (target, level) = match part.rsplit_once('=') {
+            Some((target, level)) => (Some(target), level),
+            None => (None, part),
+        };
+        let level = match level.to_ascii_lowercase().as_str() {
+            "off" => "off",
+            "emerg" | "alert" | "crit" | "err" | "error" => "error",
+            "warning" | "warn" => "warn",
+            "notice" | "info" => "info",
+            "debug" => "debug",
+            "trace" => "trace",
+            _ => {
+                return Err(format!(
+                    "--log-level: unknown level `{level}` in `{spec}`: expected error, warn, info, debug, trace, off (or a syslog name such as warning or notice), optionally as target=level"
+                ))
+            }
+        };
+        directives.push(match target {
+            Some(target) => format!("{target}={level}"),
+            None => level.to_owned(),
+        });
+    }
+    if directives.is_empty() {
+        return Err("--log-level: empty".to_owned());
+    }
+    // rustls warns about every client that sends an IP address as SNI (lftp does).
+    if !spec.contains("rustls") {
+        directives.push("rustls=error".to_owned());
+    }
+    EnvFilter::try_new(directives.join(",")).map_err(|e| format!("--log-level `{spec}`: {e}"))
+}
+
+fn init_logging(filter: Option<&str>, format: LogFormat) -> Result<(), String> {
     let filter = match filter {
-        Some(directives) => EnvFilter::new(directives),
-        // rustls warns about every client that sends an IP address as SNI (lftp does).
+        Some(spec) => log_filter(spec)?,
         None => EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
     };
@@ -123,6 +161,7 @@ fn init_logging(filter: Option<&str>, format: LogFormat) {
         LogFormat::Text if journal => builder.without_time().init(),
         LogFormat::Text => builder.init(),
     }
+    Ok(())
 }
 
 fn load(args: &RunArgs) -> Result<Loaded, String> {
@@ -158,7 +197,10 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    init_logging(args.log_level.as_deref(), args.log_format);
+    if let Err(err) = init_logging(args.log_level.as_deref(), args.log_format) {
+        eprintln!("{err}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let Loaded {
         mut settings,
         users,
@@ -185,4 +227,27 @@ fn run(args: RunArgs) -> ExitCode {
         config_path.as_deref(),
         &args.listen,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn log_levels_take_tracing_and_syslog_names_and_refuse_anything_else() {
+        for spec in [
+            "warn",
+            "warning",
+            "notice",
+            "ERR",
+            "crit",
+            "info,aioftpd=debug",
+            "off",
+        ] {
+            assert!(log_filter(spec).is_ok(), "{spec}");
+        }
+        for spec in ["bogus", "aioftpd=loud", "", " , "] {
+            assert!(log_filter(spec).is_err(), "{spec:?}");
+        }
+    }
 }

@@ -185,6 +185,17 @@ fn a_bad_config_stops_the_daemon_before_it_listens() {
 }
 
 #[test]
+fn an_unknown_log_level_stops_the_daemon_before_it_listens() {
+    let out = Command::new(BIN)
+        .args(["--log-level", "bogus", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown level `bogus`"), "{stderr}");
+}
+
+#[test]
 fn hash_password_reads_stdin_and_prints_an_argon2id_hash() {
     let mut child = Command::new(BIN)
         .arg("hash-password")
