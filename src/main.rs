@@ -143,8 +143,10 @@ fn log_filter(spec: &str) -> Result<EnvFilter, String> {
 fn init_logging(filter: Option<&str>, format: LogFormat) -> Result<(), String> {
     let filter = match filter {
         Some(spec) => log_filter(spec)?,
-        None => EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
+        None => match EnvFilter::try_from_default_env() {
+            Ok(filter) => filter,
+            Err(_) => log_filter("info")?,
+        },
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
