@@ -137,6 +137,11 @@ impl Storage for FaultyStorage {
         self.gate().await?;
         self.inner.set_modified(path, time).await
     }
+
+    async fn resolve(&self, path: &VirtualPath) -> Result<VirtualPath, StorageError> {
+        self.gate().await?;
+        self.inner.resolve(path).await
+    }
 }
 
 /// An upload on a disk with `room` bytes left (`None`: unlimited).

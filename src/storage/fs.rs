@@ -6,7 +6,9 @@
 //! it (`openat2(RESOLVE_BENEATH)` where the kernel has it, cap-std's own
 //! resolver elsewhere): `..` or a symlink, absolute or relative, that would
 //! lead outside fails, and that failure is reported as
-//! [`StorageError::PermissionDenied`]. Symlinks that stay inside are followed.
+//! [`StorageError::PermissionDenied`]. Symlinks that stay inside are followed;
+//! [`Storage::resolve`] tells the session where they lead, so the permission
+//! rules hold there too.
 //!
 //! It never opens an ambient path after [`FsStorage::new`], never runs a
 //! blocking filesystem call on an async worker (everything goes through
@@ -514,6 +516,95 @@ impl Storage for FsStorage {
         })
         .await
     }
+
+    async fn resolve(&self, path: &VirtualPath) -> Result<VirtualPath, StorageError> {
+        if free_of_links(&self.base, &beneath(path)?) {
+            return Ok(path.clone());
+        }
+        let path = path.clone();
+        self.on_base(move |base| follow_links(base, &path)).await
+    }
+}
+
+/// Most links the resolution of one path follows, as Linux's `MAXSYMLINKS`.
+const MAX_LINKS: usize = 40;
+
+/// Whether the kernel can tell right here, from its caches (as in
+/// [`open_cached`]), that no component of `path` is a symlink: the common
+/// case, which then costs a command no trip to the blocking pool. A path
+/// that doesn't exist yet (an upload's target) is free of links when its
+/// directory is. `false` means "ask [`follow_links`]", not "there are links".
+fn free_of_links(base: &Dir, path: &Path) -> bool {
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::CACHED;
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    let open = |path: &Path| rustix::fs::openat2(base, path, flags, Mode::empty(), resolve);
+    match open(path) {
+        Ok(_) => true,
+        Err(rustix::io::Errno::NOENT) => match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => open(parent).is_ok(),
+            _ => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// [`Storage::resolve`] for the disk: walks `path` a component at a time
+/// and replaces each symlink by what it holds, relative to the link's own
+/// directory.
+///
+/// A link that leads out of the base (absolute, or `..` above it) or into a
+/// loop is never followed by any operation; what such a path names is at
+/// most the link itself, when it is the last component (its metadata, its
+/// removal), so that is the path returned, and any other such path is
+/// refused.
+fn follow_links(base: &Dir, path: &VirtualPath) -> Result<VirtualPath, StorageError> {
+    let mut pending: Vec<String> = path.relative().rsplit('/').map(str::to_owned).collect();
+    let mut real: Vec<String> = Vec::new();
+    let mut links = 0;
+    // Where the last component, if it is a link, is itself.
+    let mut last_link: Option<String> = None;
+    let unreachable = |last_link: Option<String>| {
+        last_link
+            .map(|p| VirtualPath::new(&p))
+            .ok_or(StorageError::PermissionDenied)
+    };
+    while let Some(name) = pending.pop() {
+        match name.as_str() {
+            "" | "." => continue,
+            ".." => {
+                if real.pop().is_none() {
+                    return unreachable(last_link);
+                }
+                continue;
+            }
+            _ => real.push(name),
+        }
+        let here = real.join("/");
+        match base.symlink_metadata(&here) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if pending.is_empty() && last_link.is_none() {
+                    last_link = Some(here.clone());
+                }
+                links += 1;
+                let target = base.read_link_contents(&here)?;
+                if links > MAX_LINKS || target.has_root() {
+                    return unreachable(last_link);
+                }
+                // A name a rule can't be checked on is not followed.
+                let target = target.to_str().ok_or(StorageError::PermissionDenied)?;
+                real.pop();
+                pending.extend(target.split('/').rev().map(str::to_owned));
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                // Nothing exists from here on, so there is no link to follow.
+                real.extend(pending.drain(..).rev());
+                break;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(VirtualPath::new(&real.join("/")))
 }
 
 /// Names of uploads in progress, or left behind by a crash mid-upload
@@ -1009,6 +1100,53 @@ mod tests {
         );
         assert_eq!(read_all(&fx.storage, "/real/up", 0).await.unwrap(), b"top");
         assert_eq!(names(&fx.storage, "/alias").await.unwrap(), ["f.txt", "up"]);
+    }
+
+    #[tokio::test]
+    async fn resolve_follows_every_link_inside_the_base() {
+        let fx = Fixture::new();
+        std::fs::create_dir_all(fx.base().join("home/secret")).unwrap();
+        std::fs::create_dir(fx.base().join("pub")).unwrap();
+        fx.write("home/secret/s.txt", b"s");
+        fx.link("../home/secret", "pub/link");
+        fx.link("link/s.txt", "pub/file");
+        fx.link("loop", "pub/loop");
+        let storage = &fx.storage;
+        let resolve = |path: &'static str| async move { storage.resolve(&vp(path)).await };
+        assert_eq!(resolve("/pub").await.unwrap(), vp("/pub"));
+        assert_eq!(resolve("/pub/new.txt").await.unwrap(), vp("/pub/new.txt"));
+        assert_eq!(resolve("/").await.unwrap(), vp("/"));
+        assert_eq!(
+            resolve("/pub/link/s.txt").await.unwrap(),
+            vp("/home/secret/s.txt")
+        );
+        assert_eq!(
+            resolve("/pub/file").await.unwrap(),
+            vp("/home/secret/s.txt")
+        );
+        assert_eq!(
+            resolve("/pub/link/new/deeper").await.unwrap(),
+            vp("/home/secret/new/deeper")
+        );
+        assert_refused(resolve("/pub/loop/x").await);
+        assert_eq!(resolve("/pub/loop").await.unwrap(), vp("/pub/loop"));
+    }
+
+    /// No operation follows such a link; the most a path through it can
+    /// name is the link itself.
+    #[tokio::test]
+    async fn resolve_stops_at_a_link_that_leads_out() {
+        let fx = Fixture::new();
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        fx.link("/etc", "d/abs");
+        fx.link("../../outside", "d/rel");
+        fx.link("d", "alias");
+        for path in ["/d/abs/passwd", "/alias/rel/x"] {
+            assert_refused(fx.storage.resolve(&vp(path)).await);
+        }
+        for (path, link) in [("/d/abs", "/d/abs"), ("/alias/rel", "/d/rel")] {
+            assert_eq!(fx.storage.resolve(&vp(path)).await.unwrap(), vp(link));
+        }
     }
 
     #[tokio::test]

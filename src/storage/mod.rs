@@ -237,4 +237,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
     /// Sets the modification time of `path` (`MFMT`).
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError>;
+    /// The path that `path` names once the links inside the storage are
+    /// followed, every component including the last; components that don't
+    /// exist (yet) are kept as named. Sessions check the permission rules on
+    /// this path as well as on the named one, so a link can't lead past a
+    /// rule (`/pub/link -> ../home/secret`). The default, for backends
+    /// without links, is `path` itself.
+    async fn resolve(&self, path: &VirtualPath) -> Result<VirtualPath, StorageError> {
+        Ok(path.clone())
+    }
 }

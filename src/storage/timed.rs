@@ -87,6 +87,10 @@ impl Storage for TimedStorage {
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
         self.bounded(self.inner.set_modified(path, time)).await
     }
+
+    async fn resolve(&self, path: &VirtualPath) -> Result<VirtualPath, StorageError> {
+        self.bounded(self.inner.resolve(path)).await
+    }
 }
 
 #[cfg(test)]

@@ -168,6 +168,60 @@ fn renaming_a_directory_never_lifts_a_rule_beneath_it() {
     assert_eq!(c.cmd("RNTO /plain").code, 250);
 }
 
+/// Links an admin placed inside the tree are followed, and the rules hold
+/// for where they lead, not only for the name the client typed.
+#[test]
+fn a_link_inside_the_tree_never_leads_past_a_rule() {
+    let server = server_with_rules(
+        r#"{ path = "/", readable = true, writable = true },
+           { path = "/home/secret", readable = false, writable = false },
+           { path = "/home/reports", readable = true, writable = false }"#,
+    );
+    write(&server, "home/secret/s.txt", b"secret");
+    write(&server, "home/reports/q1.txt", b"q1");
+    write(&server, "open/o.txt", b"open");
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, server.path(&format!("pub/{name}"))).unwrap();
+    };
+    link("../home/secret", "secret");
+    link("../home/secret/s.txt", "s.txt");
+    link("../home/reports", "reports");
+    link("..", "top");
+    link("../open/o.txt", "o.txt");
+    let mut c = server.raw_alice();
+    for read in [
+        "RETR /pub/secret/s.txt",
+        "RETR /pub/s.txt",
+        "LIST /pub/secret",
+    ] {
+        assert_eq!(c.fetch(read).0.code, 550, "{read}");
+    }
+    for cmd in [
+        "SIZE /pub/s.txt",
+        "CWD /pub/secret",
+        "MLST /pub/top/home/secret",
+    ] {
+        assert_eq!(c.cmd(cmd).code, 550, "{cmd}");
+    }
+    assert_eq!(c.upload("STOR /pub/reports/q1.txt", b"forged").code, 550);
+    assert_eq!(c.cmd("DELE /pub/reports/q1.txt").code, 550);
+    assert_eq!(c.cmd("RNFR /pub/top/home/secret").code, 550);
+    // The rename of /home, named through a link, would lift both rules.
+    assert_eq!(c.cmd("RNFR /pub/top/home").code, 350);
+    assert_eq!(c.cmd("RNTO /h2").code, 550);
+    assert_eq!(
+        std::fs::read(server.path("home/reports/q1.txt")).unwrap(),
+        b"q1"
+    );
+    assert!(server.path("home/secret/s.txt").is_file());
+    // A link that crosses no rule still works, and a link itself is an
+    // entry of its own directory: removing it leaves its target alone.
+    let (reply, bytes) = c.fetch("RETR /pub/o.txt");
+    assert_eq!((reply.code, bytes.as_str()), (226, "open"));
+    assert_eq!(c.cmd("DELE /pub/s.txt").code, 250);
+    assert!(server.path("home/secret/s.txt").is_file());
+}
+
 #[test]
 fn a_write_only_drop_box_stays_unreadable_through_renames() {
     let server = server_with_rules(

@@ -1,14 +1,14 @@
 //! MKD, RMD, DELE, RNFR, RNTO, SIZE, MDTM, MFMT: operations on single paths.
 
 use super::super::{Handled, Reply, Session};
-use super::{quote_path, Need};
+use super::{quote_path, real_path, Need};
 use crate::listing::{parse_timestamp, timestamp};
 use crate::path::VirtualPath;
 use crate::storage::FileKind;
 
 impl Session {
     pub(in crate::session) async fn mkd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry)?;
+        let (user, path) = self.authorize(arg, Need::Entry).await?;
         if path.is_root() {
             return Err(Reply::new(550, "File exists"));
         }
@@ -17,7 +17,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn rmd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry)?;
+        let (user, path) = self.authorize(arg, Need::Entry).await?;
         if path.is_root() || self.state.cwd.starts_with(&path) {
             return Err(Reply::new(
                 550,
@@ -29,7 +29,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn dele(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry)?;
+        let (user, path) = self.authorize(arg, Need::Entry).await?;
         if user.storage.metadata(&path).await?.is_dir() {
             return Err(Reply::new(550, "Is a directory; use RMD"));
         }
@@ -38,7 +38,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn rnfr(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry)?;
+        let (user, path) = self.authorize(arg, Need::Entry).await?;
         if path.is_root() {
             return Err(Reply::new(550, "Cannot rename the root"));
         }
@@ -56,11 +56,15 @@ impl Session {
         let Some(from) = from else {
             return Err(Reply::new(503, "Send RNFR first"));
         };
-        let (user, to) = self.authorize(arg, Need::Entry)?;
+        let (user, to) = self.authorize(arg, Need::Entry).await?;
         if to.is_root() || to.starts_with(&from) && to != from {
             return Err(Reply::new(553, "Cannot move a directory into itself"));
         }
-        if !user.rename_keeps_rights(&from, &to) {
+        // What moves is what the links lead to, and where they lead it.
+        let real_from = real_path(&user, &from, Need::Entry).await?;
+        let real_to = real_path(&user, &to, Need::Entry).await?;
+        if !user.rename_keeps_rights(&from, &to) || !user.rename_keeps_rights(&real_from, &real_to)
+        {
             tracing::info!(
                 user = user.display_name(),
                 ?from,
@@ -78,7 +82,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn size(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read)?;
+        let (user, path) = self.authorize(arg, Need::Read).await?;
         let meta = user.storage.metadata(&path).await?;
         if meta.kind != FileKind::File {
             return Err(Reply::new(550, "Not a regular file"));
@@ -87,7 +91,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn mdtm(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read)?;
+        let (user, path) = self.authorize(arg, Need::Read).await?;
         let meta = user.storage.metadata(&path).await?;
         match meta.modified {
             Some(time) if meta.kind == FileKind::File => {
@@ -101,7 +105,7 @@ impl Session {
     pub(in crate::session) async fn mfmt(&mut self, time: &str, arg: &str) -> Handled {
         let when =
             parse_timestamp(time).ok_or_else(|| Reply::new(501, "Time must be YYYYMMDDHHMMSS"))?;
-        let (user, path) = self.authorize(arg, Need::Write)?;
+        let (user, path) = self.authorize(arg, Need::Write).await?;
         user.storage.set_modified(&path, when).await?;
         Ok(Reply::new(213, format!("Modify={}; {}", timestamp(when), path)).into())
     }

@@ -35,13 +35,13 @@ enum Target {
 impl Session {
     async fn list_target(&mut self, arg: Option<&str>) -> Result<(Arc<User>, Target), Reply> {
         let arg = arg.unwrap_or(".");
-        let (user, path) = self.authorize(arg, Need::Read)?;
+        let (user, path) = self.authorize(arg, Need::Read).await?;
         let meta = match user.storage.metadata(&path).await {
             Ok(meta) => meta,
             Err(StorageError::NotFound) if path.file_name().is_some_and(has_wildcard) => {
                 let pattern = path.file_name().unwrap_or_default().to_owned();
                 let prefix = arg.rfind('/').map_or("", |end| &arg[..=end]).to_owned();
-                let (user, dir) = self.authorize(&format!("{prefix}."), Need::Read)?;
+                let (user, dir) = self.authorize(&format!("{prefix}."), Need::Read).await?;
                 if !user.storage.metadata(&dir).await?.is_dir() {
                     return Err(StorageError::NotADirectory.into());
                 }
@@ -165,7 +165,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn mlst(&mut self, arg: Option<&str>) -> Handled {
-        let (user, path) = self.authorize(arg.unwrap_or("."), Need::Read)?;
+        let (user, path) = self.authorize(arg.unwrap_or("."), Need::Read).await?;
         let meta = user.storage.metadata(&path).await?;
         let line = facts_line(path.as_str(), &meta, user.access(&path), self.state.facts);
         // RFC 3659 §7.2: the facts line starts with a space, which `multiline` adds.

@@ -13,6 +13,7 @@ mod navigation;
 mod tls;
 mod transfer;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use super::{Reply, Session};
@@ -31,23 +32,52 @@ enum Need {
 }
 
 impl Session {
-    /// Resolves a client path against the cwd and checks the user's right on it.
-    fn authorize(&self, arg: &str, need: Need) -> Result<(Arc<User>, VirtualPath), Reply> {
-        let user = self.logged_in()?.clone();
-        let path = self.state.cwd.join(arg);
-        let access = user.access(&path);
-        let allowed = match need {
-            Need::Read => access.readable,
-            Need::Write => access.writable,
-            Need::Entry => user.may_change_entry(&path),
-        };
-        if allowed {
+    /// Resolves a client path against the cwd and checks the user's right on
+    /// it, and on the path the storage's links make of it: a rule holds for
+    /// what a link leads to, whatever the link is called.
+    fn authorize(
+        &self,
+        arg: &str,
+        need: Need,
+    ) -> impl Future<Output = Result<(Arc<User>, VirtualPath), Reply>> + Send + 'static {
+        // Taken now: no borrow of the session is held across the storage's await.
+        let named = self
+            .logged_in()
+            .cloned()
+            .map(|user| (user, self.state.cwd.join(arg)));
+        async move {
+            let (user, path) = named?;
+            if !allows(&user, &path, need) {
+                tracing::info!(user = user.display_name(), path = ?path, "permission denied");
+                return Err(Reply::new(550, "Permission denied"));
+            }
+            let real = real_path(&user, &path, need).await?;
+            if real != path && !allows(&user, &real, need) {
+                tracing::info!(user = user.display_name(), path = ?path, ?real, "permission denied");
+                return Err(Reply::new(550, "Permission denied"));
+            }
             Ok((user, path))
-        } else {
-            tracing::info!(user = user.display_name(), path = ?path, "permission denied");
-            Err(Reply::new(550, "Permission denied"))
         }
     }
+}
+
+fn allows(user: &User, path: &VirtualPath, need: Need) -> bool {
+    let access = user.access(path);
+    match need {
+        Need::Read => access.readable,
+        Need::Write => access.writable,
+        Need::Entry => user.may_change_entry(path),
+    }
+}
+
+/// Where `path` leads in `user`'s storage. For a change to the entry itself
+/// (create, remove, rename) only the links above it are followed: those
+/// commands act on a link, not on what it names.
+async fn real_path(user: &User, path: &VirtualPath, need: Need) -> Result<VirtualPath, Reply> {
+    Ok(match (need, path.file_name()) {
+        (Need::Entry, Some(name)) => user.storage.resolve(&path.parent()).await?.join(name),
+        _ => user.storage.resolve(path).await?,
+    })
 }
 
 /// The one place storage errors become replies (RFC 959 §4.2: 450/451/452 transient, 55x permanent).

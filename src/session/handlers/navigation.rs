@@ -10,7 +10,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn cwd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read)?;
+        let (user, path) = self.authorize(arg, Need::Read).await?;
         let meta = user.storage.metadata(&path).await?;
         if !meta.is_dir() {
             return Err(Reply::new(550, "Not a directory"));

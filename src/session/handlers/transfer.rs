@@ -23,7 +23,7 @@ impl Session {
     }
 
     pub(in crate::session) async fn retr(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read)?;
+        let (user, path) = self.authorize(arg, Need::Read).await?;
         let offset = std::mem::take(&mut self.state.restart_offset);
         let ascii = self.state.transfer_type == TransferType::Ascii;
         let (job, size) = match user.storage.open_os_file(&path).await? {
@@ -82,7 +82,7 @@ impl Session {
             } else {
                 format!("{stem}.{}", unique_suffix(attempt))
             };
-            let (user, path) = self.authorize(&name, Need::Entry)?;
+            let (user, path) = self.authorize(&name, Need::Entry).await?;
             match user.storage.metadata(&path).await {
                 // Created only once the data connection is up: should another
                 // client take the name first, the upload fails with 550.
@@ -98,7 +98,7 @@ impl Session {
     }
 
     async fn upload(&mut self, verb: &'static str, arg: &str, mode: WriteMode) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Write)?;
+        let (user, path) = self.authorize(arg, Need::Write).await?;
         if path.is_root() {
             return Err(Reply::new(553, "File name not allowed"));
         }
@@ -109,7 +109,7 @@ impl Session {
         match user.storage.metadata(&path).await {
             // A new file is a new entry in its directory.
             Err(StorageError::NotFound) => {
-                drop(self.authorize(arg, Need::Entry)?);
+                drop(self.authorize(arg, Need::Entry).await?);
                 restart_within(offset, 0)?;
                 parent_is_a_directory(&user, &path).await?;
             }
