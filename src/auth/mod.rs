@@ -104,6 +104,18 @@ impl User {
             .unwrap_or_default()
     }
 
+    /// Whether every path has the same rights (the common single rule on
+    /// `/`): then no path, wherever a symlink leads it, has rights another
+    /// lacks, and the rules need no look at where links lead.
+    pub fn rights_are_uniform(&self) -> bool {
+        let rights = |rule: &Permission| (rule.readable, rule.writable);
+        self.permissions.iter().any(|rule| rule.path.is_root())
+            && self
+                .permissions
+                .windows(2)
+                .all(|pair| rights(&pair[0]) == rights(&pair[1]))
+    }
+
     /// Whether the entry `path` may be created, removed or renamed: that
     /// changes its parent directory, so it needs write access there as well
     /// as on `path` itself. A rule's own directory entry belongs to its
@@ -256,6 +268,15 @@ mod tests {
             max_connections: None,
             limits: UserLimits::default(),
         }
+    }
+
+    #[test]
+    fn rights_are_uniform_only_when_every_path_gets_the_same() {
+        assert!(user(&[("/", true, false)]).rights_are_uniform());
+        assert!(user(&[("/", true, true), ("/a", true, true)]).rights_are_uniform());
+        assert!(!user(&[("/", true, true), ("/a", true, false)]).rights_are_uniform());
+        // Outside every rule there is no access at all.
+        assert!(!user(&[("/pub", true, false)]).rights_are_uniform());
     }
 
     #[test]
