@@ -10,6 +10,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use aioftpd::config::{self, Loaded};
@@ -156,14 +159,52 @@ fn init_logging(filter: Option<&str>, format: LogFormat) -> Result<(), String> {
         // Its fallback report uses eprintln!, which panics when stderr is a broken
         // pipe: a lost log reader must never take the daemon down.
         .log_internal_errors(false);
-    // systemd sets JOURNAL_STREAM when stderr goes to the journal, which stamps lines itself.
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal, which
+    // stamps lines itself and takes each line's priority from its prefix.
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text if journal => builder.without_time().init(),
-        LogFormat::Text => builder.init(),
+    match (format, journal) {
+        (LogFormat::Json, true) => builder.json().map_event_format(JournalPriority).init(),
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Text, true) => builder
+            .without_time()
+            .map_event_format(JournalPriority)
+            .init(),
+        (LogFormat::Text, false) => builder.init(),
     }
     Ok(())
+}
+
+/// Starts each line with its syslog priority as sd-daemon(3) describes
+/// (`<4>` for a warning): journald strips the prefix and stores the
+/// priority, so `journalctl -p warning` finds the warnings. Without it
+/// every line of a stream is stored at the stream's default, info.
+struct JournalPriority<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JournalPriority<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", syslog_priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// The syslog priority (RFC 5424: 3 error, 4 warning, 6 info, 7 debug) of a tracing level.
+fn syslog_priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
 }
 
 fn load(args: &RunArgs) -> Result<Loaded, String> {
