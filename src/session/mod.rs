@@ -246,12 +246,15 @@ impl Session {
     // Not an `async fn`: that would keep a second copy of the session in
     // every session's task, next to the one `serve` owns.
     pub fn run(self) -> impl std::future::Future<Output = ()> + Send {
-        let span = tracing::info_span!("session", peer = %self.peer);
+        // At ERROR, the most severe level, so that the span is on whenever
+        // any line is: every line of a session names its peer, whatever
+        // `--log-level` hides (a span's level only decides when it is on).
+        let span = tracing::error_span!("session", peer = %self.peer);
         self.serve().instrument(span)
     }
 
     async fn serve(mut self) {
-        tracing::debug!("connected");
+        tracing::info!("connected");
         if self.implicit_tls {
             if let Err(err) = Box::pin(self.protect_control_connection()).await {
                 tracing::info!(%err, "implicit TLS handshake failed");
@@ -317,9 +320,10 @@ impl Session {
             }
         }
         if let LoginState::LoggedIn(user) = &self.state.login {
+            tracing::info!(user = user.display_name(), "logout");
             self.context.users.notify_logout(user).await;
         }
-        tracing::debug!("disconnected");
+        tracing::info!("disconnected");
     }
 
     async fn next_event(&mut self) -> Event {
@@ -526,10 +530,10 @@ impl Session {
             .map(|u| u.display_name().to_owned())
             .unwrap_or_default();
         tracing::info!(
-            %user,
-            peer = %self.peer.ip(),
+            user = user.as_str(),
+            address = %self.peer.ip(),
             verb = transfer.verb,
-            path = ?transfer.path,
+            path = transfer.path.as_str(),
             bytes,
             millis = transfer.elapsed().as_millis() as u64,
             connected = transfer.is_running(),

@@ -28,7 +28,7 @@ fn daemon(config: impl FnOnce(&Path) -> String) -> (Daemon, tempfile::TempDir) {
 }
 
 /// Text a client chooses, shaped like the line the fail2ban filter bans on.
-const FORGED: &str = "x: login failed from 10.66.66.66 [aioftpd-auth-failure] login=\"root\"";
+const FORGED: &str = "x: login failed [aioftpd-auth-failure] address=10.66.66.66 login=\"root\"";
 
 #[test]
 fn client_text_in_log_lines_never_matches_the_fail2ban_filter() {

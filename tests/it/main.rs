@@ -12,6 +12,7 @@ mod hostile;
 mod limits;
 mod listings;
 mod login;
+mod logs;
 mod properties;
 mod protocol;
 mod security;

@@ -67,7 +67,7 @@ impl Session {
                         "Too many sessions for this user, try again later",
                     ));
                 };
-                tracing::info!(peer = %self.peer, user = user.display_name(), tls = self.tls.is_some(), "login ok");
+                tracing::info!(address = %self.peer.ip(), user = user.display_name(), tls = self.tls.is_some(), "login ok");
                 let limits = &self.context.settings.limits;
                 let per_connection = |server: Option<Rate>, user: Option<Rate>| {
                     server.into_iter().chain(user).min().map(Bucket::new)
@@ -102,11 +102,13 @@ impl Session {
         asked: tokio::time::Instant,
     ) -> Handled {
         let ip = self.peer.ip().to_canonical();
-        // One line per failure, address first and the client-chosen login last and
-        // escaped, so packaging/fail2ban/aioftpd.conf can match it.
+        // One line per failure, for packaging/fail2ban/aioftpd.conf: the
+        // address first, the client-chosen login last, a string field that
+        // the text format quotes and escapes and JSON encodes.
         tracing::warn!(
-            "login failed from {ip} [aioftpd-auth-failure] login=\"{}\"",
-            login.escape_debug()
+            address = %ip,
+            login,
+            "login failed [aioftpd-auth-failure]"
         );
         let blocked = attempt.failed();
         self.failed_logins += 1;
@@ -141,6 +143,7 @@ impl Session {
         if let LoginState::LoggedIn(user) =
             std::mem::replace(&mut self.state.login, LoginState::NeedUser)
         {
+            tracing::info!(user = user.display_name(), "logout");
             self.context.users.notify_logout(&user).await;
         }
     }

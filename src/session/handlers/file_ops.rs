@@ -13,6 +13,11 @@ impl Session {
             return Err(Reply::new(550, "File exists"));
         }
         user.storage.mkdir(&path).await?;
+        tracing::info!(
+            user = user.display_name(),
+            path = path.as_str(),
+            "directory created"
+        );
         Ok(Reply::new(257, format!("{} created", quote_path(&path))).into())
     }
 
@@ -25,6 +30,11 @@ impl Session {
             ));
         }
         user.storage.rmdir(&path).await?;
+        tracing::info!(
+            user = user.display_name(),
+            path = path.as_str(),
+            "directory removed"
+        );
         Ok(Reply::new(250, "Directory removed").into())
     }
 
@@ -34,6 +44,7 @@ impl Session {
             return Err(Reply::new(550, "Is a directory; use RMD"));
         }
         user.storage.remove(&path).await?;
+        tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
         Ok(Reply::new(250, "File deleted").into())
     }
 
@@ -77,7 +88,12 @@ impl Session {
             ));
         }
         user.storage.rename(&from, &to).await?;
-        tracing::info!(user = user.display_name(), ?from, ?to, "renamed");
+        tracing::info!(
+            user = user.display_name(),
+            from = from.as_str(),
+            to = to.as_str(),
+            "renamed"
+        );
         Ok(Reply::new(250, "Renamed").into())
     }
 

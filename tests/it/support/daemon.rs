@@ -26,7 +26,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `aioftpd args...` in `dir` and waits until it listens.
     pub fn start<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Self {
-        let mut child = spawn(dir, args);
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`Daemon::start`] with environment variables `env` set.
+    pub fn start_with_env<S: AsRef<OsStr>>(dir: &Path, args: &[S], env: &[(&str, &str)]) -> Self {
+        let mut child = spawn(dir, args, env);
         // A reader thread hands log lines over (and keeps draining them), so a
         // silent daemon fails the test instead of hanging it.
         let stderr = child.stderr.take().expect("stderr");
@@ -49,9 +54,14 @@ impl Daemon {
             }
             daemon.startup_log.push(line);
         };
-        let at = listening.find("addr=").expect("addr=");
-        daemon.addr = listening[at + 5..]
-            .split_whitespace()
+        // `addr=127.0.0.1:2121` in text, `"addr":"127.0.0.1:2121"` in JSON.
+        let (at, len) = listening
+            .find("addr=")
+            .map(|at| (at, 5))
+            .or_else(|| listening.find("\"addr\":\"").map(|at| (at, 8)))
+            .expect("addr");
+        daemon.addr = listening[at + len..]
+            .split(|c: char| c.is_whitespace() || c == '"')
             .next()
             .expect("addr")
             .parse()
@@ -62,7 +72,7 @@ impl Daemon {
     /// Runs `aioftpd args...` in `dir` expecting it to refuse to start: its
     /// exit status and what it logged. Panics if it listens instead.
     pub fn refused<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ExitStatus, String) {
-        let mut child = spawn(dir, args);
+        let mut child = spawn(dir, args, &[]);
         let stderr = child.stderr.take().expect("stderr");
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -124,10 +134,14 @@ impl Drop for Daemon {
     }
 }
 
-/// `aioftpd args...` in `dir`, its log piped.
-fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Child {
+/// `aioftpd args...` in `dir` with `env` set, its log piped. Whether the
+/// tests run under systemd changes nothing: the journal's variable is set
+/// only where a test asks for it.
+fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S], env: &[(&str, &str)]) -> Child {
     Command::new(BIN)
         .args(args)
+        .env_remove("JOURNAL_STREAM")
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
