@@ -5,7 +5,7 @@
 #
 # Needs cargo-deb and cargo-generate-rpm (`cargo install --locked cargo-deb
 # cargo-generate-rpm`) and dpkg-parsechangelog (Debian's dpkg-dev). Honours CARGO_TARGET_DIR for the binary; generated
-# files (man page, completions, packaged fail2ban jail, stripped binary for
+# files (man pages, completions, packaged fail2ban jail, stripped binary for
 # the rpm) go to target/packaging/ in the source tree, where the
 # [package.metadata.*] asset lists in Cargo.toml expect them. Packages land in
 # target/packaging/out/.
@@ -31,10 +31,12 @@ cargo build --release --locked
 bin=$target_dir/release/aioftpd
 
 rm -rf "$gen"
-mkdir -p "$gen/completions" "$out"
+mkdir -p "$gen/man" "$gen/completions" "$out"
 
-# Generated from the clap definitions, so they always match the binary.
-"$bin" man | gzip -9n > "$gen/aioftpd.1.gz"
+# Generated from the clap definitions, so they always match the binary:
+# aioftpd.1 and a page for each subcommand it names.
+"$bin" man "$gen/man"
+gzip -9n "$gen/man"/*.1
 "$bin" completions bash > "$gen/completions/aioftpd.bash"
 "$bin" completions zsh > "$gen/completions/_aioftpd"
 "$bin" completions fish > "$gen/completions/aioftpd.fish"

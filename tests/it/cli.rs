@@ -239,17 +239,42 @@ fn version_and_help() {
 }
 
 #[test]
-fn man_page_and_completions_come_from_the_clap_definitions() {
-    let man = Command::new(BIN).arg("man").output().unwrap();
-    let roff = String::from_utf8_lossy(&man.stdout);
+fn man_writes_a_page_for_every_subcommand_the_main_page_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(
-        man.status.success() && roff.contains(".TH aioftpd 1"),
-        "{roff}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        roff.contains("check\\-config"),
-        "subcommands are documented"
-    );
+    let mut written: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let main = std::fs::read_to_string(dir.path().join("aioftpd.1")).unwrap();
+    assert!(main.contains(".TH aioftpd 1"), "{main}");
+    // roff escapes the hyphens: aioftpd\-check\-config(1).
+    let mut pages: Vec<String> = main
+        .lines()
+        .filter_map(|line| line.strip_prefix("aioftpd\\-")?.strip_suffix("(1)"))
+        .map(|sub| format!("aioftpd-{}.1", sub.replace("\\-", "-")))
+        .chain(["aioftpd.1".to_owned()])
+        .collect();
+    pages.sort();
+    assert_eq!(written, pages, "one page per subcommand aioftpd(1) names");
+    for visible in ["run", "check-config", "hash-password"] {
+        let page = format!("aioftpd-{visible}.1");
+        assert!(written.contains(&page), "{page} missing: {written:?}");
+    }
+}
+
+#[test]
+fn completions_come_from_the_clap_definitions() {
     let bash = Command::new(BIN)
         .args(["completions", "bash"])
         .output()
