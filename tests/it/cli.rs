@@ -1,11 +1,13 @@
-//! The aioftpd binary: the README's first command, check-config, hash-password.
+//! The aioftpd binary: the README's first command, check-config, hash-password,
+//! man pages, what it says when it may not bind a port.
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::daemon::{Daemon, BIN};
-use crate::support::{password_hash, RawClient};
+use crate::support::{have_tool, password_hash, RawClient};
 
 /// The daemon without a config file, listening on a free loopback port.
 fn embedded_default(dir: &Path, args: &[&str]) -> Daemon {
@@ -193,6 +195,50 @@ fn an_unknown_log_level_stops_the_daemon_before_it_listens() {
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown level `bogus`"), "{stderr}");
+}
+
+#[test]
+fn a_port_below_1024_refused_for_want_of_the_capability_says_how_to_grant_it() {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    if start <= 21 {
+        eprintln!(
+            "skipping: net.ipv4.ip_unprivileged_port_start is {start}, anyone may bind port 21"
+        );
+        return;
+    }
+    // Root could bind it: drop to nobody, without capabilities, first.
+    // /proc/self belongs to the effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let mut daemon = if root {
+        if !have_tool("setpriv", &["--version"]) {
+            return;
+        }
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN]);
+        setpriv
+    } else {
+        Command::new(BIN)
+    };
+    let out = daemon
+        .args(["--root", "/", "--listen", "127.0.0.1:21"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.starts_with("setpriv:") {
+        eprintln!("skipping: cannot become nobody here: {stderr}");
+        return;
+    }
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:21: Permission denied")
+            && stderr.contains("need CAP_NET_BIND_SERVICE")
+            && stderr.contains("setcap cap_net_bind_service=+ep "),
+        "{stderr}"
+    );
 }
 
 #[test]
