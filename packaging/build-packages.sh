@@ -4,8 +4,8 @@
 #   packaging/build-packages.sh            # build both, print their paths
 #
 # Needs cargo-deb and cargo-generate-rpm (`cargo install --locked cargo-deb
-# cargo-generate-rpm`). Honours CARGO_TARGET_DIR for the binary; generated
-# files (man page, completions, packaged fail2ban jail, stripped binary for
+# cargo-generate-rpm`) and dpkg-parsechangelog (Debian's dpkg-dev). Honours CARGO_TARGET_DIR for the binary; generated
+# files (man pages, completions, packaged fail2ban jail, stripped binary for
 # the rpm) go to target/packaging/ in the source tree, where the
 # [package.metadata.*] asset lists in Cargo.toml expect them. Packages land in
 # target/packaging/out/.
@@ -22,15 +22,21 @@ for tool in cargo-deb cargo-generate-rpm; do
     exit 1
   }
 done
+command -v dpkg-parsechangelog >/dev/null 2>&1 || {
+  echo "build-packages: dpkg-parsechangelog is missing: apt-get install dpkg-dev" >&2
+  exit 1
+}
 
 cargo build --release --locked
 bin=$target_dir/release/aioftpd
 
 rm -rf "$gen"
-mkdir -p "$gen/completions" "$out"
+mkdir -p "$gen/man" "$gen/completions" "$out"
 
-# Generated from the clap definitions, so they always match the binary.
-"$bin" man | gzip -9n > "$gen/aioftpd.1.gz"
+# Generated from the clap definitions, so they always match the binary:
+# aioftpd.1 and a page for each subcommand it names.
+"$bin" man "$gen/man"
+gzip -9n "$gen/man"/*.1
 "$bin" completions bash > "$gen/completions/aioftpd.bash"
 "$bin" completions zsh > "$gen/completions/_aioftpd"
 "$bin" completions fish > "$gen/completions/aioftpd.fish"
@@ -64,6 +70,14 @@ grep -q "^base_path = \"$check/ftp\"" "$check/aioftpd.toml" || {
   exit 1
 }
 "$bin" check-config --config "$check/aioftpd.toml" >/dev/null
+
+# The .deb's changelog.Debian.gz must describe the version it ships.
+version=$("$bin" --version | awk '{print $2}')
+changelog_version=$(dpkg-parsechangelog -l packaging/debian/changelog -S Version)
+[ "$changelog_version" = "$version-1" ] || {
+  echo "build-packages: packaging/debian/changelog is at $changelog_version, the crate at $version: add an entry for $version-1" >&2
+  exit 1
+}
 
 cargo deb --no-build --locked --output "$out/" >&2
 cargo generate-rpm --output "$out/" >&2

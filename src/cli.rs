@@ -33,9 +33,13 @@ pub enum Command {
     /// Reads the password without echo from a terminal, or the first line of
     /// standard input otherwise.
     HashPassword,
-    /// Print the man page (roff) to standard output, for packaging.
+    /// Write the man pages (roff) into a directory, for packaging: aioftpd.1
+    /// and one aioftpd-<subcommand>.1 for each subcommand it refers to.
     #[command(hide = true)]
-    Man,
+    Man {
+        /// The directory to write the pages into; it must exist.
+        dir: PathBuf,
+    },
     /// Print a shell completion script to standard output, for packaging.
     #[command(hide = true)]
     Completions {

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { config }) => check_config(&config),
         Some(Command::HashPassword) => hash_password(),
-        Some(Command::Man) => man_page(),
+        Some(Command::Man { dir }) => man_pages(&dir),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -55,11 +55,26 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-fn man_page() -> ExitCode {
-    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+/// aioftpd(1) names a page per visible subcommand (aioftpd-check-config(1),
+/// ...): write them all, so none of those references dangles. As
+/// `clap_mangen::generate_to` does, but every page's footer says
+/// "aioftpd 0.1.0" rather than a subcommand's bare name.
+fn man_pages(dir: &Path) -> ExitCode {
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    let source = format!("aioftpd {}", env!("CARGO_PKG_VERSION"));
+    let subcommands = cli.get_subcommands().filter(|sub| !sub.is_hide_set());
+    let pages: Vec<clap::Command> = subcommands.cloned().chain([cli.clone()]).collect();
+    let written = pages.into_iter().try_for_each(|page| {
+        clap_mangen::Man::new(page)
+            .source(source.clone())
+            .generate_to(dir)
+            .map(drop)
+    });
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("cannot write the man page: {err}");
+            eprintln!("cannot write the man pages into {}: {err}", dir.display());
             ExitCode::FAILURE
         }
     }

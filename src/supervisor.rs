@@ -7,6 +7,7 @@
 //! second one exits at once.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -146,7 +147,7 @@ fn bind_new(server: &Server, settings: &Settings, bound: &Bound) -> Result<Bound
         .filter(|key| !bound.contains_key(key))
     {
         let (addr, implicit_tls) = key;
-        let socket = server::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+        let socket = server::bind(addr).map_err(|err| bind_failure(addr, &err))?;
         fresh.push((
             key,
             Listener {
@@ -162,6 +163,22 @@ fn bind_new(server: &Server, settings: &Settings, bound: &Bound) -> Result<Bound
         }
     }
     Ok(added)
+}
+
+/// What to tell the admin when `addr` cannot be bound: the error, and for
+/// the usual mistake, a port below 1024 without the capability, the ways out.
+fn bind_failure(addr: SocketAddr, err: &io::Error) -> String {
+    let message = format!("cannot listen on {addr}: {err}");
+    if err.kind() != io::ErrorKind::PermissionDenied || addr.port() >= 1024 {
+        return message;
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| "aioftpd".into());
+    format!(
+        "{message}: ports below 1024 need CAP_NET_BIND_SERVICE. The packaged systemd unit grants it; \
+         otherwise run `setcap cap_net_bind_service=+ep {}`, listen on a port of 1024 or above, \
+         or let systemd bind it (socket activation: aioftpd.socket)",
+        exe.display()
+    )
 }
 
 /// Stops serving listeners no longer wanted and starts the new ones.
@@ -208,7 +225,7 @@ fn serve(
 
 /// Sockets passed by systemd socket activation (`LISTEN_FDS`); those whose
 /// `FileDescriptorName=` contains `implicit` or `ftps` speak implicit TLS.
-fn inherited_listeners() -> std::io::Result<Vec<Listener>> {
+fn inherited_listeners() -> io::Result<Vec<Listener>> {
     let mut fds = listenfd::ListenFd::from_env();
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .map(|names| names.split(':').map(str::to_owned).collect())
@@ -247,5 +264,37 @@ fn monotonic_now() -> NotifyState<'static> {
 fn notify(states: &[NotifyState<'_>]) {
     if let Err(err) = sd_notify::notify(false, states) {
         tracing::debug!(%err, "sd_notify failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_port_below_1024_names_the_capability_and_the_ways_out() {
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let message = bind_failure("0.0.0.0:21".parse().unwrap(), &denied);
+        assert!(
+            message.starts_with("cannot listen on 0.0.0.0:21: "),
+            "{message}"
+        );
+        for hint in [
+            "ports below 1024 need CAP_NET_BIND_SERVICE",
+            "setcap cap_net_bind_service=+ep ",
+            "socket activation",
+        ] {
+            assert!(message.contains(hint), "{hint:?} missing from {message:?}");
+        }
+    }
+
+    #[test]
+    fn other_bind_failures_carry_no_capability_hint() {
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let in_use = io::Error::from(io::ErrorKind::AddrInUse);
+        for (addr, err) in [("0.0.0.0:2121", &denied), ("0.0.0.0:21", &in_use)] {
+            let message = bind_failure(addr.parse().unwrap(), err);
+            assert_eq!(message, format!("cannot listen on {addr}: {err}"));
+        }
     }
 }

@@ -1,11 +1,13 @@
-//! The aioftpd binary: the README's first command, check-config, hash-password.
+//! The aioftpd binary: the README's first command, check-config, hash-password,
+//! man pages, what it says when it may not bind a port.
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::daemon::{Daemon, BIN};
-use crate::support::{password_hash, RawClient};
+use crate::support::{have_tool, password_hash, RawClient};
 
 /// The daemon without a config file, listening on a free loopback port.
 fn embedded_default(dir: &Path, args: &[&str]) -> Daemon {
@@ -196,6 +198,50 @@ fn an_unknown_log_level_stops_the_daemon_before_it_listens() {
 }
 
 #[test]
+fn a_port_below_1024_refused_for_want_of_the_capability_says_how_to_grant_it() {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    if start <= 21 {
+        eprintln!(
+            "skipping: net.ipv4.ip_unprivileged_port_start is {start}, anyone may bind port 21"
+        );
+        return;
+    }
+    // Root could bind it: drop to nobody, without capabilities, first.
+    // /proc/self belongs to the effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let mut daemon = if root {
+        if !have_tool("setpriv", &["--version"]) {
+            return;
+        }
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN]);
+        setpriv
+    } else {
+        Command::new(BIN)
+    };
+    let out = daemon
+        .args(["--root", "/", "--listen", "127.0.0.1:21"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.starts_with("setpriv:") {
+        eprintln!("skipping: cannot become nobody here: {stderr}");
+        return;
+    }
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:21: Permission denied")
+            && stderr.contains("need CAP_NET_BIND_SERVICE")
+            && stderr.contains("setcap cap_net_bind_service=+ep "),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn hash_password_reads_stdin_and_prints_an_argon2id_hash() {
     let mut child = Command::new(BIN)
         .arg("hash-password")
@@ -239,17 +285,42 @@ fn version_and_help() {
 }
 
 #[test]
-fn man_page_and_completions_come_from_the_clap_definitions() {
-    let man = Command::new(BIN).arg("man").output().unwrap();
-    let roff = String::from_utf8_lossy(&man.stdout);
+fn man_writes_a_page_for_every_subcommand_the_main_page_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(
-        man.status.success() && roff.contains(".TH aioftpd 1"),
-        "{roff}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        roff.contains("check\\-config"),
-        "subcommands are documented"
-    );
+    let mut written: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let main = std::fs::read_to_string(dir.path().join("aioftpd.1")).unwrap();
+    assert!(main.contains(".TH aioftpd 1"), "{main}");
+    // roff escapes the hyphens: aioftpd\-check\-config(1).
+    let mut pages: Vec<String> = main
+        .lines()
+        .filter_map(|line| line.strip_prefix("aioftpd\\-")?.strip_suffix("(1)"))
+        .map(|sub| format!("aioftpd-{}.1", sub.replace("\\-", "-")))
+        .chain(["aioftpd.1".to_owned()])
+        .collect();
+    pages.sort();
+    assert_eq!(written, pages, "one page per subcommand aioftpd(1) names");
+    for visible in ["run", "check-config", "hash-password"] {
+        let page = format!("aioftpd-{visible}.1");
+        assert!(written.contains(&page), "{page} missing: {written:?}");
+    }
+}
+
+#[test]
+fn completions_come_from_the_clap_definitions() {
     let bash = Command::new(BIN)
         .args(["completions", "bash"])
         .output()

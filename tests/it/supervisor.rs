@@ -5,9 +5,10 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use crate::support::daemon::Daemon;
-use crate::support::{password_hash, pattern, RawClient, PASSWORD};
+use crate::support::daemon::{Daemon, BIN};
+use crate::support::{free_ports, have_tool, password_hash, pattern, RawClient, PASSWORD};
 
 fn start(config: &Path) -> Daemon {
     let dir = config.parent().expect("config dir");
@@ -198,4 +199,47 @@ fn sigkill_mid_upload_keeps_the_old_file_and_its_leftover_is_never_listed() {
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
     assert_eq!(names, ["big.bin", "keep.bin"], "the leftover is not listed");
+}
+
+#[test]
+fn a_socket_passed_by_systemd_is_served_instead_of_the_configured_listen() {
+    if !have_tool("systemd-socket-activate", &["--version"]) {
+        return;
+    }
+    let (dir, _) = setup(10);
+    std::fs::write(dir.path().join("root/hello.txt"), b"hi").expect("write");
+    let (passed, configured) = free_ports(21_500, 2);
+    let config = dir.path().join("aioftpd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{configured}\"]\n\n[[users]]\nbase_path = \"{}\"\n",
+            dir.path().join("root").display()
+        ),
+    )
+    .expect("write config");
+    let addr = SocketAddr::from(([127, 0, 0, 1], passed));
+    let mut activate = Command::new("systemd-socket-activate");
+    activate
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg(BIN)
+        .arg("--config")
+        .arg(&config)
+        .current_dir(dir.path());
+    let mut daemon = Daemon::launch(activate);
+    // Like systemd with Accept=no, it starts the daemon at the first connection.
+    daemon.wait_for(&format!("Listening on {addr}"));
+    let mut c = RawClient::connect(addr);
+    assert_eq!(c.greeting.code, 220, "{:?}", c.greeting);
+    c.login("anonymous", "me@example.com");
+    assert_eq!(c.fetch("RETR hello.txt").1, "hi");
+    let listening = daemon.wait_for("listening");
+    assert!(listening.contains(&format!("addr={addr}")), "{listening}");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", configured)).is_ok(),
+        "the configured listen address was left alone"
+    );
+    assert_eq!(c.cmd("QUIT").code, 221);
+    daemon.stop();
 }

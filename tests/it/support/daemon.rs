@@ -31,22 +31,9 @@ impl Daemon {
 
     /// [`Daemon::start`] with environment variables `env` set.
     pub fn start_with_env<S: AsRef<OsStr>>(dir: &Path, args: &[S], env: &[(&str, &str)]) -> Self {
-        let mut child = spawn(dir, args, env);
-        // A reader thread hands log lines over (and keeps draining them), so a
-        // silent daemon fails the test instead of hanging it.
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            startup_log: Vec::new(),
-            log,
-        };
+        let mut command = command(dir, args);
+        command.envs(env.iter().copied());
+        let mut daemon = Self::launch(command);
         let listening = loop {
             let line = daemon.next_line("listening");
             if line.contains("listening") {
@@ -69,10 +56,36 @@ impl Daemon {
         daemon
     }
 
+    /// Runs `command`, which ends up as the daemon (e.g. aioftpd under
+    /// systemd-socket-activate), without waiting for anything: `wait_for`
+    /// reads its log. `addr` stays unspecified.
+    pub fn launch(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        // A reader thread hands log lines over (and keeps draining them), so a
+        // silent daemon fails the test instead of hanging it.
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Daemon {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            startup_log: Vec::new(),
+            log,
+        }
+    }
+
     /// Runs `aioftpd args...` in `dir` expecting it to refuse to start: its
     /// exit status and what it logged. Panics if it listens instead.
     pub fn refused<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ExitStatus, String) {
-        let mut child = spawn(dir, args, &[]);
+        let mut child = command(dir, args).spawn().expect("spawn aioftpd");
         let stderr = child.stderr.take().expect("stderr");
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -134,17 +147,16 @@ impl Drop for Daemon {
     }
 }
 
-/// `aioftpd args...` in `dir` with `env` set, its log piped. Whether the
-/// tests run under systemd changes nothing: the journal's variable is set
-/// only where a test asks for it.
-fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S], env: &[(&str, &str)]) -> Child {
-    Command::new(BIN)
+/// `aioftpd args...` in `dir`, its log piped. Whether the tests run under
+/// systemd changes nothing: the journal's variable is set only where a test
+/// asks for it.
+fn command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env_remove("JOURNAL_STREAM")
-        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn aioftpd")
+        .stderr(Stdio::piped());
+    command
 }
