@@ -406,3 +406,40 @@ fn a_shutdown_timeout_that_is_not_a_duration_is_refused_like_any_other() {
     assert!(lines[0].starts_with("/etc/aioftpd.toml:2: server.shutdown_timeout: invalid duration"));
     assert!(lines[1].starts_with("/etc/aioftpd.toml:3: server.idle_timeout: invalid duration"));
 }
+
+#[test]
+fn a_wrong_key_in_a_user_entry_does_not_hide_the_rest_of_it() {
+    let lines = error_lines(
+        "[[users]]\nstorage = \"memory\"\nhome = \"relative\"\nmax_connections = 0\nupload_limit = \"fast\"\n",
+    );
+    let expected = [
+        "/etc/aioftpd.toml:3: users[0].home: ",
+        "/etc/aioftpd.toml:4: users[0].max_connections: must be at least 1",
+        "/etc/aioftpd.toml:5: users[0].upload_limit: invalid size",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_tls_version_does_not_hide_a_missing_certificate() {
+    let lines = error_lines(
+        "[tls]\ncertificate = \"/nonexistent/cert.pem\"\nprivate_key = \"/nonexistent/key.pem\"\nmin_version = \"1.1\"\n\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("/etc/aioftpd.toml:2: tls.certificate: cannot read"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("/etc/aioftpd.toml:4: tls.min_version: unsupported version"),
+        "{}",
+        lines[1]
+    );
+}

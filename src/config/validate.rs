@@ -256,14 +256,21 @@ fn tls_settings(
     };
     let certificate = file("tls.certificate", &section.certificate);
     let private_key = file("tls.private_key", &section.private_key);
-    let loaded = TlsSettings::load(&certificate?, &private_key?, min_version?)
-        .map_err(|err| match err {
-            TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
-            TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
-                problems.add("tls.certificate", message)
-            }
-        })
-        .ok()?;
+    // The files are checked even when min_version is wrong; the version only
+    // shapes the rustls config, which is thrown away then.
+    let loaded = TlsSettings::load(
+        &certificate?,
+        &private_key?,
+        min_version.unwrap_or(MinVersion::Tls12),
+    )
+    .map_err(|err| match err {
+        TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
+        TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
+            problems.add("tls.certificate", message)
+        }
+    })
+    .ok()?;
+    min_version?;
     let mut settings = loaded;
     settings.required = required?;
     settings.require_session_reuse = section.require_session_reuse.unwrap_or(true);
@@ -637,39 +644,42 @@ fn user(
         Some(home) => problems.check(home_key, virtual_path(home)),
     };
     let permissions = permissions(prefix, entry.permissions, problems);
+    // Every key is checked before a `?` below can end the entry early.
+    let max_connections = count(
+        &format!("{prefix}.max_connections"),
+        entry.max_connections,
+        problems,
+    );
+    let limits = UserLimits {
+        download: rate(
+            &format!("{prefix}.download_limit"),
+            &entry.download_limit,
+            problems,
+        ),
+        upload: rate(
+            &format!("{prefix}.upload_limit"),
+            &entry.upload_limit,
+            problems,
+        ),
+        download_per_connection: rate(
+            &format!("{prefix}.download_limit_per_connection"),
+            &entry.download_limit_per_connection,
+            problems,
+        ),
+        upload_per_connection: rate(
+            &format!("{prefix}.upload_limit_per_connection"),
+            &entry.upload_limit_per_connection,
+            problems,
+        ),
+    };
     Some(User {
         login,
         home: home?,
         permissions: permissions?,
         storage: storage?,
         tls_required: tls_required?,
-        max_connections: count(
-            &format!("{prefix}.max_connections"),
-            entry.max_connections,
-            problems,
-        ),
-        limits: UserLimits {
-            download: rate(
-                &format!("{prefix}.download_limit"),
-                &entry.download_limit,
-                problems,
-            ),
-            upload: rate(
-                &format!("{prefix}.upload_limit"),
-                &entry.upload_limit,
-                problems,
-            ),
-            download_per_connection: rate(
-                &format!("{prefix}.download_limit_per_connection"),
-                &entry.download_limit_per_connection,
-                problems,
-            ),
-            upload_per_connection: rate(
-                &format!("{prefix}.upload_limit_per_connection"),
-                &entry.upload_limit_per_connection,
-                problems,
-            ),
-        },
+        max_connections,
+        limits,
     })
 }
 
