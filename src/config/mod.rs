@@ -9,6 +9,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `schema.rs` | the serde structs: which keys exist |
+//! | `read.rs` | text → schema, every unknown key and wrong type reported |
 //! | `units.rs` | durations, byte sizes, port ranges |
 //! | `validate.rs` | checking every value and converting to runtime types |
 //! | `locate.rs` | key paths ↔ line numbers |
@@ -16,6 +17,7 @@
 
 mod error;
 mod locate;
+mod read;
 mod schema;
 mod units;
 mod validate;
@@ -34,8 +36,8 @@ use crate::path::VirtualPath;
 use crate::settings::Settings;
 use crate::storage::Storage;
 use locate::Locator;
-use schema::FileConfig;
-use validate::Problem;
+use read::Read;
+use validate::{Built, Problem};
 
 /// Where the embedded default listens: loopback only, unprivileged port.
 const EMBEDDED_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2121);
@@ -85,27 +87,37 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
         ConfigError::new(vec![issue(line, "", &syntax_message(e.message()))])
     })?;
     let locator = Locator::new(text, &doc);
-    let file: FileConfig = toml::from_str(text).map_err(|e| {
-        let start = e.span().map(|span| span.start);
-        let key = start.and_then(|at| locator.path_at(at)).unwrap_or_default();
-        let line = start.map(|at| locator.line_at(at));
-        ConfigError::new(vec![issue(line, key, e.message().trim())])
-    })?;
+    let Read {
+        file,
+        misfits,
+        set_aside,
+    } = read::read(text);
     let config_dir = origin.parent().unwrap_or(Path::new(""));
-    let built = validate::build(file, config_dir).map_err(|problems| {
-        let mut issues: Vec<ConfigIssue> = problems
-            .into_iter()
-            .map(|Problem { key, message }| issue(locator.line_of(&key), &key, &message))
-            .collect();
-        // File order reads best; issues without a line (defaults) come last.
-        issues.sort_by_key(|issue| issue.line.unwrap_or(usize::MAX));
-        ConfigError::new(issues)
-    })?;
+    let built = file.map(|file| validate::build(file, config_dir));
+    let problems = match built {
+        Some(Ok(built)) if misfits.is_empty() => return Ok(loaded(built)),
+        Some(Ok(_)) | None => misfits,
+        Some(Err(found)) => {
+            let mut all = misfits;
+            all.extend(found.into_iter().filter(|p| !set_aside.covers(&p.key)));
+            all
+        }
+    };
+    let mut issues: Vec<ConfigIssue> = problems
+        .into_iter()
+        .map(|Problem { key, message }| issue(locator.line_of(&key), &key, &message))
+        .collect();
+    // File order reads best; issues without a line (defaults) come last.
+    issues.sort_by_key(|issue| issue.line.unwrap_or(usize::MAX));
+    Err(ConfigError::new(issues))
+}
+
+fn loaded(built: Built) -> Loaded {
     let cache = built.settings.login.credential_cache;
-    Ok(Loaded {
+    Loaded {
         settings: built.settings,
         users: ConfigUserManager::new(built.named, built.anonymous).with_credential_cache(cache),
-    })
+    }
 }
 
 /// toml_edit's messages can span lines; one issue is one line.

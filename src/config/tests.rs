@@ -92,7 +92,9 @@ async fn a_full_config_loads_into_settings_and_users() {
 
 #[test]
 fn an_unknown_key_names_file_line_and_key() {
-    let lines = error_lines("[server]\nbanner = \"hi\"\nidle_timout = \"5m\"\n");
+    let lines = error_lines(
+        "[server]\nbanner = \"hi\"\nidle_timout = \"5m\"\n\n[[users]]\nstorage = \"memory\"\n",
+    );
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0]
@@ -441,5 +443,54 @@ fn a_wrong_tls_version_does_not_hide_a_missing_certificate() {
         lines[1].starts_with("/etc/aioftpd.toml:4: tls.min_version: unsupported version"),
         "{}",
         lines[1]
+    );
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_bad_values_are_all_reported_in_file_order() {
+    let lines = error_lines(
+        "[server]
+idle_timout = \"5m\"
+atomic_uploads = \"yes\"
+block_size = \"1GiB\"
+
+[tls]
+certificate = 5
+
+[[users]]
+storage = \"memory\"
+permissions = [{ path = \"/\", writeable = true }, { readable = false }]
+home = \"relative\"
+max_connections = \"ten\"
+",
+    );
+    let expected = [
+        "/etc/aioftpd.toml:2: server.idle_timout: unknown field `idle_timout`, expected one of",
+        "/etc/aioftpd.toml:3: server.atomic_uploads: invalid type: string \"yes\", expected a boolean",
+        "/etc/aioftpd.toml:4: server.block_size: 1GiB is out of range",
+        "/etc/aioftpd.toml:6: tls.private_key: required in [tls]",
+        "/etc/aioftpd.toml:7: tls.certificate: invalid type: integer `5`, expected a string",
+        "/etc/aioftpd.toml:11: users[0].permissions[0].writeable: unknown field `writeable`",
+        "/etc/aioftpd.toml:11: users[0].permissions[1]: missing field `path`",
+        "/etc/aioftpd.toml:12: users[0].home: ",
+        "/etc/aioftpd.toml:13: users[0].max_connections: invalid type: string \"ten\"",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
+#[test]
+fn a_key_of_the_wrong_type_is_not_also_reported_missing() {
+    let lines = error_lines("users = 5\n");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("/etc/aioftpd.toml:1: users: invalid type: integer `5`"),
+        "{}",
+        lines[0]
     );
 }

@@ -167,6 +167,41 @@ storage = \"memory\"
 }
 
 #[test]
+fn check_config_reports_an_unknown_key_a_wrong_type_and_a_bad_value_in_one_run() {
+    let (code, stderr, file) = check_config(
+        "[server]
+idle_timout = \"5m\"
+atomic_uploads = \"yes\"
+block_size = \"1KiB\"
+
+[[users]]
+storage = \"memory\"
+",
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:2: server.idle_timout: unknown field `idle_timout`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:3: server.atomic_uploads: invalid type: string \"yes\", expected a boolean"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:4: server.block_size: 1KiB is out of range"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_bad_config_stops_the_daemon_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("typo.toml");
