@@ -23,6 +23,10 @@ pub enum Command {
     /// Run the server (the default).
     Run(RunArgs),
     /// Validate a config file: exit 0 if it is good, else print every error and exit 64.
+    ///
+    /// Every problem is printed, one per line as `file:line: key: message`.
+    /// Risky but valid settings are printed as `file:line: key: warning: message`
+    /// on standard error; they do not change the exit status.
     CheckConfig {
         /// The config file to check.
         #[arg(long, short)]

@@ -41,8 +41,16 @@ fn main() -> ExitCode {
 
 fn check_config(path: &Path) -> ExitCode {
     match config::load_file(path) {
-        Ok(_) => {
-            println!("{}: ok", path.display());
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("{warning}");
+            }
+            // Warnings leave the exit status alone: the file is valid.
+            match loaded.warnings.len() {
+                0 => println!("{}: ok", path.display()),
+                1 => println!("{}: ok, with 1 warning", path.display()),
+                n => println!("{}: ok, with {n} warnings", path.display()),
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -206,6 +214,7 @@ fn run(args: RunArgs) -> ExitCode {
     let Loaded {
         mut settings,
         users,
+        warnings,
     } = match load(&args) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -225,7 +234,11 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let config_path = args.config.clone();
     runtime.block_on(supervisor::run(
-        Loaded { settings, users },
+        Loaded {
+            settings,
+            users,
+            warnings,
+        },
         config_path.as_deref(),
         &args.listen,
     ))

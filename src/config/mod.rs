@@ -13,6 +13,7 @@
 //! | `units.rs` | durations, byte sizes, port ranges |
 //! | `validate.rs` | checking every value and converting to runtime types |
 //! | `locate.rs` | key paths ↔ line numbers |
+//! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
 
 mod error;
@@ -21,6 +22,7 @@ mod read;
 mod schema;
 mod units;
 mod validate;
+mod warnings;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use toml_edit::ImDocument;
 
 pub use error::{ConfigError, ConfigIssue};
+pub use warnings::{ConfigWarning, Risk};
 
 use crate::auth::{ConfigUserManager, Permission, User};
 use crate::path::VirtualPath;
@@ -48,12 +51,15 @@ pub struct Loaded {
     pub settings: Settings,
     /// The `[[users]]`, ready to be shared as `Arc<dyn UserManager>`.
     pub users: ConfigUserManager,
+    /// Settings that are valid but risky, in file order; none for the embedded default.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl fmt::Debug for Loaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loaded")
             .field("settings", &self.settings)
+            .field("warnings", &self.warnings)
             .finish_non_exhaustive()
     }
 }
@@ -93,11 +99,23 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
         set_aside,
     } = read::read(text);
     let config_dir = origin.parent().unwrap_or(Path::new(""));
-    let built = file.map(|file| validate::build(file, config_dir));
-    let problems = match built {
-        Some(Ok(built)) if misfits.is_empty() => return Ok(loaded(built)),
-        Some(Ok(_)) | None => misfits,
-        Some(Err(found)) => {
+    let built = file.as_ref().map(|file| validate::build(file, config_dir));
+    let problems = match (file, built) {
+        (Some(file), Some(Ok(built))) if misfits.is_empty() => {
+            let mut warnings: Vec<ConfigWarning> = warnings::check(&file, &built, config_dir)
+                .into_iter()
+                .map(|(key, risk)| ConfigWarning {
+                    file: origin.to_owned(),
+                    line: locator.line_of(&key),
+                    key,
+                    risk,
+                })
+                .collect();
+            warnings.sort_by_key(|warning| warning.line.unwrap_or(usize::MAX));
+            return Ok(loaded(built, warnings));
+        }
+        (_, Some(Ok(_)) | None) => misfits,
+        (_, Some(Err(found))) => {
             let mut all = misfits;
             all.extend(found.into_iter().filter(|p| !set_aside.covers(&p.key)));
             all
@@ -112,11 +130,12 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
     Err(ConfigError::new(issues))
 }
 
-fn loaded(built: Built) -> Loaded {
+fn loaded(built: Built, warnings: Vec<ConfigWarning>) -> Loaded {
     let cache = built.settings.login.credential_cache;
     Loaded {
         settings: built.settings,
         users: ConfigUserManager::new(built.named, built.anonymous).with_credential_cache(cache),
+        warnings,
     }
 }
 
@@ -166,6 +185,7 @@ pub fn embedded_default(
     Ok(Loaded {
         settings,
         users: ConfigUserManager::new(Vec::new(), Some(anonymous)),
+        warnings: Vec::new(),
     })
 }
 

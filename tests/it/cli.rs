@@ -202,6 +202,56 @@ storage = \"memory\"
 }
 
 #[test]
+fn check_config_warns_about_a_risky_file_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("risky.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]
+listen = [\"0.0.0.0:2121\"]
+
+[[users]]
+login = \"alice\"
+password = \"{}\"
+storage = \"memory\"
+
+[[users]]
+storage = \"memory\"
+permissions = [{{ path = \"/\", writable = true }}]
+",
+            password_hash()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let file = config.display().to_string();
+    for expected in [
+        format!("{file}:2: server.listen: warning: passwords cross the network in clear"),
+        format!(
+            "{file}:11: users[1].permissions[0].writable: warning: the anonymous user can write"
+        ),
+        format!("{file}: passive.ports: warning: no passive port range"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{file}: ok, with 3 warnings\n")
+    );
+}
+
+#[test]
 fn a_bad_config_stops_the_daemon_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("typo.toml");
