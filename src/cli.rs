@@ -31,6 +31,11 @@ pub enum Command {
         /// The config file to check.
         #[arg(long, short)]
         config: PathBuf,
+        /// If the file is good, print the config in effect instead of "ok":
+        /// every key with its value, defaults filled in, as TOML that loads
+        /// to the same settings (password hashes included, as in the file).
+        #[arg(long)]
+        print: bool,
     },
     /// Hash a password for `password = ...` in [[users]] (argon2id PHC string).
     ///

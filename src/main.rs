@@ -22,7 +22,7 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { config }) => check_config(&config),
+        Some(Command::CheckConfig { config, print }) => check_config(&config, print),
         Some(Command::HashPassword) => hash_password(),
         Some(Command::Man) => man_page(),
         Some(Command::Completions { shell }) => {
@@ -39,11 +39,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path, print: bool) -> ExitCode {
     match config::load_file(path) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("{warning}");
+            }
+            // Only the TOML goes to standard output, so it can be saved as it is.
+            if let (true, Some(effective)) = (print, &loaded.effective) {
+                print!("{effective}");
+                return ExitCode::SUCCESS;
             }
             // Warnings leave the exit status alone: the file is valid.
             match loaded.warnings.len() {
@@ -215,6 +220,7 @@ fn run(args: RunArgs) -> ExitCode {
         mut settings,
         users,
         warnings,
+        ..
     } = match load(&args) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -238,6 +244,7 @@ fn run(args: RunArgs) -> ExitCode {
             settings,
             users,
             warnings,
+            effective: None,
         },
         config_path.as_deref(),
         &args.listen,

@@ -37,6 +37,7 @@ pub async fn run(
         settings,
         users,
         warnings,
+        ..
     } = loaded;
     log_warnings(&warnings);
     let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]) {
@@ -112,6 +113,7 @@ fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &
             mut settings,
             users,
             warnings,
+            ..
         }) => {
             log_warnings(&warnings);
             if !listen_override.is_empty() {

@@ -13,9 +13,11 @@
 //! | `units.rs` | durations, byte sizes, port ranges |
 //! | `validate.rs` | checking every value and converting to runtime types |
 //! | `locate.rs` | key paths ↔ line numbers |
+//! | `effective.rs` | the config in effect, printed back as TOML |
 //! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
 
+mod effective;
 mod error;
 mod locate;
 mod read;
@@ -53,6 +55,9 @@ pub struct Loaded {
     pub users: ConfigUserManager,
     /// Settings that are valid but risky, in file order; none for the embedded default.
     pub warnings: Vec<ConfigWarning>,
+    /// The config in effect as TOML, every key with its value
+    /// (`check-config --print`); `None` for the embedded default.
+    pub effective: Option<String>,
 }
 
 impl fmt::Debug for Loaded {
@@ -112,7 +117,8 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
                 })
                 .collect();
             warnings.sort_by_key(|warning| warning.line.unwrap_or(usize::MAX));
-            return Ok(loaded(built, warnings));
+            let effective = effective::render(&file, &built, config_dir);
+            return Ok(loaded(built, warnings, Some(effective)));
         }
         (_, Some(Ok(_)) | None) => misfits,
         (_, Some(Err(found))) => {
@@ -130,12 +136,13 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
     Err(ConfigError::new(issues))
 }
 
-fn loaded(built: Built, warnings: Vec<ConfigWarning>) -> Loaded {
+fn loaded(built: Built, warnings: Vec<ConfigWarning>, effective: Option<String>) -> Loaded {
     let cache = built.settings.login.credential_cache;
     Loaded {
         settings: built.settings,
         users: ConfigUserManager::new(built.named, built.anonymous).with_credential_cache(cache),
         warnings,
+        effective,
     }
 }
 
@@ -186,6 +193,7 @@ pub fn embedded_default(
         settings,
         users: ConfigUserManager::new(Vec::new(), Some(anonymous)),
         warnings: Vec::new(),
+        effective: None,
     })
 }
 

@@ -699,3 +699,52 @@ fn a_rule_for_a_path_that_does_not_exist_is_a_warning() {
         )]
     );
 }
+
+#[tokio::test]
+async fn the_printed_config_loads_to_the_same_settings_and_prints_the_same() {
+    let tree = served_tree();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = format!(
+        "{}\n[server]\nlisten = [\"127.0.0.1:2121\"]\nbanner = \"say \\\"hi\\\"\"\nblock_size = 5000\nsync_uploads = \"always\"\nmax_connections_per_ip = 8\ndownload_limit = \"3MiB\"\n\n[login]\ncredential_cache = \"0s\"\n\n[passive]\nports = \"50000-50100\"\npublic_address = \"203.0.113.7\"\n\n[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nbase_path = \"alice\"\nhome = \"/docs/../\"\ntls_required = \"data\"\nmax_connections = 2\nupload_limit_per_connection = 1000\n\n[[users]]\nstorage = \"memory\"\n",
+        tls_section(tree.path(), "login").replace("[tls]\n", "[tls]\nimplicit_listen = [\"127.0.0.1:990\"]\nmin_version = \"1.3\"\n"),
+    );
+    let origin = tree.path().join("aioftpd.toml");
+    let first = load_str(&text, &origin).unwrap_or_else(|e| panic!("{e}"));
+    let printed = first.effective.clone().expect("a file's config is printed");
+    // Saved elsewhere, it still means the same: its paths are absolute.
+    let again = load_str(&printed, &dir.path().join("printed.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again.effective.as_deref(), Some(printed.as_str()));
+    assert_eq!(
+        format!("{:?}", again.settings),
+        format!("{:?}", first.settings)
+    );
+    let alice = again
+        .users
+        .authenticate("alice", &Password::new("change-me"), LOCAL)
+        .await
+        .expect("alice's hash is printed as it is");
+    assert_eq!(alice.max_connections, Some(2));
+    for key in [
+        "idle_timeout = \"5m\"",
+        "block_size = 5000",
+        "shutdown_timeout = \"1m\"",
+        "credential_cache = \"0s\"",
+        "max_failures_per_ip = 10",
+        "min_version = \"1.3\"",
+        "require_session_reuse = true",
+        "home = \"/\"",
+        "tls_required = \"data\"",
+        "upload_limit_per_connection = 1000",
+        "{ path = \"/\", readable = true, writable = false },",
+    ] {
+        assert!(printed.contains(key), "{key} missing from:\n{printed}");
+    }
+    assert!(
+        printed.contains(&format!(
+            "base_path = \"{}\"",
+            tree.path().join("alice").display()
+        )),
+        "{printed}"
+    );
+}

@@ -69,6 +69,8 @@ pub(super) struct Built {
     pub settings: Settings,
     pub named: Vec<(User, PasswordHash)>,
     pub anonymous: Option<User>,
+    /// `server.sync_uploads`, already given to each fs storage.
+    pub sync: UploadSync,
 }
 
 /// Records problems and lets checking continue.
@@ -137,6 +139,7 @@ pub(super) fn build(file: &FileConfig, config_dir: &Path) -> Result<Built, Vec<P
         },
         named,
         anonymous,
+        sync,
     })
 }
 

@@ -252,6 +252,43 @@ permissions = [{{ path = \"/\", writable = true }}]
 }
 
 #[test]
+fn check_config_print_writes_toml_that_checks_again_and_prints_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aioftpd.toml");
+    std::fs::create_dir(dir.path().join("pub")).unwrap();
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nidle_timeout = 90\n\n[[users]]\nbase_path = \"pub\"\n",
+    )
+    .unwrap();
+    let print = |path: &Path| {
+        let out = Command::new(BIN)
+            .args(["check-config", "--print", "--config"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let printed = print(&config);
+    assert!(printed.contains("idle_timeout = \"90s\"\n"), "{printed}");
+    assert!(printed.contains("data_timeout = \"30s\"\n"), "{printed}");
+    let saved = tempfile::tempdir().unwrap();
+    let copy = saved.path().join("effective.toml");
+    std::fs::write(&copy, &printed).unwrap();
+    assert_eq!(print(&copy), printed);
+    // And the printed file serves.
+    let daemon = Daemon::start(saved.path(), &["--config", copy.to_str().unwrap()]);
+    let mut c = RawClient::connect(daemon.addr);
+    c.login("anonymous", "me@example.com");
+    assert_eq!(c.fetch("NLST").1, "");
+}
+
+#[test]
 fn a_bad_config_stops_the_daemon_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("typo.toml");
