@@ -23,10 +23,19 @@ pub enum Command {
     /// Run the server (the default).
     Run(RunArgs),
     /// Validate a config file: exit 0 if it is good, else print every error and exit 64.
+    ///
+    /// Every problem is printed, one per line as `file:line: key: message`.
+    /// Risky but valid settings are printed as `file:line: key: warning: message`
+    /// on standard error; they do not change the exit status.
     CheckConfig {
         /// The config file to check.
         #[arg(long, short)]
         config: PathBuf,
+        /// If the file is good, print the config in effect instead of "ok":
+        /// every key with its value, defaults filled in, as TOML that loads
+        /// to the same settings (password hashes included, as in the file).
+        #[arg(long)]
+        print: bool,
     },
     /// Hash a password for `password = ...` in [[users]] (argon2id PHC string).
     ///

@@ -25,7 +25,7 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { config }) => check_config(&config),
+        Some(Command::CheckConfig { config, print }) => check_config(&config, print),
         Some(Command::HashPassword) => hash_password(),
         Some(Command::Man { dir }) => man_pages(&dir),
         Some(Command::Completions { shell }) => {
@@ -42,10 +42,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path, print: bool) -> ExitCode {
     match config::load_file(path) {
-        Ok(_) => {
-            println!("{}: ok", path.display());
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("{warning}");
+            }
+            // Only the TOML goes to standard output, so it can be saved as it is.
+            if let (true, Some(effective)) = (print, &loaded.effective) {
+                print!("{effective}");
+                return ExitCode::SUCCESS;
+            }
+            // Warnings leave the exit status alone: the file is valid.
+            match loaded.warnings.len() {
+                0 => println!("{}: ok", path.display()),
+                1 => println!("{}: ok, with 1 warning", path.display()),
+                n => println!("{}: ok, with {n} warnings", path.display()),
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -262,6 +275,8 @@ fn run(args: RunArgs) -> ExitCode {
     let Loaded {
         mut settings,
         users,
+        warnings,
+        ..
     } = match load(&args) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -281,7 +296,12 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let config_path = args.config.clone();
     runtime.block_on(supervisor::run(
-        Loaded { settings, users },
+        Loaded {
+            settings,
+            users,
+            warnings,
+            effective: None,
+        },
         config_path.as_deref(),
         &args.listen,
     ))

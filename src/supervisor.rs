@@ -18,7 +18,7 @@ use futures::StreamExt;
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use aioftpd::config::{self, Loaded};
+use aioftpd::config::{self, ConfigWarning, Loaded};
 use aioftpd::server::{self, Listener, Server};
 use aioftpd::settings::Settings;
 
@@ -34,7 +34,13 @@ pub async fn run(
     config_path: Option<&Path>,
     listen_override: &[SocketAddr],
 ) -> ExitCode {
-    let Loaded { settings, users } = loaded;
+    let Loaded {
+        settings,
+        users,
+        warnings,
+        ..
+    } = loaded;
+    log_warnings(&warnings);
     let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]) {
         Ok(signals) => signals,
         Err(err) => {
@@ -107,7 +113,10 @@ fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &
         Ok(Loaded {
             mut settings,
             users,
+            warnings,
+            ..
         }) => {
+            log_warnings(&warnings);
             if !listen_override.is_empty() {
                 settings.listen = listen_override.to_vec();
             }
@@ -123,6 +132,14 @@ fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &
         }
     }
     notify(&[NotifyState::Ready]);
+}
+
+/// Risky settings are logged, not refused: the config is valid, and the
+/// admin decides (`check-config` lists the same).
+fn log_warnings(warnings: &[ConfigWarning]) {
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The listeners `settings` asks for: plain ones, then implicit-TLS ones.

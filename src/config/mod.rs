@@ -9,16 +9,22 @@
 //! | file | owns |
 //! |---|---|
 //! | `schema.rs` | the serde structs: which keys exist |
+//! | `read.rs` | text → schema, every unknown key and wrong type reported |
 //! | `units.rs` | durations, byte sizes, port ranges |
 //! | `validate.rs` | checking every value and converting to runtime types |
 //! | `locate.rs` | key paths ↔ line numbers |
+//! | `effective.rs` | the config in effect, printed back as TOML |
+//! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
 
+mod effective;
 mod error;
 mod locate;
+mod read;
 mod schema;
 mod units;
 mod validate;
+mod warnings;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,14 +34,15 @@ use std::sync::Arc;
 use toml_edit::ImDocument;
 
 pub use error::{ConfigError, ConfigIssue};
+pub use warnings::{ConfigWarning, Risk};
 
 use crate::auth::{ConfigUserManager, Permission, User};
 use crate::path::VirtualPath;
 use crate::settings::Settings;
 use crate::storage::Storage;
 use locate::Locator;
-use schema::FileConfig;
-use validate::Problem;
+use read::Read;
+use validate::{Built, Problem};
 
 /// Where the embedded default listens: loopback only, unprivileged port.
 const EMBEDDED_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2121);
@@ -46,12 +53,18 @@ pub struct Loaded {
     pub settings: Settings,
     /// The `[[users]]`, ready to be shared as `Arc<dyn UserManager>`.
     pub users: ConfigUserManager,
+    /// Settings that are valid but risky, in file order; none for the embedded default.
+    pub warnings: Vec<ConfigWarning>,
+    /// The config in effect as TOML, every key with its value
+    /// (`check-config --print`); `None` for the embedded default.
+    pub effective: Option<String>,
 }
 
 impl fmt::Debug for Loaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loaded")
             .field("settings", &self.settings)
+            .field("warnings", &self.warnings)
             .finish_non_exhaustive()
     }
 }
@@ -85,27 +98,52 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
         ConfigError::new(vec![issue(line, "", &syntax_message(e.message()))])
     })?;
     let locator = Locator::new(text, &doc);
-    let file: FileConfig = toml::from_str(text).map_err(|e| {
-        let start = e.span().map(|span| span.start);
-        let key = start.and_then(|at| locator.path_at(at)).unwrap_or_default();
-        let line = start.map(|at| locator.line_at(at));
-        ConfigError::new(vec![issue(line, key, e.message().trim())])
-    })?;
+    let Read {
+        file,
+        misfits,
+        set_aside,
+    } = read::read(text);
     let config_dir = origin.parent().unwrap_or(Path::new(""));
-    let built = validate::build(file, config_dir).map_err(|problems| {
-        let mut issues: Vec<ConfigIssue> = problems
-            .into_iter()
-            .map(|Problem { key, message }| issue(locator.line_of(&key), &key, &message))
-            .collect();
-        // File order reads best; issues without a line (defaults) come last.
-        issues.sort_by_key(|issue| issue.line.unwrap_or(usize::MAX));
-        ConfigError::new(issues)
-    })?;
+    let built = file.as_ref().map(|file| validate::build(file, config_dir));
+    let problems = match (file, built) {
+        (Some(file), Some(Ok(built))) if misfits.is_empty() => {
+            let mut warnings: Vec<ConfigWarning> = warnings::check(&file, &built, config_dir)
+                .into_iter()
+                .map(|(key, risk)| ConfigWarning {
+                    file: origin.to_owned(),
+                    line: locator.line_of(&key),
+                    key,
+                    risk,
+                })
+                .collect();
+            warnings.sort_by_key(|warning| warning.line.unwrap_or(usize::MAX));
+            let effective = effective::render(&file, &built, config_dir);
+            return Ok(loaded(built, warnings, Some(effective)));
+        }
+        (_, Some(Ok(_)) | None) => misfits,
+        (_, Some(Err(found))) => {
+            let mut all = misfits;
+            all.extend(found.into_iter().filter(|p| !set_aside.covers(&p.key)));
+            all
+        }
+    };
+    let mut issues: Vec<ConfigIssue> = problems
+        .into_iter()
+        .map(|Problem { key, message }| issue(locator.line_of(&key), &key, &message))
+        .collect();
+    // File order reads best; issues without a line (defaults) come last.
+    issues.sort_by_key(|issue| issue.line.unwrap_or(usize::MAX));
+    Err(ConfigError::new(issues))
+}
+
+fn loaded(built: Built, warnings: Vec<ConfigWarning>, effective: Option<String>) -> Loaded {
     let cache = built.settings.login.credential_cache;
-    Ok(Loaded {
+    Loaded {
         settings: built.settings,
         users: ConfigUserManager::new(built.named, built.anonymous).with_credential_cache(cache),
-    })
+        warnings,
+        effective,
+    }
 }
 
 /// toml_edit's messages can span lines; one issue is one line.
@@ -154,6 +192,8 @@ pub fn embedded_default(
     Ok(Loaded {
         settings,
         users: ConfigUserManager::new(Vec::new(), Some(anonymous)),
+        warnings: Vec::new(),
+        effective: None,
     })
 }
 

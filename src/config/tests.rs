@@ -92,7 +92,9 @@ async fn a_full_config_loads_into_settings_and_users() {
 
 #[test]
 fn an_unknown_key_names_file_line_and_key() {
-    let lines = error_lines("[server]\nbanner = \"hi\"\nidle_timout = \"5m\"\n");
+    let lines = error_lines(
+        "[server]\nbanner = \"hi\"\nidle_timout = \"5m\"\n\n[[users]]\nstorage = \"memory\"\n",
+    );
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0]
@@ -221,6 +223,10 @@ async fn the_shipped_example_loads() {
         .collect();
     let text = std::fs::read_to_string(&path).expect("example exists");
     let tree = served_tree();
+    // The directories alice's rules name.
+    for sub in ["reports", "private"] {
+        std::fs::create_dir(tree.path().join("alice").join(sub)).expect("mkdir");
+    }
     let loaded = load_str(&rooted(&text, &tree), &path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         loaded.settings.listen,
@@ -239,6 +245,15 @@ async fn the_shipped_example_loads() {
         .await
         .expect("alice's password is change-me");
     assert_eq!(alice.permissions.len(), 3);
+    // It listens on every address with a password user and no TLS or passive range.
+    let risks: Vec<&Risk> = loaded.warnings.iter().map(|w| &w.risk).collect();
+    assert!(
+        matches!(
+            risks[..],
+            [Risk::CleartextPasswords { .. }, Risk::NoPassiveRange { .. }]
+        ),
+        "{risks:?}"
+    );
 }
 
 #[test]
@@ -405,4 +420,331 @@ fn a_shutdown_timeout_that_is_not_a_duration_is_refused_like_any_other() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with("/etc/aioftpd.toml:2: server.shutdown_timeout: invalid duration"));
     assert!(lines[1].starts_with("/etc/aioftpd.toml:3: server.idle_timeout: invalid duration"));
+}
+
+#[test]
+fn a_wrong_key_in_a_user_entry_does_not_hide_the_rest_of_it() {
+    let lines = error_lines(
+        "[[users]]\nstorage = \"memory\"\nhome = \"relative\"\nmax_connections = 0\nupload_limit = \"fast\"\n",
+    );
+    let expected = [
+        "/etc/aioftpd.toml:3: users[0].home: ",
+        "/etc/aioftpd.toml:4: users[0].max_connections: must be at least 1",
+        "/etc/aioftpd.toml:5: users[0].upload_limit: invalid size",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_tls_version_does_not_hide_a_missing_certificate() {
+    let lines = error_lines(
+        "[tls]\ncertificate = \"/nonexistent/cert.pem\"\nprivate_key = \"/nonexistent/key.pem\"\nmin_version = \"1.1\"\n\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("/etc/aioftpd.toml:2: tls.certificate: cannot read"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("/etc/aioftpd.toml:4: tls.min_version: unsupported version"),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_bad_values_are_all_reported_in_file_order() {
+    let lines = error_lines(
+        "[server]
+idle_timout = \"5m\"
+atomic_uploads = \"yes\"
+block_size = \"1GiB\"
+
+[tls]
+certificate = 5
+
+[[users]]
+storage = \"memory\"
+permissions = [{ path = \"/\", writeable = true }, { readable = false }]
+home = \"relative\"
+max_connections = \"ten\"
+",
+    );
+    let expected = [
+        "/etc/aioftpd.toml:2: server.idle_timout: unknown field `idle_timout`, expected one of",
+        "/etc/aioftpd.toml:3: server.atomic_uploads: invalid type: string \"yes\", expected a boolean",
+        "/etc/aioftpd.toml:4: server.block_size: 1GiB is out of range",
+        "/etc/aioftpd.toml:6: tls.private_key: required in [tls]",
+        "/etc/aioftpd.toml:7: tls.certificate: invalid type: integer `5`, expected a string",
+        "/etc/aioftpd.toml:11: users[0].permissions[0].writeable: unknown field `writeable`",
+        "/etc/aioftpd.toml:11: users[0].permissions[1]: missing field `path`",
+        "/etc/aioftpd.toml:12: users[0].home: ",
+        "/etc/aioftpd.toml:13: users[0].max_connections: invalid type: string \"ten\"",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
+#[test]
+fn a_key_of_the_wrong_type_is_not_also_reported_missing() {
+    let lines = error_lines("users = 5\n");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("/etc/aioftpd.toml:1: users: invalid type: integer `5`"),
+        "{}",
+        lines[0]
+    );
+}
+
+const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$mqbaKdxPt1i/pSbQ634UMQ$DsWvV75W5SdpvWxWfzomtJfKsN4oqfOJwSZPwp5mwSY";
+
+/// The warnings a config that loads raises, as `(line, key, risk)`.
+fn warnings(text: &str) -> Vec<(Option<usize>, String, Risk)> {
+    load(text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .warnings
+        .into_iter()
+        .map(|w| (w.line, w.key, w.risk))
+        .collect()
+}
+
+/// Writes a self-signed certificate and its key (0600) to `dir`; the `[tls]` lines naming them.
+fn tls_section(dir: &Path, required: &str) -> String {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key)
+        .and_then(|mut file| file.write_all(made.key_pair.serialize_pem().as_bytes()))
+        .expect("write key");
+    format!(
+        "[tls]\ncertificate = {:?}\nprivate_key = {:?}\nrequired = {required:?}\n",
+        cert.display(),
+        key.display()
+    )
+}
+
+#[test]
+fn a_careful_config_raises_no_warning() {
+    let tree = served_tree();
+    let text = rooted(
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:21\", \"[::1]:21\"]\n\n[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nbase_path = \"/srv/ftp/alice\"\n\n[[users]]\nbase_path = \"/srv/ftp/public\"\n"
+        ),
+        &tree,
+    );
+    assert_eq!(warnings(&text), Vec::new());
+}
+
+#[test]
+fn a_writable_rule_of_the_anonymous_user_is_a_warning_on_its_line() {
+    let text = "[server]\nlisten = [\"127.0.0.1:21\"]\n\n[[users]]\nstorage = \"memory\"\npermissions = [\n  { path = \"/\" },\n  { path = \"/incoming\", writable = true },\n]\n";
+    assert_eq!(
+        warnings(text),
+        vec![(
+            Some(8),
+            "users[0].permissions[1].writable".to_owned(),
+            Risk::AnonymousWritable
+        )]
+    );
+    let shown = load(text).expect("loads").warnings[0].to_string();
+    assert!(
+        shown.starts_with("/etc/aioftpd.toml:8: users[0].permissions[1].writable: warning: the anonymous user can write here"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn password_logins_without_tls_beyond_loopback_are_a_warning() {
+    let users = format!(
+        "[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nstorage = \"memory\"\n\n[[users]]\nstorage = \"memory\"\n"
+    );
+    let exposed = format!(
+        "[server]\nlisten = [\"127.0.0.1:21\", \"0.0.0.0:2121\"]\n\n[passive]\nports = \"50000-50100\"\n\n{users}"
+    );
+    assert_eq!(
+        warnings(&exposed),
+        vec![(
+            Some(2),
+            "server.listen".to_owned(),
+            Risk::CleartextPasswords {
+                listen: "0.0.0.0:2121".parse().expect("addr"),
+                logins: vec!["alice".to_owned()],
+            }
+        )]
+    );
+    let loopback = format!("[server]\nlisten = [\"127.0.0.1:21\"]\n\n{users}");
+    assert_eq!(warnings(&loopback), Vec::new());
+
+    // With TLS offered but not required, the warning is on the policy.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passive = "[passive]\nports = \"50000-50100\"\n";
+    let optional = format!("{passive}\n{}\n{users}", tls_section(dir.path(), "none"));
+    let found = warnings(&optional);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].0, found[0].1.as_str()), (Some(7), "tls.required"));
+    // Required for the server, or for each password user: nothing to say.
+    let required = optional.replace("required = \"none\"", "required = \"login\"");
+    assert_eq!(warnings(&required), Vec::new());
+    let per_user = optional.replace(
+        "login = \"alice\"",
+        "login = \"alice\"\ntls_required = \"data\"",
+    );
+    assert_eq!(warnings(&per_user), Vec::new());
+}
+
+#[test]
+fn a_listener_beyond_loopback_without_a_passive_range_is_a_warning() {
+    let text = "[server]\nlisten = [\"[::]:21\"]\n\n[passive]\npublic_address = \"203.0.113.7\"\n\n[[users]]\nstorage = \"memory\"\n";
+    assert_eq!(
+        warnings(text),
+        vec![(
+            Some(4),
+            "passive.ports".to_owned(),
+            Risk::NoPassiveRange {
+                listen: "[::]:21".parse().expect("addr")
+            }
+        )]
+    );
+    let ranged = text.replace("[passive]\n", "[passive]\nports = \"50000-50100\"\n");
+    assert_eq!(warnings(&ranged), Vec::new());
+}
+
+#[test]
+fn a_per_address_cap_no_lower_than_the_server_cap_is_a_warning() {
+    let text = "[server]\nlisten = [\"127.0.0.1:21\"]\nmax_connections = 20\nmax_connections_per_ip = 20\n\n[[users]]\nstorage = \"memory\"\n";
+    assert_eq!(
+        warnings(text),
+        vec![(
+            Some(4),
+            "server.max_connections_per_ip".to_owned(),
+            Risk::PerIpCapIneffective {
+                per_ip: 20,
+                total: 20
+            }
+        )]
+    );
+    assert_eq!(
+        warnings(&text.replace("max_connections_per_ip = 20", "max_connections_per_ip = 19")),
+        Vec::new()
+    );
+    // The defaults (32 of 512) are fine; a lone server cap below 32 is not.
+    let low = "[server]\nlisten = [\"127.0.0.1:21\"]\nmax_connections = 8\n\n[[users]]\nstorage = \"memory\"\n";
+    assert_eq!(
+        warnings(low)[0].2,
+        Risk::PerIpCapIneffective {
+            per_ip: 32,
+            total: 8
+        }
+    );
+}
+
+#[test]
+fn a_world_writable_base_directory_is_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tree = served_tree();
+    let public = tree.path().join("public");
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let text = rooted(
+        "[server]\nlisten = [\"127.0.0.1:21\"]\n\n[[users]]\nbase_path = \"/srv/ftp/public\"\n",
+        &tree,
+    );
+    assert_eq!(
+        warnings(&text),
+        vec![(
+            Some(5),
+            "users[0].base_path".to_owned(),
+            Risk::WorldWritableBase { dir: public }
+        )]
+    );
+}
+
+#[test]
+fn a_rule_for_a_path_that_does_not_exist_is_a_warning() {
+    let tree = served_tree();
+    std::fs::create_dir(tree.path().join("alice").join("reports")).expect("mkdir");
+    let text = rooted(
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:21\"]\n\n[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nbase_path = \"/srv/ftp/alice\"\npermissions = [\n  {{ path = \"/\" }},\n  {{ path = \"/reports\", writable = true }},\n  {{ path = \"/reprots/old\", readable = false }},\n]\n"
+        ),
+        &tree,
+    );
+    assert_eq!(
+        warnings(&text),
+        vec![(
+            Some(11),
+            "users[0].permissions[2].path".to_owned(),
+            Risk::RuleMatchesNothing {
+                path: VirtualPath::new("/reprots/old"),
+                base: tree.path().join("alice"),
+            }
+        )]
+    );
+}
+
+#[tokio::test]
+async fn the_printed_config_loads_to_the_same_settings_and_prints_the_same() {
+    let tree = served_tree();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = format!(
+        "{}\n[server]\nlisten = [\"127.0.0.1:2121\"]\nbanner = \"say \\\"hi\\\"\"\nblock_size = 5000\nsync_uploads = \"always\"\nmax_connections_per_ip = 8\ndownload_limit = \"3MiB\"\n\n[login]\ncredential_cache = \"0s\"\n\n[passive]\nports = \"50000-50100\"\npublic_address = \"203.0.113.7\"\n\n[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nbase_path = \"alice\"\nhome = \"/docs/../\"\ntls_required = \"data\"\nmax_connections = 2\nupload_limit_per_connection = 1000\n\n[[users]]\nstorage = \"memory\"\n",
+        tls_section(tree.path(), "login").replace("[tls]\n", "[tls]\nimplicit_listen = [\"127.0.0.1:990\"]\nmin_version = \"1.3\"\n"),
+    );
+    let origin = tree.path().join("aioftpd.toml");
+    let first = load_str(&text, &origin).unwrap_or_else(|e| panic!("{e}"));
+    let printed = first.effective.clone().expect("a file's config is printed");
+    // Saved elsewhere, it still means the same: its paths are absolute.
+    let again = load_str(&printed, &dir.path().join("printed.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again.effective.as_deref(), Some(printed.as_str()));
+    assert_eq!(
+        format!("{:?}", again.settings),
+        format!("{:?}", first.settings)
+    );
+    let alice = again
+        .users
+        .authenticate("alice", &Password::new("change-me"), LOCAL)
+        .await
+        .expect("alice's hash is printed as it is");
+    assert_eq!(alice.max_connections, Some(2));
+    for key in [
+        "idle_timeout = \"5m\"",
+        "block_size = 5000",
+        "shutdown_timeout = \"1m\"",
+        "credential_cache = \"0s\"",
+        "max_failures_per_ip = 10",
+        "min_version = \"1.3\"",
+        "require_session_reuse = true",
+        "home = \"/\"",
+        "tls_required = \"data\"",
+        "upload_limit_per_connection = 1000",
+        "{ path = \"/\", readable = true, writable = false },",
+    ] {
+        assert!(printed.contains(key), "{key} missing from:\n{printed}");
+    }
+    assert!(
+        printed.contains(&format!(
+            "base_path = \"{}\"",
+            tree.path().join("alice").display()
+        )),
+        "{printed}"
+    );
 }

@@ -69,6 +69,8 @@ pub(super) struct Built {
     pub settings: Settings,
     pub named: Vec<(User, PasswordHash)>,
     pub anonymous: Option<User>,
+    /// `server.sync_uploads`, already given to each fs storage.
+    pub sync: UploadSync,
 }
 
 /// Records problems and lets checking continue.
@@ -94,7 +96,7 @@ impl Problems {
 }
 
 /// Validates `file`; relative `base_path`s are taken from `config_dir`.
-pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Problem>> {
+pub(super) fn build(file: &FileConfig, config_dir: &Path) -> Result<Built, Vec<Problem>> {
     let mut problems = Problems::default();
     let listen = listen_addresses(&file.server, &mut problems);
     let session = session_settings(&file.server, &mut problems);
@@ -114,7 +116,7 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
     )
     .unwrap_or(Settings::default().shutdown_timeout);
     let (mut named, mut anonymous) =
-        users(file.users, tls.is_some(), config_dir, sync, &mut problems);
+        users(&file.users, tls.is_some(), config_dir, sync, &mut problems);
     if problems.count() > 0 {
         return Err(problems.0);
     }
@@ -137,6 +139,7 @@ pub(super) fn build(file: FileConfig, config_dir: &Path) -> Result<Built, Vec<Pr
         },
         named,
         anonymous,
+        sync,
     })
 }
 
@@ -256,14 +259,21 @@ fn tls_settings(
     };
     let certificate = file("tls.certificate", &section.certificate);
     let private_key = file("tls.private_key", &section.private_key);
-    let loaded = TlsSettings::load(&certificate?, &private_key?, min_version?)
-        .map_err(|err| match err {
-            TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
-            TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
-                problems.add("tls.certificate", message)
-            }
-        })
-        .ok()?;
+    // The files are checked even when min_version is wrong; the version only
+    // shapes the rustls config, which is thrown away then.
+    let loaded = TlsSettings::load(
+        &certificate?,
+        &private_key?,
+        min_version.unwrap_or(MinVersion::Tls12),
+    )
+    .map_err(|err| match err {
+        TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
+        TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
+            problems.add("tls.certificate", message)
+        }
+    })
+    .ok()?;
+    min_version?;
     let mut settings = loaded;
     settings.required = required?;
     settings.require_session_reuse = section.require_session_reuse.unwrap_or(true);
@@ -498,7 +508,7 @@ fn parse<T: FromStr<Err = String>>(text: &UnitText) -> Result<T, String> {
 type NamedUsers = Vec<(User, PasswordHash)>;
 
 fn users(
-    entries: Vec<UserEntry>,
+    entries: &[UserEntry],
     tls_configured: bool,
     config_dir: &Path,
     sync: UploadSync,
@@ -515,7 +525,7 @@ fn users(
     // Set even when that entry has other errors, so a second one is still caught.
     let mut first_anonymous: Option<usize> = None;
     let mut logins: HashMap<String, usize> = HashMap::new();
-    for (index, entry) in entries.into_iter().enumerate() {
+    for (index, entry) in entries.iter().enumerate() {
         let prefix = format!("users[{index}]");
         let before = problems.count();
         let login = entry.login.clone();
@@ -615,7 +625,7 @@ fn password(
 fn user(
     prefix: &str,
     login: Option<String>,
-    entry: UserEntry,
+    entry: &UserEntry,
     tls_configured: bool,
     config_dir: &Path,
     sync: UploadSync,
@@ -630,46 +640,49 @@ fn user(
         }
         Some(written) => problems.check(tls_key, tls_policy(written)).map(Some),
     };
-    let storage = storage(prefix, &entry, config_dir, sync, problems);
+    let storage = storage(prefix, entry, config_dir, sync, problems);
     let home_key = format!("{prefix}.home");
     let home = match entry.home.as_deref() {
         None => Some(VirtualPath::root()),
         Some(home) => problems.check(home_key, virtual_path(home)),
     };
-    let permissions = permissions(prefix, entry.permissions, problems);
+    let permissions = permissions(prefix, entry.permissions.as_deref(), problems);
+    // Every key is checked before a `?` below can end the entry early.
+    let max_connections = count(
+        &format!("{prefix}.max_connections"),
+        entry.max_connections,
+        problems,
+    );
+    let limits = UserLimits {
+        download: rate(
+            &format!("{prefix}.download_limit"),
+            &entry.download_limit,
+            problems,
+        ),
+        upload: rate(
+            &format!("{prefix}.upload_limit"),
+            &entry.upload_limit,
+            problems,
+        ),
+        download_per_connection: rate(
+            &format!("{prefix}.download_limit_per_connection"),
+            &entry.download_limit_per_connection,
+            problems,
+        ),
+        upload_per_connection: rate(
+            &format!("{prefix}.upload_limit_per_connection"),
+            &entry.upload_limit_per_connection,
+            problems,
+        ),
+    };
     Some(User {
         login,
         home: home?,
         permissions: permissions?,
         storage: storage?,
         tls_required: tls_required?,
-        max_connections: count(
-            &format!("{prefix}.max_connections"),
-            entry.max_connections,
-            problems,
-        ),
-        limits: UserLimits {
-            download: rate(
-                &format!("{prefix}.download_limit"),
-                &entry.download_limit,
-                problems,
-            ),
-            upload: rate(
-                &format!("{prefix}.upload_limit"),
-                &entry.upload_limit,
-                problems,
-            ),
-            download_per_connection: rate(
-                &format!("{prefix}.download_limit_per_connection"),
-                &entry.download_limit_per_connection,
-                problems,
-            ),
-            upload_per_connection: rate(
-                &format!("{prefix}.upload_limit_per_connection"),
-                &entry.upload_limit_per_connection,
-                problems,
-            ),
-        },
+        max_connections,
+        limits,
     })
 }
 
@@ -751,7 +764,7 @@ pub(super) fn open_fs(written: &Path, config_dir: &Path) -> Result<FsStorage, St
 /// The rules as written, or read-only on `/` when the key is omitted.
 fn permissions(
     prefix: &str,
-    written: Option<Vec<PermissionEntry>>,
+    written: Option<&[PermissionEntry]>,
     problems: &mut Problems,
 ) -> Option<Vec<Permission>> {
     let key = format!("{prefix}.permissions");
@@ -771,7 +784,7 @@ fn permissions(
     }
     let before = problems.count();
     let mut rules: Vec<Permission> = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.into_iter().enumerate() {
+    for (index, entry) in entries.iter().enumerate() {
         let path_key = format!("{key}[{index}].path");
         let Some(path) = problems.check(&path_key, virtual_path(&entry.path)) else {
             continue;
@@ -799,7 +812,7 @@ mod tests {
 
     fn built(text: &str, dir: &Path) -> Result<Built, Vec<Problem>> {
         let file: FileConfig = toml::from_str(text).expect("test text fits the schema");
-        build(file, dir)
+        build(&file, dir)
     }
 
     fn problems(text: &str) -> Vec<(String, String)> {

@@ -169,6 +169,128 @@ storage = \"memory\"
 }
 
 #[test]
+fn check_config_reports_an_unknown_key_a_wrong_type_and_a_bad_value_in_one_run() {
+    let (code, stderr, file) = check_config(
+        "[server]
+idle_timout = \"5m\"
+atomic_uploads = \"yes\"
+block_size = \"1KiB\"
+
+[[users]]
+storage = \"memory\"
+",
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:2: server.idle_timout: unknown field `idle_timout`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:3: server.atomic_uploads: invalid type: string \"yes\", expected a boolean"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:4: server.block_size: 1KiB is out of range"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_warns_about_a_risky_file_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("risky.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]
+listen = [\"0.0.0.0:2121\"]
+
+[[users]]
+login = \"alice\"
+password = \"{}\"
+storage = \"memory\"
+
+[[users]]
+storage = \"memory\"
+permissions = [{{ path = \"/\", writable = true }}]
+",
+            password_hash()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let file = config.display().to_string();
+    for expected in [
+        format!("{file}:2: server.listen: warning: passwords cross the network in clear"),
+        format!(
+            "{file}:11: users[1].permissions[0].writable: warning: the anonymous user can write"
+        ),
+        format!("{file}: passive.ports: warning: no passive port range"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{file}: ok, with 3 warnings\n")
+    );
+}
+
+#[test]
+fn check_config_print_writes_toml_that_checks_again_and_prints_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aioftpd.toml");
+    std::fs::create_dir(dir.path().join("pub")).unwrap();
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nidle_timeout = 90\n\n[[users]]\nbase_path = \"pub\"\n",
+    )
+    .unwrap();
+    let print = |path: &Path| {
+        let out = Command::new(BIN)
+            .args(["check-config", "--print", "--config"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let printed = print(&config);
+    assert!(printed.contains("idle_timeout = \"90s\"\n"), "{printed}");
+    assert!(printed.contains("data_timeout = \"30s\"\n"), "{printed}");
+    let saved = tempfile::tempdir().unwrap();
+    let copy = saved.path().join("effective.toml");
+    std::fs::write(&copy, &printed).unwrap();
+    assert_eq!(print(&copy), printed);
+    // And the printed file serves.
+    let daemon = Daemon::start(saved.path(), &["--config", copy.to_str().unwrap()]);
+    let mut c = RawClient::connect(daemon.addr);
+    c.login("anonymous", "me@example.com");
+    assert_eq!(c.fetch("NLST").1, "");
+}
+
+#[test]
 fn a_bad_config_stops_the_daemon_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("typo.toml");

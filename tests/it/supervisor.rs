@@ -243,3 +243,29 @@ fn a_socket_passed_by_systemd_is_served_instead_of_the_configured_listen() {
     assert_eq!(c.cmd("QUIT").code, 221);
     daemon.stop();
 }
+
+#[test]
+fn risky_settings_are_logged_as_warnings_at_start_and_on_reload() {
+    let (dir, _) = setup(10);
+    let config = write_config(
+        dir.path(),
+        &["alice"],
+        "max_connections = 4\nmax_connections_per_ip = 4",
+    );
+    let mut daemon = start(&config);
+    assert!(
+        daemon.startup_log.iter().any(|line| line.contains("WARN")
+            && line.contains("server.max_connections_per_ip: warning: one address may open 4")),
+        "{:#?}",
+        daemon.startup_log
+    );
+    let risky = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("max_connections = 4\n", "max_connections = 3\n")
+        .replace("writable = true", "writable = true }, { path = \"/typo\"");
+    std::fs::write(&config, risky).expect("write");
+    daemon.signal("HUP");
+    daemon.wait_for("one address may open 4 connections, no fewer than the server's 3");
+    daemon.wait_for("users[0].permissions[1].path: warning: /typo names nothing");
+    daemon.wait_for("config reloaded");
+}

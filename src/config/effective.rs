@@ -1,0 +1,278 @@
+//! The config in effect, printed back as TOML (`check-config --print`), like `sshd -T`.
+//!
+//! Every key is written with the value the server runs on, defaults filled
+//! in, in the form the file accepts, so the output loads again to the same
+//! settings. A key that is not set and has no value meaning "not set" is a
+//! comment saying what happens instead. Paths are absolute, so the output
+//! means the same wherever it is saved. Password hashes are printed as they
+//! are: the output is for an admin who can read the file anyway, and it must
+//! load again; treat it like the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::schema::{FileConfig, UserEntry};
+use super::units::{ByteSize, HumanDuration};
+use super::validate::Built;
+use crate::auth::User;
+use crate::storage::UploadSync;
+use crate::throttle::Rate;
+use crate::tls::TlsPolicy;
+
+/// Renders the validated `built`, read from `file` in `config_dir`.
+pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> String {
+    let s = &built.settings;
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(
+        "# The config in effect: every key with its value (aioftpd check-config --print)."
+            .to_owned(),
+    );
+    line("# It holds the password hashes as the file does.".to_owned());
+    line(String::new());
+    line("[server]".to_owned());
+    line(format!("listen = {}", addresses(&s.listen)));
+    line(format!("banner = {}", quoted(&s.session.banner)));
+    line(format!(
+        "idle_timeout = {}",
+        duration(s.session.idle_timeout)
+    ));
+    line(format!(
+        "data_timeout = {}",
+        duration(s.session.data_timeout)
+    ));
+    line(format!(
+        "block_size = {}",
+        size(s.session.block_size as u64)
+    ));
+    line(format!("atomic_uploads = {}", s.session.atomic_uploads));
+    line(format!(
+        "sync_uploads = {}",
+        quoted(upload_sync(built.sync))
+    ));
+    line(format!(
+        "login_timeout = {}",
+        duration(s.session.login_timeout)
+    ));
+    line(format!(
+        "shutdown_timeout = {}",
+        duration(s.shutdown_timeout)
+    ));
+    line(format!(
+        "socket_timeout = {}",
+        duration(s.session.socket_timeout)
+    ));
+    line(format!(
+        "storage_timeout = {}",
+        duration(s.session.storage_timeout)
+    ));
+    line(format!("max_connections = {}", s.limits.max_connections));
+    line(format!(
+        "max_connections_per_ip = {}",
+        s.limits.max_connections_per_ip
+    ));
+    line(format!("download_limit = {}", rate(s.limits.download)));
+    line(format!("upload_limit = {}", rate(s.limits.upload)));
+    line(format!(
+        "download_limit_per_connection = {}",
+        rate(s.limits.download_per_connection)
+    ));
+    line(format!(
+        "upload_limit_per_connection = {}",
+        rate(s.limits.upload_per_connection)
+    ));
+    line(String::new());
+    line("[login]".to_owned());
+    line(format!(
+        "failure_delay = {}",
+        duration(s.login.failure_delay)
+    ));
+    line(format!(
+        "max_failures_per_connection = {}",
+        s.login.max_failures_per_connection
+    ));
+    line(format!(
+        "max_failures_per_ip = {}",
+        s.login.max_failures_per_ip
+    ));
+    line(format!(
+        "failure_window = {}",
+        duration(s.login.failure_window)
+    ));
+    line(format!(
+        "block_duration = {}",
+        duration(s.login.block_duration)
+    ));
+    line(format!(
+        "credential_cache = {}",
+        duration(s.login.credential_cache.unwrap_or(Duration::ZERO))
+    ));
+    line(String::new());
+    line("[passive]".to_owned());
+    line(match &s.passive.ports {
+        Some(ports) => format!("ports = \"{}-{}\"", ports.start(), ports.end()),
+        None => "# ports: not set, each passive connection gets a free ephemeral port".to_owned(),
+    });
+    line(match s.passive.public_address {
+        Some(ip) => format!("public_address = \"{ip}\""),
+        None => "# public_address: not set, PASV announces the control connection's local address"
+            .to_owned(),
+    });
+    line(String::new());
+    match (&s.tls, &file.tls) {
+        (Some(tls), Some(written)) => {
+            line("[tls]".to_owned());
+            let path = |written: &Option<String>| {
+                quoted(&absolute(
+                    config_dir,
+                    written.as_deref().unwrap_or_default(),
+                ))
+            };
+            line(format!("certificate = {}", path(&written.certificate)));
+            line(format!("private_key = {}", path(&written.private_key)));
+            // Validation accepted it, so it is one of the two versions.
+            let min_version = written.min_version.as_deref().map_or("1.2", str::trim);
+            line(format!("min_version = {}", quoted(min_version)));
+            line(format!("required = {}", quoted(policy(tls.required))));
+            line(format!(
+                "require_session_reuse = {}",
+                tls.require_session_reuse
+            ));
+            line(format!(
+                "implicit_listen = {}",
+                addresses(&tls.implicit_listen)
+            ));
+            line(format!(
+                "handshake_timeout = {}",
+                duration(tls.handshake_timeout)
+            ));
+        }
+        _ => line("# [tls]: not configured, only plain FTP is spoken".to_owned()),
+    }
+    for entry in &file.users {
+        let user = match &entry.login {
+            Some(login) => built
+                .named
+                .iter()
+                .map(|(user, _)| user)
+                .find(|user| user.login.as_ref() == Some(login)),
+            None => built.anonymous.as_ref(),
+        };
+        if let Some(user) = user {
+            out.push('\n');
+            user_table(&mut out, entry, user, config_dir);
+        }
+    }
+    out
+}
+
+fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Path) {
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line("[[users]]".to_owned());
+    match (&user.login, &entry.password) {
+        (Some(login), Some(hash)) => {
+            line(format!("login = {}", quoted(login)));
+            line(format!("password = {}", quoted(hash)));
+        }
+        _ => line("# no login: the anonymous user".to_owned()),
+    }
+    match &entry.base_path {
+        Some(base) => {
+            line("storage = \"fs\"".to_owned());
+            line(format!(
+                "base_path = {}",
+                quoted(&absolute(config_dir, base))
+            ));
+        }
+        None => line("storage = \"memory\"".to_owned()),
+    }
+    line(format!("home = {}", quoted(user.home.as_str())));
+    line("permissions = [".to_owned());
+    for rule in &user.permissions {
+        line(format!(
+            "  {{ path = {}, readable = {}, writable = {} }},",
+            quoted(rule.path.as_str()),
+            rule.readable,
+            rule.writable
+        ));
+    }
+    line("]".to_owned());
+    line(match user.tls_required {
+        Some(required) => format!("tls_required = {}", quoted(policy(required))),
+        None => "# tls_required: not set, [tls] required applies".to_owned(),
+    });
+    line(match user.max_connections {
+        Some(max) => format!("max_connections = {max}"),
+        None => "# max_connections: not set, no cap of its own".to_owned(),
+    });
+    let limits = &user.limits;
+    line(format!("download_limit = {}", rate(limits.download)));
+    line(format!("upload_limit = {}", rate(limits.upload)));
+    line(format!(
+        "download_limit_per_connection = {}",
+        rate(limits.download_per_connection)
+    ));
+    line(format!(
+        "upload_limit_per_connection = {}",
+        rate(limits.upload_per_connection)
+    ));
+}
+
+/// A TOML basic string, escaped as TOML needs.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+fn addresses(list: &[std::net::SocketAddr]) -> String {
+    let quoted: Vec<String> = list.iter().map(|addr| format!("\"{addr}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn duration(value: Duration) -> String {
+    quoted(&HumanDuration(value).to_string())
+}
+
+/// In the largest binary unit that shows it exactly, else in bytes.
+fn size(bytes: u64) -> String {
+    if bytes >= ByteSize::KIB.0 && bytes % ByteSize::KIB.0 == 0 {
+        quoted(&ByteSize(bytes).to_string())
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// A bandwidth limit; 0 is the file's word for none.
+fn rate(limit: Option<Rate>) -> String {
+    limit.map_or_else(|| "0".to_owned(), |rate| size(rate.bytes_per_second()))
+}
+
+fn policy(policy: TlsPolicy) -> &'static str {
+    match policy {
+        TlsPolicy::Optional => "none",
+        TlsPolicy::Login => "login",
+        TlsPolicy::Data => "data",
+    }
+}
+
+fn upload_sync(sync: UploadSync) -> &'static str {
+    match sync {
+        UploadSync::Always => "always",
+        UploadSync::Replaced => "replaced",
+        UploadSync::Never => "never",
+    }
+}
+
+/// `written` from `config_dir`, made absolute without resolving links.
+fn absolute(config_dir: &Path, written: &str) -> String {
+    let joined: PathBuf = config_dir.join(written);
+    std::path::absolute(&joined)
+        .unwrap_or(joined)
+        .display()
+        .to_string()
+}
