@@ -2,11 +2,15 @@
 //! filter on real output at every level and format, the priorities journald
 //! takes from the lines, and the audit events at info.
 
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::daemon::Daemon;
-use crate::support::{default_config, have_tool, RawClient, PASSWORD};
+use crate::support::daemon::{Daemon, BIN};
+use crate::support::{
+    default_config, free_ports, have_tool, run_ok, RawClient, IO_TIMEOUT, PASSWORD,
+};
 
 /// The daemon on the default test config, with `args` added.
 fn daemon(args: &[&str], env: &[(&str, &str)]) -> (Daemon, tempfile::TempDir) {
@@ -154,4 +158,70 @@ fn audit_events_are_logged_at_info_with_their_user_as_fields() {
         .collect();
     assert_eq!(transfers, [("STOR", "/d/up.txt"), ("RETR", "/a.txt")]);
     find("disconnected");
+}
+
+/// The packaged filter on the journal, as the packaged jail reads it: the
+/// daemon's stderr goes to journald's stream (systemd-cat) and fail2ban's
+/// systemd backend reads the entries back. `.ci/run` starts journald where
+/// none runs.
+#[test]
+fn fail2ban_finds_each_failed_login_in_the_journal() {
+    let python_systemd = ["-c", "import systemd.journal"];
+    if !have_tool("fail2ban-regex", &["--version"])
+        || !have_tool("systemd-cat", &["--version"])
+        // Debian's fail2ban runs on the system's interpreter.
+        || !have_tool("/usr/bin/python3", &python_systemd)
+        || !have_tool("journalctl", &["--sync"])
+    {
+        return;
+    }
+    for format in ["text", "json"] {
+        let root = tempfile::tempdir().unwrap();
+        let (port, _) = free_ports(22_100, 1);
+        let ident = format!("aioftpd-test-{}-{format}", std::process::id());
+        // READY=1 on the notify socket says the daemon listens: its log
+        // goes to the journal, so there is no line to wait for.
+        let notify_path = root.path().join("notify");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut child = Command::new("systemd-cat")
+            .args(["-t", &ident, "--"])
+            .arg(BIN)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                format,
+            ])
+            .arg("--root")
+            .arg(root.path())
+            .env("JOURNAL_STREAM", "0:0")
+            .env("NOTIFY_SOCKET", &notify_path)
+            .spawn()
+            .unwrap();
+        let mut message = [0; 512];
+        loop {
+            let len = notify.recv(&mut message).expect("READY=1 from the daemon");
+            if String::from_utf8_lossy(&message[..len]).contains("READY=1") {
+                break;
+            }
+        }
+        let mut c = RawClient::connect(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(c.cmd("USER root").code, 331);
+        assert_eq!(c.cmd("PASS wrong").code, 530);
+        assert_eq!(c.cmd("QUIT").code, 221);
+        run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        assert!(child.wait().unwrap().success());
+        // Returns once journald has stored everything written before it.
+        run_ok(Command::new("journalctl").arg("--sync"));
+        let filter =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/fail2ban/filter.d/aioftpd.conf");
+        let source = format!(
+            "{}[journalmatch='SYSLOG_IDENTIFIER={ident}']",
+            filter.display()
+        );
+        let out =
+            run_ok(Command::new("fail2ban-regex").args(["-o", "ip", "systemd-journal", &source]));
+        assert_eq!(out.lines().collect::<Vec<_>>(), ["127.0.0.1"], "{format}");
+    }
 }
