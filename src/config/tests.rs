@@ -38,6 +38,17 @@ fn error_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `lines` are one per prefix in `expected`, each starting with its own.
+fn assert_starts(lines: &[String], expected: &[&str]) {
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
 const FULL: &str = r#"[server]
 listen = ["0.0.0.0:2121", "[::]:2121"]
 banner = "welcome"
@@ -199,13 +210,7 @@ storage = \"memory\"
         "/etc/aioftpd.toml:15: users[1].base_path: directory does not exist",
         "/etc/aioftpd.toml:17: users[2]: a second anonymous user",
     ];
-    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for (line, prefix) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(prefix),
-            "{line:?} should start with {prefix:?}"
-        );
-    }
+    assert_starts(&lines, &expected);
 }
 
 #[test]
@@ -432,13 +437,7 @@ fn a_wrong_key_in_a_user_entry_does_not_hide_the_rest_of_it() {
         "/etc/aioftpd.toml:4: users[0].max_connections: must be at least 1",
         "/etc/aioftpd.toml:5: users[0].upload_limit: invalid size",
     ];
-    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for (line, prefix) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(prefix),
-            "{line:?} should start with {prefix:?}"
-        );
-    }
+    assert_starts(&lines, &expected);
 }
 
 #[test]
@@ -488,13 +487,7 @@ max_connections = \"ten\"
         "/etc/aioftpd.toml:12: users[0].home: ",
         "/etc/aioftpd.toml:13: users[0].max_connections: invalid type: string \"ten\"",
     ];
-    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for (line, prefix) in lines.iter().zip(expected) {
-        assert!(
-            line.starts_with(prefix),
-            "{line:?} should start with {prefix:?}"
-        );
-    }
+    assert_starts(&lines, &expected);
 }
 
 #[test]

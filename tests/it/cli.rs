@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::daemon::{Daemon, BIN};
-use crate::support::{have_tool, password_hash, RawClient};
+use crate::support::{have_tool, password_hash, run_ok, RawClient};
 
 /// The daemon without a config file, listening on a free loopback port.
 fn embedded_default(dir: &Path, args: &[&str]) -> Daemon {
@@ -264,17 +264,11 @@ fn check_config_print_writes_toml_that_checks_again_and_prints_the_same() {
     )
     .unwrap();
     let print = |path: &Path| {
-        let out = Command::new(BIN)
-            .args(["check-config", "--print", "--config"])
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        run_ok(
+            Command::new(BIN)
+                .args(["check-config", "--print", "--config"])
+                .arg(path),
+        )
     };
     let printed = print(&config);
     assert!(printed.contains("idle_timeout = \"90s\"\n"), "{printed}");

@@ -391,6 +391,23 @@ pub fn have_tool(program: &str, probe: &[&str]) -> bool {
     found
 }
 
+/// The addresses Debian's `fail2ban-regex` finds with the packaged filter
+/// (with `options` such as `[journalmatch='...']`) in `log`: a log file, or
+/// `systemd-journal`.
+pub fn fail2ban_addresses(log: impl AsRef<std::ffi::OsStr>, options: &str) -> Vec<String> {
+    let filter = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/fail2ban/filter.d/aioftpd.conf")
+        .display()
+        .to_string();
+    let out = run_ok(
+        std::process::Command::new("fail2ban-regex")
+            .args(["-o", "ip"])
+            .arg(log)
+            .arg(filter + options),
+    );
+    out.lines().map(str::to_owned).collect()
+}
+
 /// Runs a command to completion; panics with its output if it fails.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
