@@ -97,24 +97,6 @@ pub struct Listener {
     pub implicit_tls: bool,
 }
 
-impl Listener {
-    /// A plain listener (explicit FTPS via `AUTH TLS` when TLS is configured).
-    pub fn plain(socket: TcpListener) -> Self {
-        Listener {
-            socket,
-            implicit_tls: false,
-        }
-    }
-
-    /// An implicit-TLS listener.
-    pub fn implicit_tls(socket: TcpListener) -> Self {
-        Listener {
-            socket,
-            implicit_tls: true,
-        }
-    }
-}
-
 /// An FTP server: listeners come and go, the config can be swapped, and
 /// shutdown drains the sessions.
 pub struct Server {
@@ -182,15 +164,6 @@ impl Server {
             }
             *a != addr
         });
-    }
-
-    /// The addresses being served.
-    pub fn listening(&self) -> Vec<SocketAddr> {
-        let listening = self
-            .listening
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        listening.iter().map(|(a, _)| *a).collect()
     }
 
     /// Swaps in new settings and users: new connections get them at once,
