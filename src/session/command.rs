@@ -2,7 +2,8 @@
 //!
 //! [`COMMANDS`] declares each verb's preconditions (login, argument) and its
 //! help text; parsing checks the argument rule, dispatch checks the login
-//! rule, and `HELP`/`FEAT` are generated from the same table.
+//! rule, and `HELP` and `FEAT` are generated from the same table (each
+//! verb declares its `FEAT` line, if any).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -19,6 +20,19 @@ pub enum ArgRule {
     Required,
 }
 
+/// What a verb adds to the `FEAT` reply (RFC 2389).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// Nothing: a verb of RFC 959 itself.
+    None,
+    /// This line.
+    Line(&'static str),
+    /// This line, when TLS is configured.
+    Tls(&'static str),
+    /// The `MLST` line with the facts in effect (RFC 3659 §7.8).
+    Facts,
+}
+
 /// A verb's declared preconditions and help.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -30,6 +44,8 @@ pub struct CommandSpec {
     pub arg: ArgRule,
     /// Syntax shown by `HELP verb`.
     pub syntax: &'static str,
+    /// Its line in `FEAT`.
+    pub feature: Feature,
 }
 
 const fn spec(
@@ -43,6 +59,14 @@ const fn spec(
         needs_login,
         arg,
         syntax,
+        feature: Feature::None,
+    }
+}
+
+impl CommandSpec {
+    /// The same verb, announced in `FEAT` as `feature` says.
+    const fn feature(self, feature: Feature) -> Self {
+        CommandSpec { feature, ..self }
     }
 }
 
@@ -58,7 +82,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         false,
         Required,
         "AUTH TLS (protect the control connection, RFC 4217)",
-    ),
+    )
+    .feature(Feature::Tls("AUTH TLS")),
     spec(
         "CCC",
         false,
@@ -67,20 +92,23 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
     spec("APPE", true, Required, "APPE <path> (append to a file)"),
     spec("CDUP", true, NoArg, "CDUP (go to the parent directory)"),
-    spec("CWD", true, Required, "CWD <path> (change directory)"),
+    // TVFS (RFC 3659 §6): every path command takes `/`-separated paths.
+    spec("CWD", true, Required, "CWD <path> (change directory)").feature(Feature::Line("TVFS")),
     spec("DELE", true, Required, "DELE <path> (delete a file)"),
     spec(
         "EPRT",
         true,
         Required,
         "EPRT |<proto>|<address>|<port>| (active mode, RFC 2428)",
-    ),
+    )
+    .feature(Feature::Line("EPRT")),
     spec(
         "EPSV",
         true,
         Optional,
         "EPSV [<proto> | ALL] (extended passive mode, RFC 2428)",
-    ),
+    )
+    .feature(Feature::Line("EPSV")),
     spec("FEAT", false, NoArg, "FEAT (list extensions)"),
     spec("HELP", false, Optional, "HELP [<command>]"),
     spec(
@@ -89,13 +117,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         Optional,
         "LIST [<path>] (ls -l style listing)",
     ),
-    spec("MDTM", true, Required, "MDTM <path> (modification time)"),
+    spec("MDTM", true, Required, "MDTM <path> (modification time)").feature(Feature::Line("MDTM")),
     spec(
         "MFMT",
         true,
         Required,
         "MFMT <YYYYMMDDHHMMSS> <path> (set modification time)",
-    ),
+    )
+    .feature(Feature::Line("MFMT")),
     spec("MKD", true, Required, "MKD <path> (make directory)"),
     spec(
         "MLSD",
@@ -108,14 +137,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         true,
         Optional,
         "MLST [<path>] (facts of one object, RFC 3659)",
-    ),
+    )
+    .feature(Feature::Facts),
     spec("MODE", false, Required, "MODE S (stream mode only)"),
     spec("NLST", true, Optional, "NLST [<path>] (name list)"),
     spec("NOOP", false, NoArg, "NOOP"),
-    spec("OPTS", false, Required, "OPTS UTF8 ON | OPTS MLST <facts>"),
+    spec("OPTS", false, Required, "OPTS UTF8 ON | OPTS MLST <facts>")
+        .feature(Feature::Line("UTF8")),
     spec("PASS", false, Optional, "PASS <password>"),
     spec("PASV", true, NoArg, "PASV (passive mode)"),
-    spec("PBSZ", false, Required, "PBSZ 0 (after AUTH TLS)"),
+    spec("PBSZ", false, Required, "PBSZ 0 (after AUTH TLS)").feature(Feature::Tls("PBSZ")),
     spec(
         "PORT",
         true,
@@ -127,7 +158,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         false,
         Required,
         "PROT P | C (protect data connections or not)",
-    ),
+    )
+    .feature(Feature::Tls("PROT")),
     spec("PWD", true, NoArg, "PWD (print working directory)"),
     spec("QUIT", false, NoArg, "QUIT"),
     spec("REIN", false, NoArg, "REIN (log out, keep the connection)"),
@@ -136,13 +168,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         true,
         Required,
         "REST <offset> (restart the next transfer at offset)",
-    ),
+    )
+    .feature(Feature::Line("REST STREAM")),
     spec("RETR", true, Required, "RETR <path> (download)"),
     spec("RMD", true, Required, "RMD <path> (remove directory)"),
     spec("RNFR", true, Required, "RNFR <path> (rename from)"),
     spec("RNTO", true, Required, "RNTO <path> (rename to)"),
     spec("SITE", true, Required, "SITE HELP"),
-    spec("SIZE", true, Required, "SIZE <path> (file size)"),
+    spec("SIZE", true, Required, "SIZE <path> (file size)").feature(Feature::Line("SIZE")),
     spec(
         "STAT",
         false,

@@ -1,5 +1,6 @@
 //! TYPE, MODE, STRU, FEAT, OPTS, HELP, SITE: settings and self-description.
 
+use super::super::command::Feature;
 use super::super::{Handled, Reply, Session, TransferType, COMMANDS};
 use crate::listing::FactSet;
 
@@ -29,25 +30,28 @@ impl Session {
         }
     }
 
-    /// RFC 2389 §3.2
+    /// RFC 2389 §3.2: the lines the command table declares, the
+    /// extensions sorted by name, then those of TLS when it is configured.
     pub(in crate::session) fn feat(&self) -> Reply {
         let tls = self.context.settings.tls.is_some();
-        let tls_features = ["AUTH TLS", "PBSZ", "PROT"].map(str::to_owned);
-        let features = [
-            "EPRT".to_owned(),
-            "EPSV".to_owned(),
-            "MDTM".to_owned(),
-            "MFMT".to_owned(),
-            self.state.facts.feature_line(),
-            "REST STREAM".to_owned(),
-            "SIZE".to_owned(),
-            "TVFS".to_owned(),
-            "UTF8".to_owned(),
-        ];
-        let all = features
-            .into_iter()
-            .chain(tls_features.into_iter().filter(|_| tls));
-        Reply::multiline(211, "Features:", all, "End")
+        let mut features = Vec::new();
+        let mut tls_features = Vec::new();
+        for spec in COMMANDS {
+            match spec.feature {
+                Feature::None => {}
+                Feature::Line(line) => features.push(line.to_owned()),
+                Feature::Facts => features.push(self.state.facts.feature_line()),
+                Feature::Tls(line) if tls => tls_features.push(line.to_owned()),
+                Feature::Tls(_) => {}
+            }
+        }
+        features.sort();
+        Reply::multiline(
+            211,
+            "Features:",
+            features.into_iter().chain(tls_features),
+            "End",
+        )
     }
 
     pub(in crate::session) fn opts(&mut self, args: &str) -> Handled {
