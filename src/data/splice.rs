@@ -33,8 +33,8 @@ pub(super) struct Pipe {
 }
 
 /// Empty pipes kept for the next uploads. Making a pipe and sizing it costs
-/// two system calls and the kernel's allocation of its slots: without the
-/// spares, 2,000 uploads of 4 KiB went from 6,200 to 5,870 files/s. A spare
+/// two system calls and the kernel's allocation of its slots, which small
+/// uploads felt (docs/performance.md, "Uploads"). A spare
 /// pipe holds no memory but its slots; it counts against the user's
 /// `pipe-user-pages-soft` quota, so only a few are kept.
 static SPARE: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());

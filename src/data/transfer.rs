@@ -121,8 +121,8 @@ pub async fn send_os_file(
     let mut total = 0u64;
     // Corked, as ProFTPD does: the kernel sends only full segments, and the
     // last one goes with the FIN at shutdown. Without it, every bit of room
-    // the client's reads made went out as a segment of its own: over
-    // loopback 2,650 MB/s at 0.40 s of CPU per GiB, corked 3,500 at 0.30.
+    // the client's reads made went out as a segment of its own, at more CPU
+    // per byte (docs/performance.md, "Corked").
     socket2::SockRef::from(&*data)
         .set_cork(true)
         .map_err(TransferError::Connection)?;
