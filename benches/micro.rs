@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aioftpd::auth::UserLimits;
 use aioftpd::auth::{Access, Permission, User};
-use aioftpd::limits::UserLimits;
 use aioftpd::listing::{facts_line, list_line, FactSet, FactsFormatter, ListFormatter};
 use aioftpd::path::VirtualPath;
 use aioftpd::session::Command;

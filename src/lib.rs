@@ -7,13 +7,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod auth;
 pub mod config;
+pub mod context;
 pub mod data;
 mod deadline;
 pub mod limits;
 pub mod listing;
 pub mod path;
+#[cfg(test)]
+mod rooms;
 pub mod server;
 pub mod session;
 pub mod settings;

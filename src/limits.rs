@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::address::ClientKey;
 use crate::auth::User;
 use crate::deadline;
 use crate::settings::{Limits, LoginProtection};
-use crate::throttle::{Bucket, Rate};
+use crate::throttle::Bucket;
 
 /// Entries kept in the per-IP failure table before expired ones are swept.
 const FAILURE_TABLE_SWEEP: usize = 4096;
@@ -179,37 +180,6 @@ impl UserSlots {
             upload: share.upload.clone(),
             name,
         })
-    }
-}
-
-/// Bandwidth limits of one user (aioftp's `User(read_speed_limit, ...)`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UserLimits {
-    /// All of the user's downloads together.
-    pub download: Option<Rate>,
-    /// All of the user's uploads together.
-    pub upload: Option<Rate>,
-    /// Each of the user's connections' downloads.
-    pub download_per_connection: Option<Rate>,
-    /// Each of the user's connections' uploads.
-    pub upload_per_connection: Option<Rate>,
-}
-
-/// Who an address's budgets belong to: an IPv4 address (IPv4-mapped IPv6
-/// included), or for IPv6 its /64, which one host or one LAN gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
-
-impl ClientKey {
-    /// The key of a client at `ip`.
-    pub fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let prefix = u128::from(v6) & !u128::from(u64::MAX);
-                ClientKey(IpAddr::V6(prefix.into()))
-            }
-            v4 => ClientKey(v4),
-        }
     }
 }
 
@@ -383,8 +353,10 @@ impl LoginFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::UserLimits;
     use crate::path::VirtualPath;
     use crate::storage::MemoryStorage;
+    use crate::throttle::Rate;
 
     fn limits(max: usize, per_ip: usize) -> Limits {
         Limits {

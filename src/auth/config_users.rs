@@ -11,7 +11,7 @@ use super::credential_cache::CredentialCache;
 use super::{
     LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS,
 };
-use crate::limits::ClientKey;
+use crate::address::ClientKey;
 use crate::tls::TlsPolicy;
 
 /// How long a verified password is remembered unless the config says otherwise.
@@ -129,7 +129,7 @@ mod tests {
             storage: Arc::new(MemoryStorage::new()),
             tls_required: None,
             max_connections: None,
-            limits: crate::limits::UserLimits::default(),
+            limits: crate::auth::UserLimits::default(),
         }
     }
 

@@ -14,13 +14,26 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::limits::UserLimits;
 use crate::path::VirtualPath;
 use crate::storage::Storage;
+use crate::throttle::Rate;
 use crate::tls::TlsPolicy;
 
 pub use config_users::{ConfigUserManager, DEFAULT_CREDENTIAL_CACHE};
 pub use password::{hash_password, PasswordHash, PasswordVerifier};
+
+/// Bandwidth limits of one user (aioftp's `User(read_speed_limit, ...)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserLimits {
+    /// All of the user's downloads together.
+    pub download: Option<Rate>,
+    /// All of the user's uploads together.
+    pub upload: Option<Rate>,
+    /// Each of the user's connections' downloads.
+    pub download_per_connection: Option<Rate>,
+    /// Each of the user's connections' uploads.
+    pub upload_per_connection: Option<Rate>,
+}
 
 /// Logins that reach the anonymous user, when one is configured.
 pub const ANONYMOUS_LOGINS: [&str; 2] = ["anonymous", "ftp"];

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Password;
-use crate::limits::ClientKey;
+use crate::address::ClientKey;
 
 /// Working memory is reserved with at least this capacity. Allocations this
 /// big always get a mapping of their own (glibc maps anything above its

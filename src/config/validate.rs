@@ -17,8 +17,8 @@ use super::schema::{
     UserEntry,
 };
 use super::units::{ByteSize, HumanDuration, PortRange};
+use crate::auth::UserLimits;
 use crate::auth::{PasswordHash, Permission, User};
-use crate::limits::UserLimits;
 use crate::path::VirtualPath;
 use crate::settings::{Limits, LoginProtection, PassiveSettings, SessionSettings, Settings};
 use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::net::{TcpListener, TcpSocket};
 
 use super::connect::PassiveListener;
-use crate::limits::ClientKey;
+use crate::address::ClientKey;
 
 /// Random ports tried before leaving the choice to the kernel.
 const RANDOM_ATTEMPTS: u32 = 32;

@@ -23,12 +23,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::User;
+use crate::context::ServerContext;
 use crate::data::{EagerData, PassiveListener, TransferError};
 use crate::deadline;
 use crate::limits::{ConnectionPermit, UserSlot};
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
-use crate::server::ServerContext;
 use crate::throttle::Bucket;
 use crate::tls::resumption::ControlTickets;
 

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use aioftpd::auth::UserManager;
 use aioftpd::auth::{ConfigUserManager, Permission, User};
+use aioftpd::context::ServerContext;
 use aioftpd::path::VirtualPath;
-use aioftpd::server::{self, Server, ServerContext};
+use aioftpd::server::{self, Server};
 use aioftpd::session::Session;
 use aioftpd::settings::Settings;
 use aioftpd::storage::MemoryStorage;

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::super::{DataSetup, EpsvArg, Handled, Reply, Session};
+use crate::address::ClientKey;
 use crate::data::{same_host, EagerData, Lessee, PassiveError};
-use crate::limits::ClientKey;
 use tokio::time::Instant;
 
 /// Ports below this are never connected to (RFC 2577 §3, FTP bounce).

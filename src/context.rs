@@ -1,0 +1,76 @@
+//! What every session of a server shares, in a room of its own: the server
+//! makes it and swaps it on reload, sessions read it, and neither room
+//! imports the other for it.
+
+use std::sync::Arc;
+
+use crate::auth::UserManager;
+use crate::data::PassivePortPool;
+use crate::limits::{Admission, LoginFailures, UserSlots};
+use crate::settings::Settings;
+use crate::throttle::Bucket;
+use crate::tls::resumption::Resumption;
+
+/// What every session of a server shares. A reload builds a new generation
+/// (settings, users, passive ports, server-wide buckets) around the same
+/// runtime state (connection counts, login failures, TLS sessions), so caps and
+/// blocks survive it.
+pub struct ServerContext {
+    /// The settings in force.
+    pub settings: Settings,
+    /// Who may log in.
+    pub users: Arc<dyn UserManager>,
+    /// Ports for passive data connections.
+    pub ports: Arc<PassivePortPool>,
+    /// The server-wide download bucket.
+    pub download: Option<Arc<Bucket>>,
+    /// The server-wide upload bucket.
+    pub upload: Option<Arc<Bucket>>,
+    /// The TLS sessions issued and to whom, for data-connection resumption.
+    pub resumption: Arc<Resumption>,
+    /// The server-wide and per-address connection caps.
+    pub admission: Arc<Admission>,
+    /// Logged-in sessions per user, and the bandwidth buckets they share.
+    pub user_slots: Arc<UserSlots>,
+    /// Failed logins per address.
+    pub login_failures: Arc<LoginFailures>,
+}
+
+impl ServerContext {
+    /// Shared state for a server with these settings and users.
+    pub fn new(settings: Settings, users: Arc<dyn UserManager>) -> Arc<Self> {
+        Arc::new(ServerContext {
+            ports: PassivePortPool::new(settings.passive.ports.clone()),
+            download: settings.limits.download.map(Bucket::new),
+            upload: settings.limits.upload.map(Bucket::new),
+            resumption: Arc::default(),
+            admission: Admission::new(&settings.limits),
+            user_slots: Arc::default(),
+            login_failures: Arc::new(LoginFailures::new(&settings.login)),
+            settings,
+            users,
+        })
+    }
+
+    /// The next generation: new settings and users over the same runtime state.
+    pub fn reloaded(&self, settings: Settings, users: Arc<dyn UserManager>) -> Arc<Self> {
+        self.admission.set_limits(&settings.limits);
+        self.login_failures.set_protection(&settings.login);
+        let ports = if settings.passive.ports == self.settings.passive.ports {
+            self.ports.clone()
+        } else {
+            PassivePortPool::new(settings.passive.ports.clone())
+        };
+        Arc::new(ServerContext {
+            ports,
+            download: settings.limits.download.map(Bucket::new),
+            upload: settings.limits.upload.map(Bucket::new),
+            resumption: self.resumption.clone(),
+            admission: self.admission.clone(),
+            user_slots: self.user_slots.clone(),
+            login_failures: self.login_failures.clone(),
+            settings,
+            users,
+        })
+    }
+}
