@@ -16,6 +16,7 @@ mod deadline;
 pub mod limits;
 pub mod listing;
 pub mod path;
+pub mod reply;
 #[cfg(test)]
 mod rooms;
 pub mod server;

@@ -19,6 +19,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("listing", 4),
     ("data", 4),
     ("context", 5),
+    ("reply", 5),
     ("session", 6),
     ("server", 7),
 ];

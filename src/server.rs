@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::UserManager;
 use crate::context::ServerContext;
 use crate::limits::Refusal;
+use crate::reply::Reply;
 use crate::session::{PlainControl, Session};
 use crate::settings::Settings;
 
@@ -233,14 +234,7 @@ fn set_session_options(listener: &TcpListener) -> io::Result<()> {
 /// a short line that fits any fresh socket buffer, then the socket is dropped.
 /// (On an implicit-TLS port the client cannot read it; it sees the close.)
 fn refuse(stream: &TcpStream, refusal: Refusal) {
-    let text: &[u8] = match refusal {
-        Refusal::ServerFull => b"421 Too many connections, try again later\r\n",
-        Refusal::AddressFull => b"421 Too many connections from your address\r\n",
-        Refusal::AddressBlocked => {
-            b"421 Too many failed logins from your address, try again later\r\n"
-        }
-    };
-    let _ = stream.try_write(text);
+    let _ = stream.try_write(Reply::from(refusal).to_wire().as_bytes());
 }
 
 /// Binds every configured control listener: `listen` plain, `[tls]

@@ -5,9 +5,10 @@
 //! rule, and `HELP` and `FEAT` are generated from the same table (each
 //! verb declares its `FEAT` line, if any).
 
+use crate::reply::Code;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::reply::Reply;
+use crate::reply::Reply;
 
 /// Whether a verb takes an argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,7 +277,7 @@ pub enum EpsvArg {
 pub struct ParseError(pub Reply);
 
 fn syntax(text: impl Into<String>) -> ParseError {
-    ParseError(Reply::new(501, text))
+    ParseError(Reply::new(Code::BadArguments, text))
 }
 
 impl Command {
@@ -288,12 +289,15 @@ impl Command {
             None => (line, ""),
         };
         if verb.is_empty() {
-            return Err(ParseError(Reply::new(500, "Empty command")));
+            return Err(ParseError(Reply::new(
+                Code::UnknownCommand,
+                "Empty command",
+            )));
         }
         let Some(spec) = find_spec(verb) else {
             let shown: String = verb.chars().take(32).filter(|c| !c.is_control()).collect();
             return Err(ParseError(Reply::new(
-                500,
+                Code::UnknownCommand,
                 format!("Unknown command {shown:?}"),
             )));
         };
@@ -364,7 +368,7 @@ impl Command {
             "USER" => Command::User(req()),
             other => {
                 return Err(ParseError(Reply::new(
-                    502,
+                    Code::NotImplemented,
                     format!("{other} not implemented"),
                 )));
             }
@@ -395,7 +399,7 @@ fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
         ["A"] | ["A", "N"] => Ok(TransferType::Ascii),
         ["I"] | ["L", "8"] | ["L8"] => Ok(TransferType::Image),
         ["A" | "E" | "L", ..] => Err(ParseError(Reply::new(
-            504,
+            Code::ParameterNotImplemented,
             "Only TYPE A, A N, I and L 8 are supported",
         ))),
         _ => Err(syntax("Syntax: TYPE A | I | L 8")),
@@ -436,7 +440,7 @@ fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
         "2" => IpAddr::V6(addr.parse().map_err(|_| bad())?),
         _ => {
             return Err(ParseError(Reply::new(
-                522,
+                Code::NotSupported,
                 "Network protocol not supported, use (1,2)",
             )))
         }
@@ -451,7 +455,7 @@ fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
         "1" => Ok(EpsvArg::Protocol(1)),
         "2" => Ok(EpsvArg::Protocol(2)),
         _ => Err(ParseError(Reply::new(
-            522,
+            Code::NotSupported,
             "Network protocol not supported, use (1,2)",
         ))),
     }
@@ -464,7 +468,7 @@ mod tests {
     fn parse(line: &str) -> Result<Command, u16> {
         Command::parse(line)
             .map(|(c, _)| c)
-            .map_err(|ParseError(r)| r.code())
+            .map_err(|ParseError(r)| r.code().number())
     }
 
     #[test]

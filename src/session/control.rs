@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use tokio_rustls::TlsAcceptor;
 
-use super::reply::Reply;
+use crate::reply::Reply;
 use crate::tls::TlsSettings;
 
 /// Longest command line accepted, in bytes, CRLF included.

@@ -9,7 +9,6 @@
 mod command;
 mod control;
 mod handlers;
-mod reply;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -24,7 +23,7 @@ use tracing::Instrument;
 
 use crate::auth::User;
 use crate::context::ServerContext;
-use crate::data::{EagerData, PassiveListener, TransferError};
+use crate::data::{EagerData, PassiveListener};
 use crate::deadline;
 use crate::limits::{ConnectionPermit, UserSlot};
 use crate::listing::FactSet;
@@ -32,12 +31,12 @@ use crate::path::VirtualPath;
 use crate::throttle::Bucket;
 use crate::tls::resumption::ControlTickets;
 
+pub use crate::reply::Reply;
+use crate::reply::{push_body_line, Code, StreamedReply};
 pub use command::{
     find_spec, ArgRule, Command, CommandSpec, EpsvArg, ParseError, TransferType, COMMANDS,
 };
 pub use control::{AsyncStream, ControlChannel, Line, PlainControl, MAX_LINE_LENGTH};
-pub use reply::Reply;
-use reply::{push_body_line, StreamedReply};
 
 use transfer::{Transfer, TransferEvent};
 
@@ -227,7 +226,7 @@ impl Session {
                 None => {
                     tracing::info!(user = user.display_name(), "account removed by a reload");
                     return Err(Reply::new(
-                        421,
+                        Code::ServiceUnavailable,
                         "Your account was removed, closing connection",
                     ));
                 }
@@ -267,7 +266,7 @@ impl Session {
             }
         }
         let banner = self.context.settings.session.banner.clone();
-        if !self.send(Reply::new(220, banner)).await {
+        if !self.send(Reply::new(Code::Ready, banner)).await {
             return;
         }
         loop {
@@ -287,11 +286,15 @@ impl Session {
                 Event::Line(Ok(Line::TooLong)) => {
                     self.long_lines += 1;
                     if self.long_lines >= MAX_LINE_ABUSE {
-                        self.close(Reply::new(421, "Too many over-long lines, closing"))
-                            .await;
+                        self.close(Reply::new(
+                            Code::ServiceUnavailable,
+                            "Too many over-long lines, closing",
+                        ))
+                        .await;
                         false
                     } else {
-                        self.send(Reply::new(500, "Line too long")).await
+                        self.send(Reply::new(Code::UnknownCommand, "Line too long"))
+                            .await
                     }
                 }
                 Event::Line(Ok(Line::Closed)) | Event::Line(Err(_)) => false,
@@ -302,7 +305,7 @@ impl Session {
                     } else {
                         "Login timeout, closing control connection"
                     };
-                    self.close(Reply::new(421, text)).await;
+                    self.close(Reply::new(Code::ServiceUnavailable, text)).await;
                     false
                 }
                 Event::PassiveUnused => {
@@ -311,7 +314,8 @@ impl Session {
                     true
                 }
                 Event::Shutdown => {
-                    self.close(Reply::new(421, "Server shutting down")).await;
+                    self.close(Reply::new(Code::ServiceUnavailable, "Server shutting down"))
+                        .await;
                     false
                 }
             };
@@ -378,7 +382,10 @@ impl Session {
             Err(ParseError(reply)) => Ok(Action::Reply(reply)),
             Ok((command, spec)) => {
                 if spec.needs_login && !matches!(self.state.login, LoginState::LoggedIn(_)) {
-                    Err(Reply::new(530, "Please log in with USER and PASS first"))
+                    Err(Reply::new(
+                        Code::NotLoggedIn,
+                        "Please log in with USER and PASS first",
+                    ))
                 } else {
                     self.dispatch(command).await
                 }
@@ -418,9 +425,9 @@ impl Session {
         match command {
             C::User(login) => self.user(login).await,
             C::Pass(password) => self.pass(password).await,
-            C::Acct => Ok(Reply::new(202, "ACCT not needed").into()),
+            C::Acct => Ok(Reply::new(Code::Superfluous, "ACCT not needed").into()),
             C::Rein => self.rein().await,
-            C::Quit => Ok(Action::Close(Reply::new(221, "Goodbye"))),
+            C::Quit => Ok(Action::Close(Reply::new(Code::Goodbye, "Goodbye"))),
             C::Pwd => self.pwd(),
             C::Cwd(path) => self.cwd(&path).await,
             C::Cdup => self.cwd("..").await,
@@ -441,8 +448,8 @@ impl Session {
             C::Prot(level) => self.prot(&level),
             C::Stou(hint) => self.stou(hint.as_deref()).await,
             C::Rest(offset) => self.rest(offset),
-            C::Abor => Ok(Reply::new(226, "No transfer to abort").into()),
-            C::Allo => Ok(Reply::new(202, "ALLO not needed").into()),
+            C::Abor => Ok(Reply::new(Code::TransferComplete, "No transfer to abort").into()),
+            C::Allo => Ok(Reply::new(Code::Superfluous, "ALLO not needed").into()),
             C::List(path) => self.list(path.as_deref()).await,
             C::Nlst(path) => self.nlst(path.as_deref()).await,
             C::Mlsd(path) => self.mlsd(path.as_deref()).await,
@@ -457,8 +464,8 @@ impl Session {
             C::Stru(stru) => Self::stru(&stru),
             C::Feat => Ok(self.feat().into()),
             C::Opts(args) => self.opts(&args),
-            C::Syst => Ok(Reply::new(215, "UNIX Type: L8").into()),
-            C::Noop => Ok(Reply::new(200, "NOOP ok").into()),
+            C::Syst => Ok(Reply::new(Code::SystemType, "UNIX Type: L8").into()),
+            C::Noop => Ok(Reply::new(Code::Ok, "NOOP ok").into()),
             C::Help(verb) => Ok(Self::help(verb.as_deref()).into()),
             C::Site(args) => Ok(Self::site(&args).into()),
         }
@@ -472,37 +479,24 @@ impl Session {
                     .as_ref()
                     .map(|t| t.opening.clone())
                     .unwrap_or_default();
-                self.send(Reply::new(150, opening)).await
+                self.send(Reply::new(Code::OpeningData, opening)).await
             }
             TransferEvent::Connected(Err(err)) => {
                 self.finish_transfer("failed", 0, Some(&err.to_string()));
-                self.send(Reply::new(425, "Cannot open data connection"))
-                    .await
+                self.send(Reply::new(
+                    Code::CannotOpenData,
+                    "Cannot open data connection",
+                ))
+                .await
             }
             TransferEvent::Finished(Ok(bytes)) => {
                 self.finish_transfer("ok", bytes, None);
-                self.send(Reply::new(226, "Transfer complete")).await
+                self.send(Reply::new(Code::TransferComplete, "Transfer complete"))
+                    .await
             }
             TransferEvent::Finished(Err(err)) => {
                 self.finish_transfer("failed", 0, Some(&err.to_string()));
-                let reply = match err {
-                    TransferError::Connection(_) => {
-                        Reply::new(426, "Connection closed; transfer aborted")
-                    }
-                    TransferError::Stalled => {
-                        Reply::new(426, "Data connection stalled; transfer aborted")
-                    }
-                    TransferError::Storage(err) => Reply::from(err),
-                    TransferError::TlsHandshake(_) => {
-                        Reply::new(425, "TLS handshake on the data connection failed")
-                    }
-                    // RFC 4217 §10 leaves the code open; vsftpd answers 522 here too.
-                    TransferError::SessionNotResumed => Reply::new(
-                        522,
-                        "Data connection must resume the control connection's TLS session",
-                    ),
-                };
-                self.send(reply).await
+                self.send(Reply::from(err)).await
             }
         }
     }
@@ -512,8 +506,11 @@ impl Session {
         if let Some(transfer) = self.finish_transfer("aborted", 0, None) {
             transfer.abandon().await;
         }
-        self.send(Reply::new(426, "Transfer aborted")).await
-            && self.send(Reply::new(226, "ABOR successful")).await
+        self.send(Reply::new(Code::TransferAborted, "Transfer aborted"))
+            .await
+            && self
+                .send(Reply::new(Code::TransferComplete, "ABOR successful"))
+                .await
     }
 
     /// Takes the transfer and logs its outcome; dropping what it returns
@@ -547,7 +544,7 @@ impl Session {
     /// Sends a streamed reply a bounded chunk at a time; `false` if the
     /// client is gone or does not take a chunk within the socket timeout.
     async fn send_streamed(&mut self, mut reply: StreamedReply) -> bool {
-        tracing::debug!(code = reply.code, "reply");
+        tracing::debug!(code = reply.code.number(), "reply");
         let limit = self.context.settings.session.socket_timeout;
         let mut out = reply.first_wire();
         let mut body_done = false;
@@ -577,7 +574,7 @@ impl Session {
     /// Sends a reply; `false` if the client is gone or does not take it
     /// within the socket timeout.
     async fn send(&mut self, reply: Reply) -> bool {
-        tracing::debug!(code = reply.code(), "reply");
+        tracing::debug!(code = reply.code().number(), "reply");
         let limit = self.context.settings.session.socket_timeout;
         matches!(
             tokio::time::timeout(limit, self.control.send(&reply)).await,
@@ -598,7 +595,10 @@ impl Session {
     fn logged_in(&self) -> Result<&Arc<User>, Reply> {
         match &self.state.login {
             LoginState::LoggedIn(user) => Ok(user),
-            _ => Err(Reply::new(530, "Please log in with USER and PASS first")),
+            _ => Err(Reply::new(
+                Code::NotLoggedIn,
+                "Please log in with USER and PASS first",
+            )),
         }
     }
 }

@@ -139,7 +139,7 @@ proptest! {
     #[test]
     fn parsing_any_line_never_panics_and_errors_are_one_line_5xx(line in command_line()) {
         if let Err(ParseError(reply)) = Command::parse(&line) {
-            prop_assert!((500..600).contains(&reply.code()), "{line:?}: {}", reply.code());
+            prop_assert!((500..600).contains(&reply.code().number()), "{line:?}: {}", reply.code().number());
             let wire = reply.to_wire();
             prop_assert_eq!(wire.matches("\r\n").count(), 1, "{:?}", wire);
             prop_assert!(!wire.trim_end_matches("\r\n").contains(['\r', '\n']), "{:?}", wire);

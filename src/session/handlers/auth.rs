@@ -1,5 +1,6 @@
 //! USER, PASS, REIN: logging in and out.
 
+use crate::reply::Code;
 use std::sync::Arc;
 
 use super::super::{Action, Handled, LoginState, Reply, Session, State};
@@ -27,7 +28,7 @@ impl Session {
             LoginKind::PasswordRequired => "Password required",
         };
         self.state.login = LoginState::NeedPassword { login };
-        Ok(Reply::new(331, text).into())
+        Ok(Reply::new(Code::NeedPassword, text).into())
     }
 
     pub(in crate::session) async fn pass(&mut self, password: String) -> Handled {
@@ -35,8 +36,8 @@ impl Session {
             std::mem::replace(&mut self.state.login, LoginState::NeedUser)
         else {
             return match self.state.login {
-                LoginState::LoggedIn(_) => Err(Reply::new(503, "Already logged in")),
-                _ => Err(Reply::new(503, "Send USER first")),
+                LoginState::LoggedIn(_) => Err(Reply::new(Code::BadSequence, "Already logged in")),
+                _ => Err(Reply::new(Code::BadSequence, "Send USER first")),
             };
         };
         let password = Password::new(password);
@@ -46,7 +47,7 @@ impl Session {
             Err(refused) => {
                 tracing::warn!(peer = %self.peer, ?refused, "login not checked: address over its failure budget");
                 return Ok(Action::Close(Reply::new(
-                    421,
+                    Code::ServiceUnavailable,
                     "Too many failed logins from your address, try again later",
                 )));
             }
@@ -63,7 +64,7 @@ impl Session {
                 let Some(slot) = self.context.user_slots.claim(&user) else {
                     tracing::warn!(peer = %self.peer, user = user.display_name(), "login refused: user at max_connections");
                     return Err(Reply::new(
-                        530,
+                        Code::NotLoggedIn,
                         "Too many sessions for this user, try again later",
                     ));
                 };
@@ -86,7 +87,7 @@ impl Session {
                 self.record_holder(holder(&user));
                 self.state.cwd = user.home.clone();
                 self.state.login = LoginState::LoggedIn(user);
-                Ok(Reply::new(230, "Login successful").into())
+                Ok(Reply::new(Code::LoggedIn, "Login successful").into())
             }
             None => self.login_failed(&login, attempt, asked).await,
         }
@@ -117,23 +118,26 @@ impl Session {
         if blocked {
             tracing::warn!("address {ip} blocked after too many failed logins");
             return Ok(Action::Close(Reply::new(
-                421,
+                Code::ServiceUnavailable,
                 "Too many failed logins from your address, try again later",
             )));
         }
         if self.failed_logins >= protection.max_failures_per_connection {
             return Ok(Action::Close(Reply::new(
-                421,
+                Code::ServiceUnavailable,
                 "Too many failed logins, closing connection",
             )));
         }
-        Err(Reply::new(530, "Login incorrect"))
+        Err(Reply::new(Code::NotLoggedIn, "Login incorrect"))
     }
 
     pub(in crate::session) async fn rein(&mut self) -> Handled {
         self.logout().await;
         self.state = State::new();
-        Ok(Action::Reply(Reply::new(220, "Ready for a new user")))
+        Ok(Action::Reply(Reply::new(
+            Code::Ready,
+            "Ready for a new user",
+        )))
     }
 
     async fn logout(&mut self) {

@@ -3,6 +3,7 @@
 //! Passive listeners come from the port pool and accept only the control
 //! peer; active targets must be the control peer on an unprivileged port.
 
+use crate::reply::Code;
 use std::net::{IpAddr, SocketAddr};
 
 use super::super::{DataSetup, EpsvArg, Handled, Reply, Session};
@@ -25,18 +26,24 @@ impl Session {
             Ok(listener) => listener,
             Err(PassiveError::Exhausted) => {
                 tracing::warn!("passive port range exhausted");
-                return Err(Reply::new(425, "No passive port free, try again later"));
+                return Err(Reply::new(
+                    Code::CannotOpenData,
+                    "No passive port free, try again later",
+                ));
             }
             Err(err @ PassiveError::ShareHeld(_)) => {
                 tracing::warn!(user = &*lessee.user, %err, "passive port refused");
                 return Err(Reply::new(
-                    425,
+                    Code::CannotOpenData,
                     "Too many passive ports held, finish a transfer first",
                 ));
             }
             Err(PassiveError::Io(err)) => {
                 tracing::warn!(%err, "cannot open a passive listener");
-                return Err(Reply::new(425, "Cannot open passive connection"));
+                return Err(Reply::new(
+                    Code::CannotOpenData,
+                    "Cannot open passive connection",
+                ));
             }
         };
         let port = listener.port();
@@ -54,7 +61,10 @@ impl Session {
 
     pub(in crate::session) fn pasv(&mut self) -> Handled {
         if self.state.epsv_all {
-            return Err(Reply::new(503, "EPSV ALL in effect, use EPSV"));
+            return Err(Reply::new(
+                Code::BadSequence,
+                "EPSV ALL in effect, use EPSV",
+            ));
         }
         let announced = match (
             self.context.settings.passive.public_address,
@@ -63,7 +73,10 @@ impl Session {
             (Some(IpAddr::V4(public)), _) => public,
             (_, IpAddr::V4(local)) => local,
             (_, IpAddr::V6(_)) => {
-                return Err(Reply::new(425, "PASV works over IPv4 only, use EPSV"))
+                return Err(Reply::new(
+                    Code::CannotOpenData,
+                    "PASV works over IPv4 only, use EPSV",
+                ))
             }
         };
         let port = self.open_passive()?;
@@ -73,7 +86,7 @@ impl Session {
             port >> 8,
             port & 0xff
         );
-        Ok(Reply::new(227, text).into())
+        Ok(Reply::new(Code::PassiveMode, text).into())
     }
 
     pub(in crate::session) fn epsv(&mut self, arg: EpsvArg) -> Handled {
@@ -85,33 +98,40 @@ impl Session {
         match arg {
             EpsvArg::All => {
                 self.state.epsv_all = true;
-                return Ok(Reply::new(200, "EPSV ALL ok").into());
+                return Ok(Reply::new(Code::Ok, "EPSV ALL ok").into());
             }
             EpsvArg::Protocol(asked) if asked != family => {
                 return Err(Reply::new(
-                    522,
+                    Code::NotSupported,
                     format!("Network protocol not supported, use ({family})"),
                 ));
             }
             _ => {}
         }
         let port = self.open_passive()?;
-        Ok(Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)")).into())
+        Ok(Reply::new(
+            Code::ExtendedPassiveMode,
+            format!("Entering Extended Passive Mode (|||{port}|)"),
+        )
+        .into())
     }
 
     pub(in crate::session) fn port(&mut self, target: SocketAddr, extended: bool) -> Handled {
         let verb = if extended { "EPRT" } else { "PORT" };
         if self.state.epsv_all {
-            return Err(Reply::new(503, "EPSV ALL in effect, use EPSV"));
+            return Err(Reply::new(
+                Code::BadSequence,
+                "EPSV ALL in effect, use EPSV",
+            ));
         }
         if !same_host(target.ip(), self.peer.ip()) || target.port() < LOWEST_ACTIVE_PORT {
             tracing::warn!(%target, "refused {verb} to a foreign address or privileged port");
             return Err(Reply::new(
-                504,
+                Code::ParameterNotImplemented,
                 format!("{verb} only to your own address and a port >= {LOWEST_ACTIVE_PORT}"),
             ));
         }
         self.state.data = DataSetup::Active(target);
-        Ok(Reply::new(200, format!("{verb} command successful")).into())
+        Ok(Reply::new(Code::Ok, format!("{verb} command successful")).into())
     }
 }

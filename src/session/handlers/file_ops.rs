@@ -4,13 +4,14 @@ use super::super::{Handled, Reply, Session};
 use super::{quote_path, real_path, Need};
 use crate::listing::{parse_timestamp, timestamp};
 use crate::path::VirtualPath;
+use crate::reply::Code;
 use crate::storage::FileKind;
 
 impl Session {
     pub(in crate::session) async fn mkd(&mut self, arg: &str) -> Handled {
         let (user, path) = self.authorize(arg, Need::Entry).await?;
         if path.is_root() {
-            return Err(Reply::new(550, "File exists"));
+            return Err(Reply::new(Code::FileUnavailable, "File exists"));
         }
         user.storage.mkdir(&path).await?;
         tracing::info!(
@@ -18,14 +19,14 @@ impl Session {
             path = path.as_str(),
             "directory created"
         );
-        Ok(Reply::new(257, format!("{} created", quote_path(&path))).into())
+        Ok(Reply::new(Code::PathName, format!("{} created", quote_path(&path))).into())
     }
 
     pub(in crate::session) async fn rmd(&mut self, arg: &str) -> Handled {
         let (user, path) = self.authorize(arg, Need::Entry).await?;
         if path.is_root() || self.state.cwd.starts_with(&path) {
             return Err(Reply::new(
-                550,
+                Code::FileUnavailable,
                 "Cannot remove the current directory or one above it",
             ));
         }
@@ -35,27 +36,27 @@ impl Session {
             path = path.as_str(),
             "directory removed"
         );
-        Ok(Reply::new(250, "Directory removed").into())
+        Ok(Reply::new(Code::FileActionOk, "Directory removed").into())
     }
 
     pub(in crate::session) async fn dele(&mut self, arg: &str) -> Handled {
         let (user, path) = self.authorize(arg, Need::Entry).await?;
         if user.storage.metadata(&path).await?.is_dir() {
-            return Err(Reply::new(550, "Is a directory; use RMD"));
+            return Err(Reply::new(Code::FileUnavailable, "Is a directory; use RMD"));
         }
         user.storage.remove(&path).await?;
         tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
-        Ok(Reply::new(250, "File deleted").into())
+        Ok(Reply::new(Code::FileActionOk, "File deleted").into())
     }
 
     pub(in crate::session) async fn rnfr(&mut self, arg: &str) -> Handled {
         let (user, path) = self.authorize(arg, Need::Entry).await?;
         if path.is_root() {
-            return Err(Reply::new(550, "Cannot rename the root"));
+            return Err(Reply::new(Code::FileUnavailable, "Cannot rename the root"));
         }
         user.storage.metadata(&path).await?;
         self.state.rename_from = Some(path);
-        Ok(Reply::new(350, "Ready for RNTO").into())
+        Ok(Reply::new(Code::PendingMoreInfo, "Ready for RNTO").into())
     }
 
     /// `from` is what the preceding command (it must be RNFR) left behind.
@@ -65,11 +66,14 @@ impl Session {
         arg: &str,
     ) -> Handled {
         let Some(from) = from else {
-            return Err(Reply::new(503, "Send RNFR first"));
+            return Err(Reply::new(Code::BadSequence, "Send RNFR first"));
         };
         let (user, to) = self.authorize(arg, Need::Entry).await?;
         if to.is_root() || to.starts_with(&from) && to != from {
-            return Err(Reply::new(553, "Cannot move a directory into itself"));
+            return Err(Reply::new(
+                Code::NameNotAllowed,
+                "Cannot move a directory into itself",
+            ));
         }
         // What moves is what the links lead to, and where they lead it.
         let real_from = real_path(&user, &from, Need::Entry).await?;
@@ -83,7 +87,7 @@ impl Session {
                 "rename refused: it would lift a rule"
             );
             return Err(Reply::new(
-                550,
+                Code::FileUnavailable,
                 "Permission denied: the rename would give its contents more rights",
             ));
         }
@@ -94,16 +98,16 @@ impl Session {
             to = to.as_str(),
             "renamed"
         );
-        Ok(Reply::new(250, "Renamed").into())
+        Ok(Reply::new(Code::FileActionOk, "Renamed").into())
     }
 
     pub(in crate::session) async fn size(&mut self, arg: &str) -> Handled {
         let (user, path) = self.authorize(arg, Need::Read).await?;
         let meta = user.storage.metadata(&path).await?;
         if meta.kind != FileKind::File {
-            return Err(Reply::new(550, "Not a regular file"));
+            return Err(Reply::new(Code::FileUnavailable, "Not a regular file"));
         }
-        Ok(Reply::new(213, meta.size.to_string()).into())
+        Ok(Reply::new(Code::FileStatus, meta.size.to_string()).into())
     }
 
     pub(in crate::session) async fn mdtm(&mut self, arg: &str) -> Handled {
@@ -111,18 +115,25 @@ impl Session {
         let meta = user.storage.metadata(&path).await?;
         match meta.modified {
             Some(time) if meta.kind == FileKind::File => {
-                Ok(Reply::new(213, timestamp(time)).into())
+                Ok(Reply::new(Code::FileStatus, timestamp(time)).into())
             }
-            Some(_) => Err(Reply::new(550, "Not a regular file")),
-            None => Err(Reply::new(550, "Modification time not known")),
+            Some(_) => Err(Reply::new(Code::FileUnavailable, "Not a regular file")),
+            None => Err(Reply::new(
+                Code::FileUnavailable,
+                "Modification time not known",
+            )),
         }
     }
 
     pub(in crate::session) async fn mfmt(&mut self, time: &str, arg: &str) -> Handled {
-        let when =
-            parse_timestamp(time).ok_or_else(|| Reply::new(501, "Time must be YYYYMMDDHHMMSS"))?;
+        let when = parse_timestamp(time)
+            .ok_or_else(|| Reply::new(Code::BadArguments, "Time must be YYYYMMDDHHMMSS"))?;
         let (user, path) = self.authorize(arg, Need::Write).await?;
         user.storage.set_modified(&path, when).await?;
-        Ok(Reply::new(213, format!("Modify={}; {}", timestamp(when), path)).into())
+        Ok(Reply::new(
+            Code::FileStatus,
+            format!("Modify={}; {}", timestamp(when), path),
+        )
+        .into())
     }
 }

@@ -1,11 +1,11 @@
 //! LIST, NLST, MLSD, MLST, STAT: listings over the data connection or the control one.
 
+use crate::reply::Code;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::super::reply::StreamedReply;
 use super::super::transfer::Job;
 use super::super::{Action, Handled, Reply, Session};
 use super::Need;
@@ -14,6 +14,7 @@ use crate::listing::{
     facts_line, has_wildcard, list_line, wildcard_match, FactsFormatter, LineChunks, ListFormatter,
 };
 use crate::path::VirtualPath;
+use crate::reply::StreamedReply;
 use crate::storage::{DirEntry, EntryStream, Metadata, NameStream, StorageError};
 
 /// Longest `STAT <path>` listing sent over the control connection.
@@ -147,7 +148,7 @@ impl Session {
         let (user, target) = self.list_target(arg).await?;
         let Target::Dir(dir) = target else {
             // RFC 3659 §7.2.1: MLSD takes a directory, never a file or a pattern.
-            return Err(Reply::new(501, "Not a directory; use MLST"));
+            return Err(Reply::new(Code::BadArguments, "Not a directory; use MLST"));
         };
         let entries = user.storage.list(&dir).await?;
         let access = user.entry_access(&dir);
@@ -169,7 +170,7 @@ impl Session {
         let meta = user.storage.metadata(&path).await?;
         let line = facts_line(path.as_str(), &meta, user.access(&path), self.state.facts);
         // RFC 3659 §7.2: the facts line starts with a space, which `multiline` adds.
-        Ok(Reply::multiline(250, format!("Listing {path}"), [line], "End").into())
+        Ok(Reply::multiline(Code::FileActionOk, format!("Listing {path}"), [line], "End").into())
     }
 
     pub(in crate::session) async fn stat(&mut self, arg: Option<&str>) -> Handled {
@@ -186,7 +187,7 @@ impl Session {
             .map(move |e| list_line(&e.name, &e.metadata, now).trim_end().to_owned())
             .boxed();
         Ok(Action::Stream(StreamedReply {
-            code: 213,
+            code: Code::FileStatus,
             first: format!("Status of {arg}:"),
             body,
             last: "End of status".to_owned(),
@@ -207,7 +208,7 @@ impl Session {
             ),
             "No data connection".to_owned(),
         ];
-        Reply::multiline(211, "aioftpd status:", body, "End of status")
+        Reply::multiline(Code::SystemStatus, "aioftpd status:", body, "End of status")
     }
 }
 

@@ -3,6 +3,7 @@
 use super::super::command::Feature;
 use super::super::{Handled, Reply, Session, TransferType, COMMANDS};
 use crate::listing::FactSet;
+use crate::reply::Code;
 
 impl Session {
     pub(in crate::session) fn type_(&mut self, kind: TransferType) -> Handled {
@@ -11,22 +12,28 @@ impl Session {
             TransferType::Ascii => "Switching to ASCII mode",
             TransferType::Image => "Switching to Binary mode",
         };
-        Ok(Reply::new(200, text).into())
+        Ok(Reply::new(Code::Ok, text).into())
     }
 
     pub(in crate::session) fn mode(mode: &str) -> Handled {
         match mode {
-            "S" => Ok(Reply::new(200, "Mode set to S").into()),
-            "B" | "C" | "Z" => Err(Reply::new(504, "Only MODE S is supported")),
-            _ => Err(Reply::new(501, "Syntax: MODE S")),
+            "S" => Ok(Reply::new(Code::Ok, "Mode set to S").into()),
+            "B" | "C" | "Z" => Err(Reply::new(
+                Code::ParameterNotImplemented,
+                "Only MODE S is supported",
+            )),
+            _ => Err(Reply::new(Code::BadArguments, "Syntax: MODE S")),
         }
     }
 
     pub(in crate::session) fn stru(stru: &str) -> Handled {
         match stru {
-            "F" => Ok(Reply::new(200, "Structure set to F").into()),
-            "R" | "P" => Err(Reply::new(504, "Only STRU F is supported")),
-            _ => Err(Reply::new(501, "Syntax: STRU F")),
+            "F" => Ok(Reply::new(Code::Ok, "Structure set to F").into()),
+            "R" | "P" => Err(Reply::new(
+                Code::ParameterNotImplemented,
+                "Only STRU F is supported",
+            )),
+            _ => Err(Reply::new(Code::BadArguments, "Syntax: STRU F")),
         }
     }
 
@@ -47,7 +54,7 @@ impl Session {
         }
         features.sort();
         Reply::multiline(
-            211,
+            Code::SystemStatus,
             "Features:",
             features.into_iter().chain(tls_features),
             "End",
@@ -59,15 +66,18 @@ impl Session {
         match option.to_ascii_uppercase().as_str() {
             // RFC 2640 §3.1: names are always UTF-8 here.
             "UTF8" | "UTF-8" => match value.trim().to_ascii_uppercase().as_str() {
-                "" | "ON" => Ok(Reply::new(200, "UTF8 mode is always on").into()),
-                _ => Err(Reply::new(504, "UTF8 mode cannot be turned off")),
+                "" | "ON" => Ok(Reply::new(Code::Ok, "UTF8 mode is always on").into()),
+                _ => Err(Reply::new(
+                    Code::ParameterNotImplemented,
+                    "UTF8 mode cannot be turned off",
+                )),
             },
             // RFC 3659 §7.9
             "MLST" => {
                 self.state.facts = FactSet::select(value.trim());
-                Ok(Reply::new(200, format!("MLST OPTS {}", self.state.facts.names())).into())
+                Ok(Reply::new(Code::Ok, format!("MLST OPTS {}", self.state.facts.names())).into())
             }
-            _ => Err(Reply::new(501, "Option not understood")),
+            _ => Err(Reply::new(Code::BadArguments, "Option not understood")),
         }
     }
 
@@ -77,23 +87,23 @@ impl Session {
                 let verbs: Vec<&str> = COMMANDS.iter().map(|s| s.verb).collect();
                 let rows = verbs.chunks(8).map(|row| row.join(" "));
                 Reply::multiline(
-                    214,
+                    Code::Help,
                     "The following commands are recognized:",
                     rows,
                     "Help OK",
                 )
             }
             Some(verb) => match super::super::find_spec(verb) {
-                Some(spec) => Reply::new(214, format!("Syntax: {}", spec.syntax)),
-                None => Reply::new(501, "Unknown command"),
+                Some(spec) => Reply::new(Code::Help, format!("Syntax: {}", spec.syntax)),
+                None => Reply::new(Code::BadArguments, "Unknown command"),
             },
         }
     }
 
     pub(in crate::session) fn site(args: &str) -> Reply {
         match args.trim().to_ascii_uppercase().as_str() {
-            "HELP" => Reply::new(214, "SITE commands: HELP"),
-            _ => Reply::new(504, "Unknown SITE command"),
+            "HELP" => Reply::new(Code::Help, "SITE commands: HELP"),
+            _ => Reply::new(Code::ParameterNotImplemented, "Unknown SITE command"),
         }
     }
 }

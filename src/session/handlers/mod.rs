@@ -1,8 +1,7 @@
 //! Command handlers, one file per command family, all `impl Session`.
 //!
-//! Shared here: resolving a client path against the cwd, the permission
-//! check every path command makes, and the one table from storage errors
-//! to reply codes.
+//! Shared here: resolving a client path against the cwd and the permission
+//! check every path command makes. Errors become replies in `crate::reply`.
 
 mod auth;
 mod data_setup;
@@ -16,10 +15,10 @@ mod transfer;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{Reply, Session};
+use super::Session;
 use crate::auth::User;
 use crate::path::VirtualPath;
-use crate::storage::StorageError;
+use crate::reply::{Code, Reply};
 
 /// The right a command needs on its path.
 #[derive(Clone, Copy)]
@@ -49,12 +48,12 @@ impl Session {
             let (user, path) = named?;
             if !allows(&user, &path, need) {
                 tracing::info!(user = user.display_name(), path = ?path, "permission denied");
-                return Err(Reply::new(550, "Permission denied"));
+                return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
             }
             let real = real_path(&user, &path, need).await?;
             if real != path && !allows(&user, &real, need) {
                 tracing::info!(user = user.display_name(), path = ?path, ?real, "permission denied");
-                return Err(Reply::new(550, "Permission denied"));
+                return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
             }
             Ok((user, path))
         }
@@ -82,28 +81,6 @@ async fn real_path(user: &User, path: &VirtualPath, need: Need) -> Result<Virtua
         (Need::Entry, Some(name)) => user.storage.resolve(&path.parent()).await?.join(name),
         _ => user.storage.resolve(path).await?,
     })
-}
-
-/// The one place storage errors become replies (RFC 959 §4.2: 450/451/452 transient, 55x permanent).
-impl From<StorageError> for Reply {
-    fn from(err: StorageError) -> Self {
-        match err {
-            StorageError::NotFound => Reply::new(550, "No such file or directory"),
-            StorageError::AlreadyExists => Reply::new(550, "File exists"),
-            StorageError::NotADirectory => Reply::new(550, "Not a directory"),
-            StorageError::IsADirectory => Reply::new(550, "Is a directory"),
-            StorageError::DirectoryNotEmpty => Reply::new(550, "Directory not empty"),
-            StorageError::PermissionDenied => Reply::new(550, "Permission denied"),
-            StorageError::InvalidName => Reply::new(553, "File name not allowed"),
-            StorageError::StorageFull => Reply::new(452, "Insufficient storage space"),
-            StorageError::Unsupported => Reply::new(502, "Operation not supported by this storage"),
-            StorageError::TimedOut => Reply::new(451, "Storage operation timed out"),
-            StorageError::Io(err) => {
-                tracing::warn!(%err, "storage error");
-                Reply::new(451, "Local error in processing")
-            }
-        }
-    }
 }
 
 /// Quotes a path for a 257 reply: embedded quotes are doubled (RFC 959 Appendix II).

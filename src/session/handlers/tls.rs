@@ -3,20 +3,27 @@
 
 use super::super::{Action, ControlTls, Handled, LoginState, Reply, Session};
 use super::auth::holder;
+use crate::reply::Code;
 use crate::tls::resumption::Holder;
 use crate::tls::TlsPolicy;
 
 impl Session {
     pub(in crate::session) fn auth(&mut self, mechanism: &str) -> Handled {
         if self.context.settings.tls.is_none() {
-            return Err(Reply::new(502, "TLS is not configured on this server"));
+            return Err(Reply::new(
+                Code::NotImplemented,
+                "TLS is not configured on this server",
+            ));
         }
         if !matches!(mechanism, "TLS" | "SSL" | "TLS-C" | "TLS-P") {
-            return Err(Reply::new(504, "Unknown security mechanism; use AUTH TLS"));
+            return Err(Reply::new(
+                Code::ParameterNotImplemented,
+                "Unknown security mechanism; use AUTH TLS",
+            ));
         }
         if self.tls.is_some() {
             return Err(Reply::new(
-                503,
+                Code::BadSequence,
                 "The control connection is already protected",
             ));
         }
@@ -25,11 +32,14 @@ impl Session {
             // in clear behind AUTH would otherwise run as if they had come
             // under TLS (the STARTTLS injection, CVE-2011-0411).
             return Err(Reply::new(
-                503,
+                Code::BadSequence,
                 "Wait for the reply to AUTH before sending more",
             ));
         }
-        Ok(Action::StartTls(Reply::new(234, "AUTH TLS successful")))
+        Ok(Action::StartTls(Reply::new(
+            Code::SecurityAccepted,
+            "AUTH TLS successful",
+        )))
     }
 
     /// Runs the control connection's TLS handshake; from then on the
@@ -62,38 +72,51 @@ impl Session {
 
     pub(in crate::session) fn pbsz(&mut self, size: &str) -> Handled {
         let Some(tls) = &mut self.tls else {
-            return Err(Reply::new(503, "PBSZ needs AUTH TLS first"));
+            return Err(Reply::new(Code::BadSequence, "PBSZ needs AUTH TLS first"));
         };
         if size.parse::<u64>().is_err() {
-            return Err(Reply::new(501, "PBSZ needs a number"));
+            return Err(Reply::new(Code::BadArguments, "PBSZ needs a number"));
         }
         tls.pbsz = true;
         // RFC 4217 §8: a TLS stream has no buffer size; always 0.
-        Ok(Reply::new(200, "PBSZ=0").into())
+        Ok(Reply::new(Code::Ok, "PBSZ=0").into())
     }
 
     pub(in crate::session) fn prot(&mut self, level: &str) -> Handled {
         let Some(tls) = &mut self.tls else {
-            return Err(Reply::new(503, "PROT needs AUTH TLS first"));
+            return Err(Reply::new(Code::BadSequence, "PROT needs AUTH TLS first"));
         };
         if !tls.pbsz {
-            return Err(Reply::new(503, "PROT needs PBSZ first"));
+            return Err(Reply::new(Code::BadSequence, "PROT needs PBSZ first"));
         }
         match level {
             "P" => tls.protect_data = true,
             "C" => tls.protect_data = false,
-            "S" | "E" => return Err(Reply::new(536, "Only PROT P and PROT C are supported")),
-            _ => return Err(Reply::new(504, "Unknown protection level")),
+            "S" | "E" => {
+                return Err(Reply::new(
+                    Code::ProtectionNotSupported,
+                    "Only PROT P and PROT C are supported",
+                ))
+            }
+            _ => {
+                return Err(Reply::new(
+                    Code::ParameterNotImplemented,
+                    "Unknown protection level",
+                ))
+            }
         }
-        Ok(Reply::new(200, format!("Protection level set to {level}")).into())
+        Ok(Reply::new(Code::Ok, format!("Protection level set to {level}")).into())
     }
 
     pub(in crate::session) fn ccc(&mut self) -> Handled {
         if self.tls.is_none() {
-            return Err(Reply::new(533, "The control connection is not protected"));
+            return Err(Reply::new(
+                Code::ProtectionDenied,
+                "The control connection is not protected",
+            ));
         }
         Err(Reply::new(
-            534,
+            Code::PolicyDenied,
             "CCC refused: the control connection stays protected",
         ))
     }
@@ -116,7 +139,7 @@ impl Session {
         let user_override = self.context.users.tls_policy(login).await;
         if self.tls_policy(user_override) >= Some(TlsPolicy::Login) {
             return Err(Reply::new(
-                530,
+                Code::NotLoggedIn,
                 "This server requires TLS: send AUTH TLS before USER",
             ));
         }
@@ -130,7 +153,7 @@ impl Session {
         if !protected && self.tls_policy(user_override) == Some(TlsPolicy::Data) {
             // RFC 4217 §9
             return Err(Reply::new(
-                521,
+                Code::ProtectionRequired,
                 "Data connections must be protected: send PBSZ 0 and PROT P",
             ));
         }

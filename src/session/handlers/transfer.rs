@@ -6,6 +6,7 @@ use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
 use super::Need;
 use crate::data::{connect_active, connect_then_protect, DataProtection, TransferLimits};
 use crate::path::VirtualPath;
+use crate::reply::Code;
 use std::sync::Arc;
 
 use crate::auth::User;
@@ -19,7 +20,7 @@ impl Session {
     pub(in crate::session) fn rest(&mut self, offset: u64) -> Handled {
         self.state.restart_offset = offset;
         let text = format!("Restarting at {offset}; send RETR, STOR or APPE to resume");
-        Ok(Reply::new(350, text).into())
+        Ok(Reply::new(Code::PendingMoreInfo, text).into())
     }
 
     pub(in crate::session) async fn retr(&mut self, arg: &str) -> Handled {
@@ -35,7 +36,7 @@ impl Session {
             None => {
                 let meta = user.storage.metadata(&path).await?;
                 if meta.kind == FileKind::Dir {
-                    return Err(Reply::new(550, "Is a directory"));
+                    return Err(Reply::new(Code::FileUnavailable, "Is a directory"));
                 }
                 restart_within(offset, meta.size)?;
                 let file = user.storage.open_read(&path, offset).await?;
@@ -94,13 +95,16 @@ impl Session {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(Reply::new(450, "Could not find a unique file name"))
+        Err(Reply::new(
+            Code::FileBusy,
+            "Could not find a unique file name",
+        ))
     }
 
     async fn upload(&mut self, verb: &'static str, arg: &str, mode: WriteMode) -> Handled {
         let (user, path) = self.authorize(arg, Need::Write).await?;
         if path.is_root() {
-            return Err(Reply::new(553, "File name not allowed"));
+            return Err(Reply::new(Code::NameNotAllowed, "File name not allowed"));
         }
         let offset = match mode {
             WriteMode::At(offset) => offset,
@@ -158,7 +162,12 @@ impl Session {
         let upload = matches!(job, Job::Receive { .. });
         let protection = self.data_protection(upload);
         let connect = match std::mem::replace(&mut self.state.data, DataSetup::None) {
-            DataSetup::None => return Err(Reply::new(425, "Use PORT, EPRT, PASV or EPSV first")),
+            DataSetup::None => {
+                return Err(Reply::new(
+                    Code::CannotOpenData,
+                    "Use PORT, EPRT, PASV or EPSV first",
+                ))
+            }
             DataSetup::Passive(listener) => connect_then_protect(
                 Box::pin(listener.accept_from(self.peer.ip(), wait)),
                 protection,
@@ -247,6 +256,9 @@ async fn parent_is_a_directory(user: &User, path: &VirtualPath) -> Result<(), Re
 fn restart_within(offset: u64, size: u64) -> Result<(), Reply> {
     match offset <= size {
         true => Ok(()),
-        false => Err(Reply::new(554, "Restart offset beyond the end of the file")),
+        false => Err(Reply::new(
+            Code::InvalidRestart,
+            "Restart offset beyond the end of the file",
+        )),
     }
 }
