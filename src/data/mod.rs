@@ -1,4 +1,6 @@
-//! Data connections: passive ports, active connects, and the transfer loops.
+//! Data connections, whole: passive ports, active connects, TLS on the data
+//! channel, and the transfer loops behind one entry point ([`run`]) that
+//! chooses sendfile, splice or a copy. The session keeps a stage machine only.
 //!
 //! A data connection is only ever made with the control connection's peer
 //! address: passive listeners drop connections from anyone else, and active
@@ -6,19 +8,19 @@
 
 mod ascii;
 mod connect;
+mod job;
 mod ports;
 mod protect;
 mod splice;
 mod stream;
 mod transfer;
 
-pub use connect::{connect_active, same_host, PassiveListener};
+pub use connect::{same_host, PassiveListener};
+pub use job::{run, DataSetup, Job, OpenUpload, Source};
 pub use ports::{Lessee, PassiveError, PassivePortPool};
-pub use protect::{connect_then_protect, Connecting, DataProtection, EagerData, Ready};
+pub use protect::{Connecting, DataProtection, EagerData, Ready};
 pub use stream::DataStream;
-pub use transfer::{
-    receive_file, receive_plain, send_file, send_lines, send_os_file, TransferError, TransferLimits,
-};
+pub use transfer::{TransferError, TransferLimits};
 
 /// A connected loopback TCP pair for the transfer loops' unit tests: the
 /// client's end and the server's (the data connection).

@@ -5,9 +5,9 @@
 //! rule, and `HELP` and `FEAT` are generated from the same table (each
 //! verb declares its `FEAT` line, if any).
 
-use crate::reply::Code;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::reply::Code;
 use crate::reply::Reply;
 
 /// Whether a verb takes an argument.

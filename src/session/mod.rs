@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::auth::User;
 use crate::context::ServerContext;
-use crate::data::{EagerData, PassiveListener};
+use crate::data::DataSetup;
 use crate::deadline;
 use crate::limits::{ConnectionPermit, UserSlot};
 use crate::listing::FactSet;
@@ -53,18 +53,6 @@ enum LoginState {
     NeedPassword { login: String },
     /// Logged in.
     LoggedIn(Arc<User>),
-}
-
-/// How the next data connection will be made.
-enum DataSetup {
-    /// Neither PASV/EPSV nor PORT/EPRT was given.
-    None,
-    /// A passive listener is waiting for the client.
-    Passive(PassiveListener),
-    /// Under `PROT P`: a passive connection accepted and protected as soon as it comes.
-    PassiveProtected(EagerData),
-    /// Connect to the client at this address.
-    Active(SocketAddr),
 }
 
 /// Per-session protocol state.
@@ -347,12 +335,10 @@ impl Session {
                 } else {
                     idle.min(deadline::after(self.connected_at, session.login_timeout))
                 };
-                let passive = match self.state.data {
-                    DataSetup::Passive(_) | DataSetup::PassiveProtected(_) => {
-                        self.state.passive_until
-                    }
-                    DataSetup::None | DataSetup::Active(_) => None,
-                };
+                let passive = self
+                    .state
+                    .passive_until
+                    .filter(|_| self.state.data.is_passive());
                 tokio::select! {
                     line = tokio::time::timeout_at(deadline, self.control.read_line()) => {
                         line.map_or(Event::IdleTimeout, Event::Line)

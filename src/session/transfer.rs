@@ -4,41 +4,13 @@
 //! upload, abandons it so the old file stays.
 
 use std::io;
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::data::{
-    receive_file, receive_plain, send_file, send_lines, send_os_file, Connecting, DataStream,
-    Ready, TransferError, TransferLimits,
-};
+use crate::data::{run, Connecting, Job, Ready, TransferError, TransferLimits};
 use crate::path::VirtualPath;
-use crate::storage::{os_file_stream, ReadStream, StorageError, Upload};
-
-/// What moves over the data connection.
-pub(super) enum Job {
-    /// A file to the client (RETR).
-    Send { file: ReadStream, ascii: bool },
-    /// Bytes `range` of an operating-system file (from the restart offset
-    /// to its size) to the client (RETR), without copying when nothing has
-    /// to touch them on their way out: binary, no TLS, no throttle.
-    SendOsFile {
-        file: std::fs::File,
-        range: Range<u64>,
-        ascii: bool,
-    },
-    /// A file from the client (STOR, APPE, STOU), opened by `open` once the
-    /// data connection is ready.
-    Receive { open: OpenUpload, ascii: bool },
-    /// Listing lines to the client (LIST, NLST, MLSD), in chunks of whole lines.
-    Lines(BoxStream<'static, Result<Vec<u8>, StorageError>>),
-}
-
-/// Opens an upload's file.
-pub(super) type OpenUpload = BoxFuture<'static, Result<Box<dyn Upload>, StorageError>>;
 
 enum Stage {
     Connecting {
@@ -140,46 +112,7 @@ impl Transfer {
             // The 150 reply has gone out: clients such as lftp wait for it
             // before they start the data connection's TLS handshake.
             let mut stream = ready.await?;
-            match job {
-                Job::Send { file, ascii } => send_file(file, &mut stream, ascii, &limits).await,
-                Job::SendOsFile { file, range, ascii } => match &mut stream {
-                    DataStream::Plain(tcp) if !ascii && !limits.throttle.is_limited() => {
-                        send_os_file(file, tcp, range, &limits).await
-                    }
-                    _ => {
-                        let file = os_file_stream(file, range.start).map_err(StorageError::from)?;
-                        send_file(file, &mut stream, ascii, &limits).await
-                    }
-                },
-                Job::Receive { open, ascii } => {
-                    let upload = open_apart(open, settled).await?;
-                    match &mut stream {
-                        DataStream::Plain(tcp) if !ascii => {
-                            receive_plain(tcp, upload, &limits).await
-                        }
-                        _ => receive_file(&mut stream, upload, ascii, &limits).await,
-                    }
-                }
-                Job::Lines(lines) => send_lines(lines, &mut stream, &limits).await,
-            }
+            run(job, &mut stream, &limits, settled).await
         }));
     }
-}
-
-/// Opens an upload's file on a task of its own, which runs to the end even
-/// if the transfer is dropped meanwhile (ABOR): a file opened for nobody is
-/// then abandoned on that task, before `settled` is dropped.
-async fn open_apart(
-    open: OpenUpload,
-    settled: mpsc::Sender<()>,
-) -> Result<Box<dyn Upload>, StorageError> {
-    let (opened, receive) = oneshot::channel();
-    tokio::spawn(async move {
-        let upload = open.await;
-        drop(opened.send(upload));
-        drop(settled);
-    });
-    receive
-        .await
-        .unwrap_or_else(|_| Err(StorageError::Io(io::Error::other("upload task failed"))))
 }

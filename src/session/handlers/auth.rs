@@ -1,12 +1,12 @@
 //! USER, PASS, REIN: logging in and out.
 
-use crate::reply::Code;
 use std::sync::Arc;
 
 use super::super::{Action, Handled, LoginState, Reply, Session, State};
 use crate::auth::{LoginKind, Password, User};
 use crate::deadline;
 use crate::limits::LoginAttempt;
+use crate::reply::Code;
 use crate::throttle::{Bucket, Rate};
 use crate::tls::resumption::Holder;
 

@@ -3,12 +3,12 @@
 //! Passive listeners come from the port pool and accept only the control
 //! peer; active targets must be the control peer on an unprivileged port.
 
-use crate::reply::Code;
 use std::net::{IpAddr, SocketAddr};
 
-use super::super::{DataSetup, EpsvArg, Handled, Reply, Session};
+use super::super::{EpsvArg, Handled, Reply, Session};
 use crate::address::ClientKey;
-use crate::data::{same_host, EagerData, Lessee, PassiveError};
+use crate::data::{same_host, DataSetup, EagerData, Lessee, PassiveError};
+use crate::reply::Code;
 use tokio::time::Instant;
 
 /// Ports below this are never connected to (RFC 2577 §3, FTP bounce).

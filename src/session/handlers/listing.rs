@@ -1,19 +1,19 @@
 //! LIST, NLST, MLSD, MLST, STAT: listings over the data connection or the control one.
 
-use crate::reply::Code;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::super::transfer::Job;
 use super::super::{Action, Handled, Reply, Session};
 use super::Need;
 use crate::auth::User;
+use crate::data::Job;
 use crate::listing::{
     facts_line, has_wildcard, list_line, wildcard_match, FactsFormatter, LineChunks, ListFormatter,
 };
 use crate::path::VirtualPath;
+use crate::reply::Code;
 use crate::reply::StreamedReply;
 use crate::storage::{DirEntry, EntryStream, Metadata, NameStream, StorageError};
 

@@ -1,16 +1,16 @@
 //! RETR, STOR, APPE, STOU, REST, and starting a transfer over the prepared
 //! data connection.
 
-use super::super::transfer::{Job, Transfer};
-use super::super::{Action, DataSetup, Handled, Reply, Session, TransferType};
+use super::super::transfer::Transfer;
+use super::super::{Action, Handled, Reply, Session, TransferType};
 use super::Need;
-use crate::data::{connect_active, connect_then_protect, DataProtection, TransferLimits};
+use crate::data::{DataProtection, DataSetup, Job, Source, TransferLimits};
 use crate::path::VirtualPath;
-use crate::reply::Code;
 use std::sync::Arc;
 
 use crate::auth::User;
-use crate::storage::{FileKind, StorageError, WriteMode};
+use crate::reply::Code;
+use crate::storage::{StorageError, WriteMode};
 use crate::throttle::Throttle;
 
 /// How many names STOU tries before giving up.
@@ -27,22 +27,9 @@ impl Session {
         let (user, path) = self.authorize(arg, Need::Read).await?;
         let offset = std::mem::take(&mut self.state.restart_offset);
         let ascii = self.state.transfer_type == TransferType::Ascii;
-        let (job, size) = match user.storage.open_os_file(&path).await? {
-            Some((file, size)) => {
-                restart_within(offset, size)?;
-                let range = offset..size;
-                (Job::SendOsFile { file, range, ascii }, size)
-            }
-            None => {
-                let meta = user.storage.metadata(&path).await?;
-                if meta.kind == FileKind::Dir {
-                    return Err(Reply::new(Code::FileUnavailable, "Is a directory"));
-                }
-                restart_within(offset, meta.size)?;
-                let file = user.storage.open_read(&path, offset).await?;
-                (Job::Send { file, ascii }, meta.size)
-            }
-        };
+        let (source, size) = Source::open(&*user.storage, &path, offset).await?;
+        restart_within(offset, size)?;
+        let job = Job::Send { source, ascii };
         let opening = format!(
             "Opening {} mode data connection for {path} ({size} bytes)",
             mode_name(ascii),
@@ -161,23 +148,12 @@ impl Session {
         let wait = self.context.settings.session.data_timeout;
         let upload = matches!(job, Job::Receive { .. });
         let protection = self.data_protection(upload);
-        let connect = match std::mem::replace(&mut self.state.data, DataSetup::None) {
-            DataSetup::None => {
-                return Err(Reply::new(
-                    Code::CannotOpenData,
-                    "Use PORT, EPRT, PASV or EPSV first",
-                ))
-            }
-            DataSetup::Passive(listener) => connect_then_protect(
-                Box::pin(listener.accept_from(self.peer.ip(), wait)),
-                protection,
-            ),
-            DataSetup::PassiveProtected(eager) => eager.connecting(wait, protection),
-            DataSetup::Active(target) => connect_then_protect(
-                Box::pin(connect_active(self.local.ip(), target, wait)),
-                protection,
-            ),
-        };
+        let setup = std::mem::replace(&mut self.state.data, DataSetup::None);
+        let connect = setup
+            .connect(self.peer.ip(), self.local.ip(), wait, protection)
+            .ok_or_else(|| {
+                Reply::new(Code::CannotOpenData, "Use PORT, EPRT, PASV or EPSV first")
+            })?;
         let session = &self.context.settings.session;
         let limits = TransferLimits {
             block_size: session.block_size,
