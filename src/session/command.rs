@@ -1,9 +1,10 @@
 //! Every command the server knows, parsed in one place.
 //!
-//! [`COMMANDS`] declares each verb's preconditions (login, argument) and its
-//! help text; parsing checks the argument rule, dispatch checks the login
-//! rule, and `HELP` and `FEAT` are generated from the same table (each
-//! verb declares its `FEAT` line, if any).
+//! [`COMMANDS`] declares each verb's preconditions (login, argument, the
+//! right it needs on its path) and its help text; parsing checks the
+//! argument rule, dispatch checks the login rule and the right, once, before
+//! any handler runs, and `HELP` and `FEAT` are generated from the same table
+//! (each verb declares its `FEAT` line, if any).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -34,6 +35,21 @@ pub enum Feature {
     Facts,
 }
 
+/// The right a command needs on its path, checked at dispatch on the path
+/// as named and on where the storage's links lead it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The command names no path, or checks each path it makes itself (STOU).
+    Nothing,
+    /// Reading a file or listing a directory.
+    Read,
+    /// Changing what is there: writing a file's contents, its time. An upload
+    /// that creates a file also needs [`Need::Entry`], which its handler asks.
+    Write,
+    /// Creating, removing or renaming the entry itself (see `User::may_change_entry`).
+    Entry,
+}
+
 /// A verb's declared preconditions and help.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -47,6 +63,8 @@ pub struct CommandSpec {
     pub syntax: &'static str,
     /// Its line in `FEAT`.
     pub feature: Feature,
+    /// The right it needs on its path ([`Command::path`]).
+    pub need: Need,
 }
 
 const fn spec(
@@ -61,6 +79,7 @@ const fn spec(
         arg,
         syntax,
         feature: Feature::None,
+        need: Need::Nothing,
     }
 }
 
@@ -68,6 +87,11 @@ impl CommandSpec {
     /// The same verb, announced in `FEAT` as `feature` says.
     const fn feature(self, feature: Feature) -> Self {
         CommandSpec { feature, ..self }
+    }
+
+    /// The same verb, needing `need` on its path.
+    const fn needs(self, need: Need) -> Self {
+        CommandSpec { need, ..self }
     }
 }
 
@@ -91,11 +115,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         NoArg,
         "CCC (refused: the control connection stays protected)",
     ),
-    spec("APPE", true, Required, "APPE <path> (append to a file)"),
-    spec("CDUP", true, NoArg, "CDUP (go to the parent directory)"),
+    spec("APPE", true, Required, "APPE <path> (append to a file)").needs(Need::Write),
+    spec("CDUP", true, NoArg, "CDUP (go to the parent directory)").needs(Need::Read),
     // TVFS (RFC 3659 §6): every path command takes `/`-separated paths.
-    spec("CWD", true, Required, "CWD <path> (change directory)").feature(Feature::Line("TVFS")),
-    spec("DELE", true, Required, "DELE <path> (delete a file)"),
+    spec("CWD", true, Required, "CWD <path> (change directory)")
+        .feature(Feature::Line("TVFS"))
+        .needs(Need::Read),
+    spec("DELE", true, Required, "DELE <path> (delete a file)").needs(Need::Entry),
     spec(
         "EPRT",
         true,
@@ -117,31 +143,37 @@ pub const COMMANDS: &[CommandSpec] = &[
         true,
         Optional,
         "LIST [<path>] (ls -l style listing)",
-    ),
-    spec("MDTM", true, Required, "MDTM <path> (modification time)").feature(Feature::Line("MDTM")),
+    )
+    .needs(Need::Read),
+    spec("MDTM", true, Required, "MDTM <path> (modification time)")
+        .feature(Feature::Line("MDTM"))
+        .needs(Need::Read),
     spec(
         "MFMT",
         true,
         Required,
         "MFMT <YYYYMMDDHHMMSS> <path> (set modification time)",
     )
-    .feature(Feature::Line("MFMT")),
-    spec("MKD", true, Required, "MKD <path> (make directory)"),
+    .feature(Feature::Line("MFMT"))
+    .needs(Need::Write),
+    spec("MKD", true, Required, "MKD <path> (make directory)").needs(Need::Entry),
     spec(
         "MLSD",
         true,
         Optional,
         "MLSD [<path>] (machine listing, RFC 3659)",
-    ),
+    )
+    .needs(Need::Read),
     spec(
         "MLST",
         true,
         Optional,
         "MLST [<path>] (facts of one object, RFC 3659)",
     )
-    .feature(Feature::Facts),
+    .feature(Feature::Facts)
+    .needs(Need::Read),
     spec("MODE", false, Required, "MODE S (stream mode only)"),
-    spec("NLST", true, Optional, "NLST [<path>] (name list)"),
+    spec("NLST", true, Optional, "NLST [<path>] (name list)").needs(Need::Read),
     spec("NOOP", false, NoArg, "NOOP"),
     spec("OPTS", false, Required, "OPTS UTF8 ON | OPTS MLST <facts>")
         .feature(Feature::Line("UTF8")),
@@ -171,29 +203,32 @@ pub const COMMANDS: &[CommandSpec] = &[
         "REST <offset> (restart the next transfer at offset)",
     )
     .feature(Feature::Line("REST STREAM")),
-    spec("RETR", true, Required, "RETR <path> (download)"),
-    spec("RMD", true, Required, "RMD <path> (remove directory)"),
-    spec("RNFR", true, Required, "RNFR <path> (rename from)"),
-    spec("RNTO", true, Required, "RNTO <path> (rename to)"),
+    spec("RETR", true, Required, "RETR <path> (download)").needs(Need::Read),
+    spec("RMD", true, Required, "RMD <path> (remove directory)").needs(Need::Entry),
+    spec("RNFR", true, Required, "RNFR <path> (rename from)").needs(Need::Entry),
+    spec("RNTO", true, Required, "RNTO <path> (rename to)").needs(Need::Entry),
     spec("SITE", true, Required, "SITE HELP"),
-    spec("SIZE", true, Required, "SIZE <path> (file size)").feature(Feature::Line("SIZE")),
+    spec("SIZE", true, Required, "SIZE <path> (file size)")
+        .feature(Feature::Line("SIZE"))
+        .needs(Need::Read),
     spec(
         "STAT",
         false,
         Optional,
         "STAT [<path>] (status, or a listing over the control connection)",
-    ),
-    spec("STOR", true, Required, "STOR <path> (upload)"),
+    )
+    .needs(Need::Read),
+    spec("STOR", true, Required, "STOR <path> (upload)").needs(Need::Write),
     spec("STOU", true, Optional, "STOU (upload to a unique name)"),
     spec("STRU", false, Required, "STRU F (file structure only)"),
     spec("SYST", false, NoArg, "SYST"),
     spec("TYPE", false, Required, "TYPE A | I | L 8"),
     spec("USER", false, Required, "USER <login>"),
-    spec("XCUP", true, NoArg, "XCUP (same as CDUP)"),
-    spec("XCWD", true, Required, "XCWD <path> (same as CWD)"),
-    spec("XMKD", true, Required, "XMKD <path> (same as MKD)"),
+    spec("XCUP", true, NoArg, "XCUP (same as CDUP)").needs(Need::Read),
+    spec("XCWD", true, Required, "XCWD <path> (same as CWD)").needs(Need::Read),
+    spec("XMKD", true, Required, "XMKD <path> (same as MKD)").needs(Need::Entry),
     spec("XPWD", true, NoArg, "XPWD (same as PWD)"),
-    spec("XRMD", true, Required, "XRMD <path> (same as RMD)"),
+    spec("XRMD", true, Required, "XRMD <path> (same as RMD)").needs(Need::Entry),
 ];
 
 /// Finds a verb's spec, case-insensitively.
@@ -281,6 +316,33 @@ fn syntax(text: impl Into<String>) -> ParseError {
 }
 
 impl Command {
+    /// The path the command acts on, as the client wrote it, for the right
+    /// its spec declares; `None` for a command that names none (`STAT`
+    /// alone reports on the session).
+    pub fn path(&self) -> Option<&str> {
+        use Command as C;
+        match self {
+            C::Cdup => Some(".."),
+            C::Appe(path)
+            | C::Cwd(path)
+            | C::Dele(path)
+            | C::Mdtm(path)
+            | C::Mfmt { path, .. }
+            | C::Mkd(path)
+            | C::Retr(path)
+            | C::Rmd(path)
+            | C::Rnfr(path)
+            | C::Rnto(path)
+            | C::Size(path)
+            | C::Stor(path)
+            | C::Stat(Some(path)) => Some(path),
+            C::List(path) | C::Mlsd(path) | C::Mlst(path) | C::Nlst(path) => {
+                Some(path.as_deref().unwrap_or("."))
+            }
+            _ => None,
+        }
+    }
+
     /// Parses one command line; the spec's argument rule is enforced here.
     pub fn parse(line: &str) -> Result<(Command, &'static CommandSpec), ParseError> {
         let line = line.trim_start();
@@ -545,5 +607,31 @@ mod tests {
             };
             assert!(Command::parse(&line).is_ok(), "{line}");
         }
+    }
+
+    /// Dispatch checks the declared right on `Command::path`: a verb that
+    /// names a path without declaring a right would run unchecked, one that
+    /// declares a right and names no path when given one would never be
+    /// checked. (`STAT` alone names none: it reports on the session.)
+    #[test]
+    fn a_verb_needs_a_right_exactly_when_it_names_a_path() {
+        for spec in COMMANDS {
+            let declared = spec.need != Need::Nothing;
+            if let Ok((command, _)) = Command::parse(spec.verb) {
+                assert!(command.path().is_none() || declared, "{}", spec.verb);
+            }
+            let line = format!("{} x", spec.verb);
+            if let Ok((command, parsed)) = Command::parse(&line) {
+                assert_eq!(parsed.verb, spec.verb);
+                assert_eq!(
+                    command.path().is_some(),
+                    declared,
+                    "{line}: {:?}",
+                    spec.need
+                );
+            }
+        }
+        // STOU makes its own names and checks each one itself.
+        assert_eq!(find_spec("STOU").map(|s| s.need), Some(Need::Nothing));
     }
 }

@@ -9,6 +9,7 @@
 mod command;
 mod control;
 mod handlers;
+mod state;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -21,80 +22,26 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::User;
 use crate::context::ServerContext;
 use crate::data::DataSetup;
 use crate::deadline;
-use crate::limits::{ConnectionPermit, UserSlot};
-use crate::listing::FactSet;
-use crate::path::VirtualPath;
-use crate::throttle::Bucket;
-use crate::tls::resumption::ControlTickets;
+use crate::limits::ConnectionPermit;
 
 pub use crate::reply::Reply;
 use crate::reply::{push_body_line, Code, StreamedReply};
 pub use command::{
-    find_spec, ArgRule, Command, CommandSpec, EpsvArg, ParseError, TransferType, COMMANDS,
+    find_spec, ArgRule, Command, CommandSpec, EpsvArg, Need, ParseError, TransferType, COMMANDS,
 };
 pub use control::{AsyncStream, ControlChannel, Line, PlainControl, MAX_LINE_LENGTH};
 
+use handlers::Cx;
+use state::{Connection, ControlTls, LoginState, State};
 use transfer::{Transfer, TransferEvent};
 
 /// Commands queued while a transfer runs; past this, the session stops reading.
 const MAX_PENDING_COMMANDS: usize = 16;
 /// Over-long lines tolerated before the session is closed.
 const MAX_LINE_ABUSE: u32 = 3;
-
-/// Where a session is in the login sequence.
-enum LoginState {
-    /// Waiting for `USER`.
-    NeedUser,
-    /// `USER` given; waiting for `PASS`.
-    NeedPassword { login: String },
-    /// Logged in.
-    LoggedIn(Arc<User>),
-}
-
-/// Per-session protocol state.
-struct State {
-    login: LoginState,
-    cwd: VirtualPath,
-    transfer_type: TransferType,
-    restart_offset: u64,
-    rename_from: Option<VirtualPath>,
-    data: DataSetup,
-    /// A passive listener that no transfer took by then is closed, so its
-    /// port goes back to the pool.
-    passive_until: Option<Instant>,
-    epsv_all: bool,
-    facts: FactSet,
-}
-
-impl State {
-    fn new() -> Self {
-        State {
-            login: LoginState::NeedUser,
-            cwd: VirtualPath::root(),
-            transfer_type: TransferType::Ascii,
-            restart_offset: 0,
-            rename_from: None,
-            data: DataSetup::None,
-            passive_until: None,
-            epsv_all: false,
-            facts: FactSet::default(),
-        }
-    }
-}
-
-/// The protection of a TLS control connection and of its data connections.
-struct ControlTls {
-    /// The sessions issued on this control connection, for data connections to resume.
-    tickets: ControlTickets,
-    /// `PBSZ` has been given (RFC 4217 §8: it must precede `PROT`).
-    pbsz: bool,
-    /// `PROT P`: data connections are TLS too.
-    protect_data: bool,
-}
 
 /// What a handler wants the session to do next.
 enum Action {
@@ -132,8 +79,7 @@ enum Event {
 /// One control connection.
 pub struct Session {
     control: ControlChannel,
-    peer: SocketAddr,
-    local: SocketAddr,
+    conn: Connection,
     context: Arc<ServerContext>,
     stop: CancellationToken,
     state: State,
@@ -141,18 +87,6 @@ pub struct Session {
     transfer: Option<Box<Transfer>>,
     pending: VecDeque<String>,
     long_lines: u32,
-    /// Set once the control connection is protected by TLS.
-    tls: Option<ControlTls>,
-    /// The connection came in on an implicit-TLS listener.
-    implicit_tls: bool,
-    /// When the connection was accepted, for the login timeout.
-    connected_at: Instant,
-    /// Failed `PASS` attempts on this connection.
-    failed_logins: u32,
-    /// The logged-in user's place among its sessions, with its shared buckets.
-    user_slot: Option<UserSlot>,
-    /// This connection's own (download, upload) buckets, set at login.
-    connection_buckets: (Option<Arc<Bucket>>, Option<Arc<Bucket>>),
     /// The connection's place under the server and address caps.
     permit: Option<ConnectionPermit>,
     /// New config generations, picked up at the next command.
@@ -171,20 +105,20 @@ impl Session {
     ) -> Self {
         Session {
             control: ControlChannel::new(io),
-            peer,
-            local,
+            conn: Connection {
+                peer,
+                local,
+                implicit_tls,
+                connected_at: Instant::now(),
+                tls: None,
+                failed_logins: 0,
+            },
             context,
             stop,
             state: State::new(),
             transfer: None,
             pending: VecDeque::new(),
             long_lines: 0,
-            tls: None,
-            implicit_tls,
-            connected_at: Instant::now(),
-            failed_logins: 0,
-            user_slot: None,
-            connection_buckets: (None, None),
             permit: None,
             updates: None,
         }
@@ -207,10 +141,10 @@ impl Session {
             return Ok(());
         }
         self.context = updates.borrow_and_update().clone();
-        if let LoginState::LoggedIn(user) = &self.state.login {
-            let user = user.clone();
+        if let LoginState::LoggedIn(account) = &mut self.state.login {
+            let user = account.user.clone();
             match self.context.users.refresh(&user).await {
-                Some(current) => self.state.login = LoginState::LoggedIn(current),
+                Some(current) => account.user = current,
                 None => {
                     tracing::info!(user = user.display_name(), "account removed by a reload");
                     return Err(Reply::new(
@@ -236,18 +170,18 @@ impl Session {
         // At ERROR, the most severe level, so that the span is on whenever
         // any line is: every line of a session names its peer, whatever
         // `--log-level` hides (a span's level only decides when it is on).
-        let span = tracing::error_span!("session", peer = %self.peer);
+        let span = tracing::error_span!("session", peer = %self.conn.peer);
         self.serve().instrument(span)
     }
 
     async fn serve(mut self) {
         tracing::info!("connected");
-        if self.implicit_tls {
+        if self.conn.implicit_tls {
             if let Err(err) = Box::pin(self.protect_control_connection()).await {
                 tracing::info!(%err, "implicit TLS handshake failed");
                 return;
             }
-            if let Some(tls) = &mut self.tls {
+            if let Some(tls) = &mut self.conn.tls {
                 // Implicit FTPS protects everything from the first byte.
                 tls.pbsz = true;
                 tls.protect_data = true;
@@ -288,7 +222,7 @@ impl Session {
                 Event::Line(Ok(Line::Closed)) | Event::Line(Err(_)) => false,
                 Event::Transfer(event) => Box::pin(self.on_transfer_event(event)).await,
                 Event::IdleTimeout => {
-                    let text = if matches!(self.state.login, LoginState::LoggedIn(_)) {
+                    let text = if self.state.user().is_some() {
                         "Idle timeout, closing control connection"
                     } else {
                         "Login timeout, closing control connection"
@@ -311,10 +245,7 @@ impl Session {
                 break;
             }
         }
-        if let LoginState::LoggedIn(user) = &self.state.login {
-            tracing::info!(user = user.display_name(), "logout");
-            self.context.users.notify_logout(user).await;
-        }
+        handlers::auth::end_login(&self.context, &mut self.state).await;
         tracing::info!("disconnected");
     }
 
@@ -330,10 +261,13 @@ impl Session {
             None => {
                 let session = &self.context.settings.session;
                 let idle = deadline::after(Instant::now(), session.idle_timeout);
-                let deadline = if matches!(self.state.login, LoginState::LoggedIn(_)) {
+                let deadline = if self.state.user().is_some() {
                     idle
                 } else {
-                    idle.min(deadline::after(self.connected_at, session.login_timeout))
+                    idle.min(deadline::after(
+                        self.conn.connected_at,
+                        session.login_timeout,
+                    ))
                 };
                 let passive = self
                     .state
@@ -367,13 +301,10 @@ impl Session {
         let action = match Command::parse(&line) {
             Err(ParseError(reply)) => Ok(Action::Reply(reply)),
             Ok((command, spec)) => {
-                if spec.needs_login && !matches!(self.state.login, LoginState::LoggedIn(_)) {
-                    Err(Reply::new(
-                        Code::NotLoggedIn,
-                        "Please log in with USER and PASS first",
-                    ))
+                if spec.needs_login && self.state.user().is_none() {
+                    Err(handlers::not_logged_in())
                 } else {
-                    self.dispatch(command).await
+                    self.dispatch(command, spec).await
                 }
             }
         };
@@ -403,57 +334,73 @@ impl Session {
         }
     }
 
-    /// The one exhaustive match from command to handler.
-    async fn dispatch(&mut self, command: Command) -> Handled {
+    /// The one exhaustive match from command to handler, after the right
+    /// the command table declares is checked on the command's path.
+    async fn dispatch(&mut self, command: Command, spec: &CommandSpec) -> Handled {
+        use handlers::{auth, data_setup, file_ops, listing, misc, navigation, tls, transfer};
         use Command as C;
         // RFC 959 §4.1.3: RNTO must come right after RNFR.
         let rename_from = self.state.rename_from.take();
+        let target = match (spec.need, command.path()) {
+            (Need::Nothing, _) | (_, None) => None,
+            (need, Some(arg)) => Some(handlers::authorize(&self.state, arg, need).await?),
+        };
+        let pipelined = self.control.has_buffered_input() || !self.pending.is_empty();
+        let mut cx = Cx {
+            server: &self.context,
+            conn: &mut self.conn,
+            state: &mut self.state,
+            pipelined,
+        };
+        // Every arm that takes a target has a path and a declared right
+        // (`command::tests::a_verb_needs_a_right_exactly_when_it_names_a_path`).
+        let target = || target.ok_or_else(handlers::unchecked_path);
         match command {
-            C::User(login) => self.user(login).await,
-            C::Pass(password) => self.pass(password).await,
+            C::User(login) => auth::user(cx, login).await,
+            C::Pass(password) => auth::pass(cx, password).await,
             C::Acct => Ok(Reply::new(Code::Superfluous, "ACCT not needed").into()),
-            C::Rein => self.rein().await,
+            C::Rein => auth::rein(cx).await,
             C::Quit => Ok(Action::Close(Reply::new(Code::Goodbye, "Goodbye"))),
-            C::Pwd => self.pwd(),
-            C::Cwd(path) => self.cwd(&path).await,
-            C::Cdup => self.cwd("..").await,
-            C::Mkd(path) => self.mkd(&path).await,
-            C::Rmd(path) => self.rmd(&path).await,
-            C::Dele(path) => self.dele(&path).await,
-            C::Rnfr(path) => self.rnfr(&path).await,
-            C::Rnto(path) => self.rnto(rename_from, &path).await,
-            C::Size(path) => self.size(&path).await,
-            C::Mdtm(path) => self.mdtm(&path).await,
-            C::Mfmt { time, path } => self.mfmt(&time, &path).await,
-            C::Retr(path) => self.retr(&path).await,
-            C::Stor(path) => self.stor(&path).await,
-            C::Appe(path) => self.appe(&path).await,
-            C::Auth(mechanism) => self.auth(&mechanism),
-            C::Ccc => self.ccc(),
-            C::Pbsz(size) => self.pbsz(&size),
-            C::Prot(level) => self.prot(&level),
-            C::Stou(hint) => self.stou(hint.as_deref()).await,
-            C::Rest(offset) => self.rest(offset),
+            C::Pwd => navigation::pwd(cx.state),
+            C::Cwd(_) | C::Cdup => navigation::cwd(cx.state, target()?).await,
+            C::Mkd(_) => file_ops::mkd(target()?).await,
+            C::Rmd(_) => file_ops::rmd(&cx.state.cwd, target()?).await,
+            C::Dele(_) => file_ops::dele(target()?).await,
+            C::Rnfr(_) => file_ops::rnfr(&mut cx.state.rename_from, target()?).await,
+            C::Rnto(_) => file_ops::rnto(rename_from, target()?).await,
+            C::Size(_) => file_ops::size(target()?).await,
+            C::Mdtm(_) => file_ops::mdtm(target()?).await,
+            C::Mfmt { time, .. } => file_ops::mfmt(&time, target()?).await,
+            C::Retr(_) => transfer::retr(cx, target()?).await,
+            C::Stor(_) => transfer::stor(cx, target()?).await,
+            C::Appe(_) => transfer::appe(cx, target()?).await,
+            C::Stou(hint) => transfer::stou(cx, hint.as_deref()).await,
+            C::Rest(offset) => transfer::rest(cx.state, offset),
+            C::Auth(mechanism) => tls::auth(&cx, &mechanism),
+            C::Ccc => tls::ccc(cx.conn),
+            C::Pbsz(size) => tls::pbsz(cx.conn, &size),
+            C::Prot(level) => tls::prot(cx.conn, &level),
             C::Abor => Ok(Reply::new(Code::TransferComplete, "No transfer to abort").into()),
             C::Allo => Ok(Reply::new(Code::Superfluous, "ALLO not needed").into()),
-            C::List(path) => self.list(path.as_deref()).await,
-            C::Nlst(path) => self.nlst(path.as_deref()).await,
-            C::Mlsd(path) => self.mlsd(path.as_deref()).await,
-            C::Mlst(path) => self.mlst(path.as_deref()).await,
-            C::Stat(path) => self.stat(path.as_deref()).await,
-            C::Pasv => self.pasv(),
-            C::Epsv(arg) => self.epsv(arg),
-            C::Port(addr) => self.port(addr, false),
-            C::Eprt(addr) => self.port(addr, true),
-            C::Type(kind) => self.type_(kind),
-            C::Mode(mode) => Self::mode(&mode),
-            C::Stru(stru) => Self::stru(&stru),
-            C::Feat => Ok(self.feat().into()),
-            C::Opts(args) => self.opts(&args),
+            C::List(ref arg) => listing::list(cx, arg.as_deref().unwrap_or("."), target()?).await,
+            C::Nlst(ref arg) => listing::nlst(cx, arg.as_deref().unwrap_or("."), target()?).await,
+            C::Mlsd(ref arg) => listing::mlsd(cx, arg.as_deref().unwrap_or("."), target()?).await,
+            C::Mlst(_) => listing::mlst(cx.state, target()?).await,
+            C::Stat(None) => Ok(listing::status(cx.conn, cx.state).into()),
+            C::Stat(Some(ref arg)) => listing::stat(cx.state, arg, target()?).await,
+            C::Pasv => data_setup::pasv(&mut cx),
+            C::Epsv(arg) => data_setup::epsv(&mut cx, arg),
+            C::Port(addr) => data_setup::port(&mut cx, addr, false),
+            C::Eprt(addr) => data_setup::port(&mut cx, addr, true),
+            C::Type(kind) => misc::type_(cx.state, kind),
+            C::Mode(mode) => misc::mode(&mode),
+            C::Stru(stru) => misc::stru(&stru),
+            C::Feat => Ok(misc::feat(cx.server, cx.state).into()),
+            C::Opts(args) => misc::opts(cx.state, &args),
             C::Syst => Ok(Reply::new(Code::SystemType, "UNIX Type: L8").into()),
             C::Noop => Ok(Reply::new(Code::Ok, "NOOP ok").into()),
-            C::Help(verb) => Ok(Self::help(verb.as_deref()).into()),
-            C::Site(args) => Ok(Self::site(&args).into()),
+            C::Help(verb) => Ok(misc::help(verb.as_deref()).into()),
+            C::Site(args) => Ok(misc::site(&args).into()),
         }
     }
 
@@ -508,13 +455,10 @@ impl Session {
         error: Option<&str>,
     ) -> Option<Box<Transfer>> {
         let transfer = self.transfer.take()?;
-        let user = self
-            .logged_in()
-            .map(|u| u.display_name().to_owned())
-            .unwrap_or_default();
+        let user = self.state.user().map_or("", |u| u.display_name());
         tracing::info!(
-            user = user.as_str(),
-            address = %self.peer.ip(),
+            user,
+            address = %self.conn.peer.ip(),
             verb = transfer.verb,
             path = transfer.path.as_str(),
             bytes,
@@ -568,24 +512,33 @@ impl Session {
         )
     }
 
+    /// Runs the control connection's TLS handshake; from then on the
+    /// sessions it issues are recorded against it and its login.
+    async fn protect_control_connection(&mut self) -> std::io::Result<()> {
+        let Some(tls) = self.context.settings.tls.clone() else {
+            return Err(std::io::Error::other("TLS is not configured"));
+        };
+        let tickets = self.context.resumption.open_control(self.conn.peer.ip());
+        let acceptor = tls.control_acceptor(&tickets);
+        self.control.start_tls(&tls, acceptor).await?;
+        if let Some(user) = self.state.user() {
+            tickets.set_holder(handlers::auth::holder(user));
+        }
+        self.conn.tls = Some(ControlTls {
+            tickets,
+            pbsz: false,
+            protect_data: false,
+        });
+        Ok(())
+    }
+
     async fn close(&mut self, reply: Reply) {
         // Slots come back before the goodbye, so a client that reconnects the
         // moment it reads it finds them free.
-        self.user_slot = None;
+        handlers::auth::end_login(&self.context, &mut self.state).await;
         self.permit = None;
         self.send(reply).await;
         let _ = self.control.shutdown().await;
-    }
-
-    /// The logged-in user; handlers behind the login check may rely on it.
-    fn logged_in(&self) -> Result<&Arc<User>, Reply> {
-        match &self.state.login {
-            LoginState::LoggedIn(user) => Ok(user),
-            _ => Err(Reply::new(
-                Code::NotLoggedIn,
-                "Please log in with USER and PASS first",
-            )),
-        }
     }
 }
 

@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
-use super::super::{Action, Handled, LoginState, Reply, Session, State};
+use super::super::state::{Account, Connection, LoginState, State};
+use super::super::{Action, Handled};
+use super::tls::check_login_protected;
+use super::Cx;
 use crate::auth::{LoginKind, Password, User};
+use crate::context::ServerContext;
 use crate::deadline;
 use crate::limits::LoginAttempt;
-use crate::reply::Code;
-use crate::throttle::{Bucket, Rate};
+use crate::reply::{Code, Reply};
 use crate::tls::resumption::Holder;
 
 /// `user` as the resumption rules see it: the anonymous user is nobody's sibling.
@@ -18,137 +21,129 @@ pub(in crate::session) fn holder(user: &User) -> Holder {
     }
 }
 
-impl Session {
-    pub(in crate::session) async fn user(&mut self, login: String) -> Handled {
-        self.check_login_protected(&login).await?;
-        self.logout().await;
-        let kind = self.context.users.get_user(&login).await;
-        let text = match kind {
-            LoginKind::Anonymous => "Anonymous login ok, send your e-mail address as password",
-            LoginKind::PasswordRequired => "Password required",
-        };
-        self.state.login = LoginState::NeedPassword { login };
-        Ok(Reply::new(Code::NeedPassword, text).into())
-    }
+pub(in crate::session) async fn user(cx: Cx<'_>, login: String) -> Handled {
+    check_login_protected(cx.server, cx.conn, &login).await?;
+    logout(cx.server, cx.conn, cx.state).await;
+    let kind = cx.server.users.get_user(&login).await;
+    let text = match kind {
+        LoginKind::Anonymous => "Anonymous login ok, send your e-mail address as password",
+        LoginKind::PasswordRequired => "Password required",
+    };
+    cx.state.login = LoginState::NeedPassword { login };
+    Ok(Reply::new(Code::NeedPassword, text).into())
+}
 
-    pub(in crate::session) async fn pass(&mut self, password: String) -> Handled {
-        let LoginState::NeedPassword { login } =
-            std::mem::replace(&mut self.state.login, LoginState::NeedUser)
-        else {
-            return match self.state.login {
-                LoginState::LoggedIn(_) => Err(Reply::new(Code::BadSequence, "Already logged in")),
-                _ => Err(Reply::new(Code::BadSequence, "Send USER first")),
-            };
+pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
+    let LoginState::NeedPassword { login } =
+        std::mem::replace(&mut cx.state.login, LoginState::NeedUser)
+    else {
+        return match cx.state.login {
+            LoginState::LoggedIn(_) => Err(Reply::new(Code::BadSequence, "Already logged in")),
+            _ => Err(Reply::new(Code::BadSequence, "Send USER first")),
         };
-        let password = Password::new(password);
-        // The address's budget holds on every connection, not only at connect.
-        let attempt = match self.context.login_failures.begin(self.peer.ip()) {
-            Ok(attempt) => attempt,
-            Err(refused) => {
-                tracing::warn!(peer = %self.peer, ?refused, "login not checked: address over its failure budget");
-                return Ok(Action::Close(Reply::new(
-                    Code::ServiceUnavailable,
-                    "Too many failed logins from your address, try again later",
-                )));
-            }
-        };
-        let asked = tokio::time::Instant::now();
-        match self
-            .context
-            .users
-            .authenticate(&login, &password, self.peer.ip())
-            .await
-        {
-            Some(user) => {
-                attempt.succeeded();
-                let Some(slot) = self.context.user_slots.claim(&user) else {
-                    tracing::warn!(peer = %self.peer, user = user.display_name(), "login refused: user at max_connections");
-                    return Err(Reply::new(
-                        Code::NotLoggedIn,
-                        "Too many sessions for this user, try again later",
-                    ));
-                };
-                tracing::info!(address = %self.peer.ip(), user = user.display_name(), tls = self.tls.is_some(), "login ok");
-                let limits = &self.context.settings.limits;
-                let per_connection = |server: Option<Rate>, user: Option<Rate>| {
-                    server.into_iter().chain(user).min().map(Bucket::new)
-                };
-                self.connection_buckets = (
-                    per_connection(
-                        limits.download_per_connection,
-                        user.limits.download_per_connection,
-                    ),
-                    per_connection(
-                        limits.upload_per_connection,
-                        user.limits.upload_per_connection,
-                    ),
-                );
-                self.user_slot = Some(slot);
-                self.record_holder(holder(&user));
-                self.state.cwd = user.home.clone();
-                self.state.login = LoginState::LoggedIn(user);
-                Ok(Reply::new(Code::LoggedIn, "Login successful").into())
-            }
-            None => self.login_failed(&login, attempt, asked).await,
-        }
-    }
-
-    /// A failed `PASS` (asked at `asked`): logged for fail2ban, counted
-    /// against the connection and the address, answered no sooner than the
-    /// failure delay after it was asked, however long the check took.
-    async fn login_failed(
-        &mut self,
-        login: &str,
-        attempt: LoginAttempt,
-        asked: tokio::time::Instant,
-    ) -> Handled {
-        let ip = self.peer.ip().to_canonical();
-        // One line per failure, for packaging/fail2ban/aioftpd.conf: the
-        // address first, the client-chosen login last, a string field that
-        // the text format quotes and escapes and JSON encodes.
-        tracing::warn!(
-            address = %ip,
-            login,
-            "login failed [aioftpd-auth-failure]"
-        );
-        let blocked = attempt.failed();
-        self.failed_logins += 1;
-        let protection = &self.context.settings.login;
-        tokio::time::sleep_until(deadline::after(asked, protection.failure_delay)).await;
-        if blocked {
-            tracing::warn!("address {ip} blocked after too many failed logins");
+    };
+    let password = Password::new(password);
+    let peer = cx.conn.peer;
+    // The address's budget holds on every connection, not only at connect.
+    let attempt = match cx.server.login_failures.begin(peer.ip()) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::warn!(%peer, ?refused, "login not checked: address over its failure budget");
             return Ok(Action::Close(Reply::new(
                 Code::ServiceUnavailable,
                 "Too many failed logins from your address, try again later",
             )));
         }
-        if self.failed_logins >= protection.max_failures_per_connection {
-            return Ok(Action::Close(Reply::new(
-                Code::ServiceUnavailable,
-                "Too many failed logins, closing connection",
-            )));
-        }
-        Err(Reply::new(Code::NotLoggedIn, "Login incorrect"))
-    }
+    };
+    let asked = tokio::time::Instant::now();
+    let Some(user) = cx
+        .server
+        .users
+        .authenticate(&login, &password, peer.ip())
+        .await
+    else {
+        return login_failed(cx.server, cx.conn, &login, attempt, asked).await;
+    };
+    attempt.succeeded();
+    let Some(slot) = cx.server.user_slots.claim(&user) else {
+        tracing::warn!(%peer, user = user.display_name(), "login refused: user at max_connections");
+        return Err(Reply::new(
+            Code::NotLoggedIn,
+            "Too many sessions for this user, try again later",
+        ));
+    };
+    tracing::info!(address = %peer.ip(), user = user.display_name(), tls = cx.conn.tls.is_some(), "login ok");
+    cx.conn.record_holder(holder(&user));
+    cx.state.cwd = user.home.clone();
+    cx.state.login = LoginState::LoggedIn(Account::new(user, slot, cx.server));
+    Ok(Reply::new(Code::LoggedIn, "Login successful").into())
+}
 
-    pub(in crate::session) async fn rein(&mut self) -> Handled {
-        self.logout().await;
-        self.state = State::new();
-        Ok(Action::Reply(Reply::new(
-            Code::Ready,
-            "Ready for a new user",
-        )))
+/// A failed `PASS` (asked at `asked`): logged for fail2ban, counted
+/// against the connection and the address, answered no sooner than the
+/// failure delay after it was asked, however long the check took.
+async fn login_failed(
+    server: &ServerContext,
+    conn: &mut Connection,
+    login: &str,
+    attempt: LoginAttempt,
+    asked: tokio::time::Instant,
+) -> Handled {
+    let ip = conn.peer.ip().to_canonical();
+    // One line per failure, for packaging/fail2ban/aioftpd.conf: the
+    // address first, the client-chosen login last, a string field that
+    // the text format quotes and escapes and JSON encodes.
+    tracing::warn!(
+        address = %ip,
+        login,
+        "login failed [aioftpd-auth-failure]"
+    );
+    let blocked = attempt.failed();
+    conn.failed_logins += 1;
+    let protection = &server.settings.login;
+    tokio::time::sleep_until(deadline::after(asked, protection.failure_delay)).await;
+    if blocked {
+        tracing::warn!("address {ip} blocked after too many failed logins");
+        return Ok(Action::Close(Reply::new(
+            Code::ServiceUnavailable,
+            "Too many failed logins from your address, try again later",
+        )));
     }
+    if conn.failed_logins >= protection.max_failures_per_connection {
+        return Ok(Action::Close(Reply::new(
+            Code::ServiceUnavailable,
+            "Too many failed logins, closing connection",
+        )));
+    }
+    Err(Reply::new(Code::NotLoggedIn, "Login incorrect"))
+}
 
-    async fn logout(&mut self) {
-        self.user_slot = None;
-        self.connection_buckets = (None, None);
-        self.record_holder(Holder::Nobody);
-        if let LoginState::LoggedIn(user) =
-            std::mem::replace(&mut self.state.login, LoginState::NeedUser)
-        {
-            tracing::info!(user = user.display_name(), "logout");
-            self.context.users.notify_logout(&user).await;
-        }
+pub(in crate::session) async fn rein(cx: Cx<'_>) -> Handled {
+    logout(cx.server, cx.conn, cx.state).await;
+    *cx.state = State::new();
+    Ok(Action::Reply(Reply::new(
+        Code::Ready,
+        "Ready for a new user",
+    )))
+}
+
+/// Ends the login, if any, as USER and REIN do: this connection's TLS
+/// sessions belong to nobody from now on.
+async fn logout(server: &ServerContext, conn: &Connection, state: &mut State) {
+    conn.record_holder(Holder::Nobody);
+    end_login(server, state).await;
+}
+
+/// Ends the login, if any: its slot and buckets go back as the account is
+/// dropped, and the user manager hears of it. When the connection closes,
+/// its TLS sessions keep their holder: a data connection of a sibling may
+/// still resume them (the sibling rule, docs/tls.md).
+pub(in crate::session) async fn end_login(server: &ServerContext, state: &mut State) {
+    if let LoginState::LoggedIn(account) = std::mem::replace(&mut state.login, LoginState::NeedUser)
+    {
+        let user = account.user.clone();
+        drop(account);
+        tracing::info!(user = user.display_name(), "logout");
+        server.users.notify_logout(&user).await;
     }
 }

@@ -1,139 +1,135 @@
 //! MKD, RMD, DELE, RNFR, RNTO, SIZE, MDTM, MFMT: operations on single paths.
 
-use super::super::{Handled, Reply, Session};
-use super::{quote_path, real_path, Need};
+use super::super::command::Need;
+use super::super::Handled;
+use super::{quote_path, real_path, Target};
 use crate::listing::{parse_timestamp, timestamp};
 use crate::path::VirtualPath;
-use crate::reply::Code;
+use crate::reply::{Code, Reply};
 use crate::storage::FileKind;
 
-impl Session {
-    pub(in crate::session) async fn mkd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry).await?;
-        if path.is_root() {
-            return Err(Reply::new(Code::FileUnavailable, "File exists"));
-        }
-        user.storage.mkdir(&path).await?;
+pub(in crate::session) async fn mkd(target: Target) -> Handled {
+    let Target { user, path } = target;
+    if path.is_root() {
+        return Err(Reply::new(Code::FileUnavailable, "File exists"));
+    }
+    user.storage.mkdir(&path).await?;
+    tracing::info!(
+        user = user.display_name(),
+        path = path.as_str(),
+        "directory created"
+    );
+    Ok(Reply::new(Code::PathName, format!("{} created", quote_path(&path))).into())
+}
+
+pub(in crate::session) async fn rmd(cwd: &VirtualPath, target: Target) -> Handled {
+    let Target { user, path } = target;
+    if path.is_root() || cwd.starts_with(&path) {
+        return Err(Reply::new(
+            Code::FileUnavailable,
+            "Cannot remove the current directory or one above it",
+        ));
+    }
+    user.storage.rmdir(&path).await?;
+    tracing::info!(
+        user = user.display_name(),
+        path = path.as_str(),
+        "directory removed"
+    );
+    Ok(Reply::new(Code::FileActionOk, "Directory removed").into())
+}
+
+pub(in crate::session) async fn dele(target: Target) -> Handled {
+    let Target { user, path } = target;
+    if user.storage.metadata(&path).await?.is_dir() {
+        return Err(Reply::new(Code::FileUnavailable, "Is a directory; use RMD"));
+    }
+    user.storage.remove(&path).await?;
+    tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
+    Ok(Reply::new(Code::FileActionOk, "File deleted").into())
+}
+
+/// RNFR: `rename_from` keeps the path for the RNTO that must come next.
+pub(in crate::session) async fn rnfr(
+    rename_from: &mut Option<VirtualPath>,
+    target: Target,
+) -> Handled {
+    let Target { user, path } = target;
+    if path.is_root() {
+        return Err(Reply::new(Code::FileUnavailable, "Cannot rename the root"));
+    }
+    user.storage.metadata(&path).await?;
+    *rename_from = Some(path);
+    Ok(Reply::new(Code::PendingMoreInfo, "Ready for RNTO").into())
+}
+
+/// `from` is what the preceding command (it must be RNFR) left behind.
+pub(in crate::session) async fn rnto(from: Option<VirtualPath>, target: Target) -> Handled {
+    let Some(from) = from else {
+        return Err(Reply::new(Code::BadSequence, "Send RNFR first"));
+    };
+    let Target { user, path: to } = target;
+    if to.is_root() || to.starts_with(&from) && to != from {
+        return Err(Reply::new(
+            Code::NameNotAllowed,
+            "Cannot move a directory into itself",
+        ));
+    }
+    // What moves is what the links lead to, and where they lead it.
+    let real_from = real_path(&user, &from, Need::Entry).await?;
+    let real_to = real_path(&user, &to, Need::Entry).await?;
+    if !user.rename_keeps_rights(&from, &to) || !user.rename_keeps_rights(&real_from, &real_to) {
         tracing::info!(
             user = user.display_name(),
-            path = path.as_str(),
-            "directory created"
+            ?from,
+            ?to,
+            "rename refused: it would lift a rule"
         );
-        Ok(Reply::new(Code::PathName, format!("{} created", quote_path(&path))).into())
+        return Err(Reply::new(
+            Code::FileUnavailable,
+            "Permission denied: the rename would give its contents more rights",
+        ));
     }
+    user.storage.rename(&from, &to).await?;
+    tracing::info!(
+        user = user.display_name(),
+        from = from.as_str(),
+        to = to.as_str(),
+        "renamed"
+    );
+    Ok(Reply::new(Code::FileActionOk, "Renamed").into())
+}
 
-    pub(in crate::session) async fn rmd(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry).await?;
-        if path.is_root() || self.state.cwd.starts_with(&path) {
-            return Err(Reply::new(
-                Code::FileUnavailable,
-                "Cannot remove the current directory or one above it",
-            ));
-        }
-        user.storage.rmdir(&path).await?;
-        tracing::info!(
-            user = user.display_name(),
-            path = path.as_str(),
-            "directory removed"
-        );
-        Ok(Reply::new(Code::FileActionOk, "Directory removed").into())
+pub(in crate::session) async fn size(target: Target) -> Handled {
+    let meta = target.user.storage.metadata(&target.path).await?;
+    if meta.kind != FileKind::File {
+        return Err(Reply::new(Code::FileUnavailable, "Not a regular file"));
     }
+    Ok(Reply::new(Code::FileStatus, meta.size.to_string()).into())
+}
 
-    pub(in crate::session) async fn dele(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry).await?;
-        if user.storage.metadata(&path).await?.is_dir() {
-            return Err(Reply::new(Code::FileUnavailable, "Is a directory; use RMD"));
+pub(in crate::session) async fn mdtm(target: Target) -> Handled {
+    let meta = target.user.storage.metadata(&target.path).await?;
+    match meta.modified {
+        Some(time) if meta.kind == FileKind::File => {
+            Ok(Reply::new(Code::FileStatus, timestamp(time)).into())
         }
-        user.storage.remove(&path).await?;
-        tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
-        Ok(Reply::new(Code::FileActionOk, "File deleted").into())
+        Some(_) => Err(Reply::new(Code::FileUnavailable, "Not a regular file")),
+        None => Err(Reply::new(
+            Code::FileUnavailable,
+            "Modification time not known",
+        )),
     }
+}
 
-    pub(in crate::session) async fn rnfr(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Entry).await?;
-        if path.is_root() {
-            return Err(Reply::new(Code::FileUnavailable, "Cannot rename the root"));
-        }
-        user.storage.metadata(&path).await?;
-        self.state.rename_from = Some(path);
-        Ok(Reply::new(Code::PendingMoreInfo, "Ready for RNTO").into())
-    }
-
-    /// `from` is what the preceding command (it must be RNFR) left behind.
-    pub(in crate::session) async fn rnto(
-        &mut self,
-        from: Option<VirtualPath>,
-        arg: &str,
-    ) -> Handled {
-        let Some(from) = from else {
-            return Err(Reply::new(Code::BadSequence, "Send RNFR first"));
-        };
-        let (user, to) = self.authorize(arg, Need::Entry).await?;
-        if to.is_root() || to.starts_with(&from) && to != from {
-            return Err(Reply::new(
-                Code::NameNotAllowed,
-                "Cannot move a directory into itself",
-            ));
-        }
-        // What moves is what the links lead to, and where they lead it.
-        let real_from = real_path(&user, &from, Need::Entry).await?;
-        let real_to = real_path(&user, &to, Need::Entry).await?;
-        if !user.rename_keeps_rights(&from, &to) || !user.rename_keeps_rights(&real_from, &real_to)
-        {
-            tracing::info!(
-                user = user.display_name(),
-                ?from,
-                ?to,
-                "rename refused: it would lift a rule"
-            );
-            return Err(Reply::new(
-                Code::FileUnavailable,
-                "Permission denied: the rename would give its contents more rights",
-            ));
-        }
-        user.storage.rename(&from, &to).await?;
-        tracing::info!(
-            user = user.display_name(),
-            from = from.as_str(),
-            to = to.as_str(),
-            "renamed"
-        );
-        Ok(Reply::new(Code::FileActionOk, "Renamed").into())
-    }
-
-    pub(in crate::session) async fn size(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read).await?;
-        let meta = user.storage.metadata(&path).await?;
-        if meta.kind != FileKind::File {
-            return Err(Reply::new(Code::FileUnavailable, "Not a regular file"));
-        }
-        Ok(Reply::new(Code::FileStatus, meta.size.to_string()).into())
-    }
-
-    pub(in crate::session) async fn mdtm(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read).await?;
-        let meta = user.storage.metadata(&path).await?;
-        match meta.modified {
-            Some(time) if meta.kind == FileKind::File => {
-                Ok(Reply::new(Code::FileStatus, timestamp(time)).into())
-            }
-            Some(_) => Err(Reply::new(Code::FileUnavailable, "Not a regular file")),
-            None => Err(Reply::new(
-                Code::FileUnavailable,
-                "Modification time not known",
-            )),
-        }
-    }
-
-    pub(in crate::session) async fn mfmt(&mut self, time: &str, arg: &str) -> Handled {
-        let when = parse_timestamp(time)
-            .ok_or_else(|| Reply::new(Code::BadArguments, "Time must be YYYYMMDDHHMMSS"))?;
-        let (user, path) = self.authorize(arg, Need::Write).await?;
-        user.storage.set_modified(&path, when).await?;
-        Ok(Reply::new(
-            Code::FileStatus,
-            format!("Modify={}; {}", timestamp(when), path),
-        )
-        .into())
-    }
+pub(in crate::session) async fn mfmt(time: &str, target: Target) -> Handled {
+    let when = parse_timestamp(time)
+        .ok_or_else(|| Reply::new(Code::BadArguments, "Time must be YYYYMMDDHHMMSS"))?;
+    let Target { user, path } = target;
+    user.storage.set_modified(&path, when).await?;
+    Ok(Reply::new(
+        Code::FileStatus,
+        format!("Modify={}; {}", timestamp(when), path),
+    )
+    .into())
 }

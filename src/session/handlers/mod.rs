@@ -1,68 +1,102 @@
-//! Command handlers, one file per command family, all `impl Session`.
+//! Command handlers, one file per command family: functions over what each
+//! command may touch, never the whole session.
 //!
-//! Shared here: resolving a client path against the cwd and the permission
-//! check every path command makes. Errors become replies in `crate::reply`.
+//! A handler that changes the session takes a [`Cx`]; one that only reads a
+//! path takes the [`Target`] dispatch has already authorized, so a
+//! signature tells what a command can change. Shared here: resolving a
+//! client path against the cwd and the permission check, made once at
+//! dispatch for the right the command table declares. Errors become replies
+//! in `crate::reply`.
 
-mod auth;
-mod data_setup;
-mod file_ops;
-mod listing;
-mod misc;
-mod navigation;
-mod tls;
-mod transfer;
+pub(super) mod auth;
+pub(super) mod data_setup;
+pub(super) mod file_ops;
+pub(super) mod listing;
+pub(super) mod misc;
+pub(super) mod navigation;
+pub(super) mod tls;
+pub(super) mod transfer;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use super::Session;
+use super::command::Need;
+use super::state::{Connection, State};
 use crate::auth::User;
+use crate::context::ServerContext;
 use crate::path::VirtualPath;
 use crate::reply::{Code, Reply};
 
-/// The right a command needs on its path.
-#[derive(Clone, Copy)]
-enum Need {
-    Read,
-    /// Changing what is there: writing a file's contents, its time.
-    Write,
-    /// Creating, removing or renaming the entry itself (see `User::may_change_entry`).
-    Entry,
+/// What a command may see and change: the shared server state, the control
+/// connection, and the session's protocol state (which holds the logged-in
+/// user's resources). Not the control channel, the running transfer or the
+/// commands queued behind it: those stay the session's.
+pub(super) struct Cx<'a> {
+    pub server: &'a ServerContext,
+    pub conn: &'a mut Connection,
+    pub state: &'a mut State,
+    /// The client sent more after this command before reading its reply.
+    pub pipelined: bool,
 }
 
-impl Session {
-    /// Resolves a client path against the cwd and checks the user's right on
-    /// it, and on the path the storage's links make of it: a rule holds for
-    /// what a link leads to, whatever the link is called.
-    fn authorize(
-        &self,
-        arg: &str,
-        need: Need,
-    ) -> impl Future<Output = Result<(Arc<User>, VirtualPath), Reply>> + Send + 'static {
-        // Taken now: no borrow of the session is held across the storage's await.
-        let named = self
-            .logged_in()
-            .cloned()
-            .map(|user| (user, self.state.cwd.join(arg)));
-        async move {
-            let (user, path) = named?;
-            if !allows(&user, &path, need) {
-                tracing::info!(user = user.display_name(), path = ?path, "permission denied");
-                return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
-            }
-            let real = real_path(&user, &path, need).await?;
-            if real != path && !allows(&user, &real, need) {
-                tracing::info!(user = user.display_name(), path = ?path, ?real, "permission denied");
-                return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
-            }
-            Ok((user, path))
+/// A path a command may act on, resolved against the cwd and checked for
+/// the right the command needs, with the user whose storage holds it.
+pub(super) struct Target {
+    pub user: Arc<User>,
+    pub path: VirtualPath,
+}
+
+impl Cx<'_> {
+    /// The logged-in user; handlers behind the login check may rely on it.
+    pub fn user(&self) -> Result<&Arc<User>, Reply> {
+        self.state.user().ok_or_else(not_logged_in)
+    }
+}
+
+/// The reply to a command that needs a login, before one.
+pub(super) fn not_logged_in() -> Reply {
+    Reply::new(Code::NotLoggedIn, "Please log in with USER and PASS first")
+}
+
+/// The reply should a verb name a path and its table entry no right for it:
+/// a mistake in the table, refused rather than run unchecked.
+pub(super) fn unchecked_path() -> Reply {
+    Reply::new(Code::LocalError, "Internal error: the path was not checked")
+}
+
+/// Resolves a client path against the cwd and checks the user's right on
+/// it, and on the path the storage's links make of it: a rule holds for
+/// what a link leads to, whatever the link is called.
+pub(super) fn authorize(
+    state: &State,
+    arg: &str,
+    need: Need,
+) -> impl Future<Output = Result<Target, Reply>> + Send + 'static {
+    // Taken now: no borrow of the session is held across the storage's await.
+    let named = state
+        .user()
+        .cloned()
+        .map(|user| (user, state.cwd.join(arg)))
+        .ok_or_else(not_logged_in);
+    async move {
+        let (user, path) = named?;
+        if !allows(&user, &path, need) {
+            tracing::info!(user = user.display_name(), path = ?path, "permission denied");
+            return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
         }
+        let real = real_path(&user, &path, need).await?;
+        if real != path && !allows(&user, &real, need) {
+            tracing::info!(user = user.display_name(), path = ?path, ?real, "permission denied");
+            return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
+        }
+        Ok(Target { user, path })
     }
 }
 
 fn allows(user: &User, path: &VirtualPath, need: Need) -> bool {
     let access = user.access(path);
     match need {
+        Need::Nothing => true,
         Need::Read => access.readable,
         Need::Write => access.writable,
         Need::Entry => user.may_change_entry(path),
@@ -73,7 +107,11 @@ fn allows(user: &User, path: &VirtualPath, need: Need) -> bool {
 /// (with rights the same everywhere, a link changes nothing). For a change to the entry itself
 /// (create, remove, rename) only the links above it are followed: those
 /// commands act on a link, not on what it names.
-async fn real_path(user: &User, path: &VirtualPath, need: Need) -> Result<VirtualPath, Reply> {
+pub(super) async fn real_path(
+    user: &User,
+    path: &VirtualPath,
+    need: Need,
+) -> Result<VirtualPath, Reply> {
     if user.rights_are_uniform() {
         return Ok(path.clone());
     }

@@ -1,202 +1,175 @@
 //! RETR, STOR, APPE, STOU, REST, and starting a transfer over the prepared
 //! data connection.
 
-use super::super::transfer::Transfer;
-use super::super::{Action, Handled, Reply, Session, TransferType};
-use super::Need;
-use crate::data::{DataProtection, DataSetup, Job, Source, TransferLimits};
-use crate::path::VirtualPath;
 use std::sync::Arc;
 
+use super::super::command::{Need, TransferType};
+use super::super::state::State;
+use super::super::transfer::Transfer;
+use super::super::{Action, Handled};
+use super::tls::{check_data_protected, data_protection};
+use super::{authorize, not_logged_in, Cx, Target};
 use crate::auth::User;
-use crate::reply::Code;
+use crate::data::{DataSetup, Job, Source, TransferLimits};
+use crate::path::VirtualPath;
+use crate::reply::{Code, Reply};
 use crate::storage::{StorageError, WriteMode};
-use crate::throttle::Throttle;
 
 /// How many names STOU tries before giving up.
 const STOU_ATTEMPTS: u32 = 100;
 
-impl Session {
-    pub(in crate::session) fn rest(&mut self, offset: u64) -> Handled {
-        self.state.restart_offset = offset;
-        let text = format!("Restarting at {offset}; send RETR, STOR or APPE to resume");
-        Ok(Reply::new(Code::PendingMoreInfo, text).into())
-    }
-
-    pub(in crate::session) async fn retr(&mut self, arg: &str) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Read).await?;
-        let offset = std::mem::take(&mut self.state.restart_offset);
-        let ascii = self.state.transfer_type == TransferType::Ascii;
-        let (source, size) = Source::open(&*user.storage, &path, offset).await?;
-        restart_within(offset, size)?;
-        let job = Job::Send { source, ascii };
-        let opening = format!(
-            "Opening {} mode data connection for {path} ({size} bytes)",
-            mode_name(ascii),
-        );
-        self.start_transfer("RETR", path, job, &opening)
-    }
-
-    pub(in crate::session) async fn stor(&mut self, arg: &str) -> Handled {
-        let offset = std::mem::take(&mut self.state.restart_offset);
-        let mode = if offset > 0 {
-            WriteMode::At(offset)
-        } else {
-            WriteMode::Replace {
-                atomic: self.context.settings.session.atomic_uploads,
-            }
-        };
-        self.upload("STOR", arg, mode).await
-    }
-
-    pub(in crate::session) async fn appe(&mut self, arg: &str) -> Handled {
-        let offset = std::mem::take(&mut self.state.restart_offset);
-        let mode = if offset > 0 {
-            WriteMode::At(offset)
-        } else {
-            WriteMode::Append
-        };
-        self.upload("APPE", arg, mode).await
-    }
-
-    pub(in crate::session) async fn stou(&mut self, hint: Option<&str>) -> Handled {
-        self.state.restart_offset = 0;
-        let stem = hint
-            .and_then(|h| VirtualPath::new(h).file_name().map(str::to_owned))
-            .unwrap_or_else(|| "stou".to_owned());
-        for attempt in 0..STOU_ATTEMPTS {
-            let name = if attempt == 0 && hint.is_some() {
-                stem.clone()
-            } else {
-                format!("{stem}.{}", unique_suffix(attempt))
-            };
-            let (user, path) = self.authorize(&name, Need::Entry).await?;
-            match user.storage.metadata(&path).await {
-                // Created only once the data connection is up: should another
-                // client take the name first, the upload fails with 550.
-                Err(StorageError::NotFound) => {
-                    parent_is_a_directory(&user, &path).await?;
-                    return self.start_upload("STOU", user, path, WriteMode::CreateNew);
-                }
-                Ok(_) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(Reply::new(
-            Code::FileBusy,
-            "Could not find a unique file name",
-        ))
-    }
-
-    async fn upload(&mut self, verb: &'static str, arg: &str, mode: WriteMode) -> Handled {
-        let (user, path) = self.authorize(arg, Need::Write).await?;
-        if path.is_root() {
-            return Err(Reply::new(Code::NameNotAllowed, "File name not allowed"));
-        }
-        let offset = match mode {
-            WriteMode::At(offset) => offset,
-            _ => 0,
-        };
-        match user.storage.metadata(&path).await {
-            // A new file is a new entry in its directory.
-            Err(StorageError::NotFound) => {
-                drop(self.authorize(arg, Need::Entry).await?);
-                restart_within(offset, 0)?;
-                parent_is_a_directory(&user, &path).await?;
-            }
-            Err(err) => return Err(err.into()),
-            Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory.into()),
-            Ok(meta) => restart_within(offset, meta.size)?,
-        }
-        self.start_upload(verb, user, path, mode)
-    }
-
-    /// Starts an upload whose file is opened only once the data connection
-    /// is up and protected as the policy requires: an upload refused before
-    /// then (no data connection, TLS policy, ABOR) leaves the file as it was.
-    fn start_upload(
-        &mut self,
-        verb: &'static str,
-        user: Arc<User>,
-        path: VirtualPath,
-        mode: WriteMode,
-    ) -> Handled {
-        let ascii = self.state.transfer_type == TransferType::Ascii;
-        let opening = if verb == "STOU" {
-            // RFC 1123 §4.1.2.9
-            format!("FILE: {}", path.file_name().unwrap_or_default())
-        } else {
-            format!(
-                "Opening {} mode data connection for {path}",
-                mode_name(ascii)
-            )
-        };
-        let target = path.clone();
-        let open = Box::pin(async move { user.storage.open_write(&target, mode).await });
-        self.start_transfer(verb, path, Job::Receive { open, ascii }, &opening)
-    }
-
-    /// Takes the prepared data connection and starts `job` over it.
-    pub(in crate::session) fn start_transfer(
-        &mut self,
-        verb: &'static str,
-        path: VirtualPath,
-        job: Job,
-        opening: &str,
-    ) -> Handled {
-        self.check_data_protected()?;
-        let wait = self.context.settings.session.data_timeout;
-        let upload = matches!(job, Job::Receive { .. });
-        let protection = self.data_protection(upload);
-        let setup = std::mem::replace(&mut self.state.data, DataSetup::None);
-        let connect = setup
-            .connect(self.peer.ip(), self.local.ip(), wait, protection)
-            .ok_or_else(|| {
-                Reply::new(Code::CannotOpenData, "Use PORT, EPRT, PASV or EPSV first")
-            })?;
-        let session = &self.context.settings.session;
-        let limits = TransferLimits {
-            block_size: session.block_size,
-            stall: session.data_timeout,
-            throttle: self.throttle(upload),
-        };
-        let transfer = Transfer::new(connect, job, verb, path, opening.to_owned(), limits);
-        Ok(Action::Transfer(Box::new(transfer)))
-    }
+pub(in crate::session) fn rest(state: &mut State, offset: u64) -> Handled {
+    state.restart_offset = offset;
+    let text = format!("Restarting at {offset}; send RETR, STOR or APPE to resume");
+    Ok(Reply::new(Code::PendingMoreInfo, text).into())
 }
 
-impl Session {
-    /// Every bandwidth limit on this transfer's direction: the server's, the
-    /// user's (shared by its sessions) and this connection's.
-    pub(in crate::session) fn throttle(&self, upload: bool) -> Throttle {
-        let slot = self.user_slot.as_ref();
-        let (connection_down, connection_up) = &self.connection_buckets;
-        if upload {
-            Throttle::new([
-                self.context.upload.clone(),
-                slot.and_then(|s| s.upload.clone()),
-                connection_up.clone(),
-            ])
+pub(in crate::session) async fn retr(cx: Cx<'_>, target: Target) -> Handled {
+    let Target { user, path } = target;
+    let offset = std::mem::take(&mut cx.state.restart_offset);
+    let ascii = cx.state.transfer_type == TransferType::Ascii;
+    let (source, size) = Source::open(&*user.storage, &path, offset).await?;
+    restart_within(offset, size)?;
+    let job = Job::Send { source, ascii };
+    let opening = format!(
+        "Opening {} mode data connection for {path} ({size} bytes)",
+        mode_name(ascii),
+    );
+    start_transfer(cx, "RETR", path, job, &opening)
+}
+
+pub(in crate::session) async fn stor(cx: Cx<'_>, target: Target) -> Handled {
+    let offset = std::mem::take(&mut cx.state.restart_offset);
+    let mode = if offset > 0 {
+        WriteMode::At(offset)
+    } else {
+        WriteMode::Replace {
+            atomic: cx.server.settings.session.atomic_uploads,
+        }
+    };
+    upload(cx, "STOR", target, mode).await
+}
+
+pub(in crate::session) async fn appe(cx: Cx<'_>, target: Target) -> Handled {
+    let offset = std::mem::take(&mut cx.state.restart_offset);
+    let mode = if offset > 0 {
+        WriteMode::At(offset)
+    } else {
+        WriteMode::Append
+    };
+    upload(cx, "APPE", target, mode).await
+}
+
+/// STOU checks each name it tries for a new entry, as the command table
+/// cannot: the names are made here.
+pub(in crate::session) async fn stou(cx: Cx<'_>, hint: Option<&str>) -> Handled {
+    cx.state.restart_offset = 0;
+    let stem = hint
+        .and_then(|h| VirtualPath::new(h).file_name().map(str::to_owned))
+        .unwrap_or_else(|| "stou".to_owned());
+    for attempt in 0..STOU_ATTEMPTS {
+        let name = if attempt == 0 && hint.is_some() {
+            stem.clone()
         } else {
-            Throttle::new([
-                self.context.download.clone(),
-                slot.and_then(|s| s.download.clone()),
-                connection_down.clone(),
-            ])
+            format!("{stem}.{}", unique_suffix(attempt))
+        };
+        let Target { user, path } = authorize(cx.state, &name, Need::Entry).await?;
+        match user.storage.metadata(&path).await {
+            // Created only once the data connection is up: should another
+            // client take the name first, the upload fails with 550.
+            Err(StorageError::NotFound) => {
+                parent_is_a_directory(&user, &path).await?;
+                return start_upload(cx, "STOU", user, path, WriteMode::CreateNew);
+            }
+            Ok(_) => continue,
+            Err(err) => return Err(err.into()),
         }
     }
+    Err(Reply::new(
+        Code::FileBusy,
+        "Could not find a unique file name",
+    ))
+}
 
-    /// With `PROT P` in force, how to protect a data connection for a
-    /// transfer in the direction `upload` says.
-    pub(in crate::session) fn data_protection(&self, upload: bool) -> Option<DataProtection> {
-        let control = self.tls.as_ref().filter(|t| t.protect_data)?;
-        let tls = self.context.settings.tls.clone()?;
-        let tickets = self
-            .context
-            .resumption
-            .data_connection(&control.tickets, self.peer.ip());
-        Some(DataProtection::new(tls, tickets, upload))
+/// `target` was checked for writing; a new file is also a new entry in its
+/// directory, which is checked here once the file is known not to exist.
+async fn upload(cx: Cx<'_>, verb: &'static str, target: Target, mode: WriteMode) -> Handled {
+    let Target { user, path } = target;
+    if path.is_root() {
+        return Err(Reply::new(Code::NameNotAllowed, "File name not allowed"));
     }
+    let offset = match mode {
+        WriteMode::At(offset) => offset,
+        _ => 0,
+    };
+    match user.storage.metadata(&path).await {
+        Err(StorageError::NotFound) => {
+            drop(authorize(cx.state, path.as_str(), Need::Entry).await?);
+            restart_within(offset, 0)?;
+            parent_is_a_directory(&user, &path).await?;
+        }
+        Err(err) => return Err(err.into()),
+        Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory.into()),
+        Ok(meta) => restart_within(offset, meta.size)?,
+    }
+    start_upload(cx, verb, user, path, mode)
+}
+
+/// Starts an upload whose file is opened only once the data connection
+/// is up and protected as the policy requires: an upload refused before
+/// then (no data connection, TLS policy, ABOR) leaves the file as it was.
+fn start_upload(
+    cx: Cx<'_>,
+    verb: &'static str,
+    user: Arc<User>,
+    path: VirtualPath,
+    mode: WriteMode,
+) -> Handled {
+    let ascii = cx.state.transfer_type == TransferType::Ascii;
+    let opening = if verb == "STOU" {
+        // RFC 1123 §4.1.2.9
+        format!("FILE: {}", path.file_name().unwrap_or_default())
+    } else {
+        format!(
+            "Opening {} mode data connection for {path}",
+            mode_name(ascii)
+        )
+    };
+    let target = path.clone();
+    let open = Box::pin(async move { user.storage.open_write(&target, mode).await });
+    start_transfer(cx, verb, path, Job::Receive { open, ascii }, &opening)
+}
+
+/// Takes the prepared data connection and starts `job` over it, under
+/// every bandwidth limit of its direction.
+pub(in crate::session) fn start_transfer(
+    cx: Cx<'_>,
+    verb: &'static str,
+    path: VirtualPath,
+    job: Job,
+    opening: &str,
+) -> Handled {
+    check_data_protected(&cx)?;
+    let account = cx.state.account().ok_or_else(not_logged_in)?;
+    let session = &cx.server.settings.session;
+    let upload = matches!(job, Job::Receive { .. });
+    let limits = TransferLimits {
+        block_size: session.block_size,
+        stall: session.data_timeout,
+        throttle: account.throttle(cx.server, upload),
+    };
+    let protection = data_protection(cx.server, cx.conn, upload);
+    let setup = std::mem::replace(&mut cx.state.data, DataSetup::None);
+    let connect = setup
+        .connect(
+            cx.conn.peer.ip(),
+            cx.conn.local.ip(),
+            session.data_timeout,
+            protection,
+        )
+        .ok_or_else(|| Reply::new(Code::CannotOpenData, "Use PORT, EPRT, PASV or EPSV first"))?;
+    let transfer = Transfer::new(connect, job, verb, path, opening.to_owned(), limits);
+    Ok(Action::Transfer(Box::new(transfer)))
 }
 
 fn mode_name(ascii: bool) -> &'static str {
