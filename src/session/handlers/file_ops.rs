@@ -3,7 +3,7 @@
 use super::super::command::Need;
 use super::super::Handled;
 use super::{quote_path, real_path, Target};
-use crate::listing::{parse_timestamp, timestamp};
+use crate::listing::time_format::{parse_timestamp, timestamp};
 use crate::path::VirtualPath;
 use crate::reply::{Code, Reply};
 use crate::storage::FileKind;
