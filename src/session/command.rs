@@ -4,12 +4,16 @@
 //! right it needs on its path) and its help text; parsing checks the
 //! argument rule, dispatch checks the login rule and the right, once, before
 //! any handler runs, and `HELP` and `FEAT` are generated from the same table
-//! (each verb declares its `FEAT` line, if any).
+//! (each verb declares its `FEAT` line, if any). [`run`] is the one match
+//! from a parsed command to its handler: a new command is its entry here
+//! and its handler in `handlers/`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::reply::Code;
-use crate::reply::Reply;
+use super::handlers::{unchecked_path, Cx, Target};
+use super::{Action, Handled};
+use crate::path::VirtualPath;
+use crate::reply::{Code, Reply};
 
 /// Whether a verb takes an argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -520,6 +524,69 @@ fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
             Code::NotSupported,
             "Network protocol not supported, use (1,2)",
         ))),
+    }
+}
+
+/// The one exhaustive match from command to handler. `target` is the
+/// command's path, checked at dispatch for the right its spec declares;
+/// `rename_from` is what an RNFR just before left behind.
+pub(super) async fn run(
+    command: Command,
+    mut cx: Cx<'_>,
+    target: Option<Target>,
+    rename_from: Option<VirtualPath>,
+) -> Handled {
+    use super::handlers::{auth, data_setup, file_ops, listing, misc, navigation, tls, transfer};
+    use Command as C;
+    // Every arm that takes a target has a path and a declared right
+    // (`command::tests::a_verb_needs_a_right_exactly_when_it_names_a_path`).
+    let target = || target.ok_or_else(unchecked_path);
+    match command {
+        C::User(login) => auth::user(cx, login).await,
+        C::Pass(password) => auth::pass(cx, password).await,
+        C::Acct => Ok(Reply::new(Code::Superfluous, "ACCT not needed").into()),
+        C::Rein => auth::rein(cx).await,
+        C::Quit => Ok(Action::Close(Reply::new(Code::Goodbye, "Goodbye"))),
+        C::Pwd => navigation::pwd(cx.state),
+        C::Cwd(_) | C::Cdup => navigation::cwd(cx.state, target()?).await,
+        C::Mkd(_) => file_ops::mkd(target()?).await,
+        C::Rmd(_) => file_ops::rmd(&cx.state.cwd, target()?).await,
+        C::Dele(_) => file_ops::dele(target()?).await,
+        C::Rnfr(_) => file_ops::rnfr(&mut cx.state.rename_from, target()?).await,
+        C::Rnto(_) => file_ops::rnto(rename_from, target()?).await,
+        C::Size(_) => file_ops::size(target()?).await,
+        C::Mdtm(_) => file_ops::mdtm(target()?).await,
+        C::Mfmt { time, .. } => file_ops::mfmt(&time, target()?).await,
+        C::Retr(_) => transfer::retr(cx, target()?).await,
+        C::Stor(_) => transfer::stor(cx, target()?).await,
+        C::Appe(_) => transfer::appe(cx, target()?).await,
+        C::Stou(hint) => transfer::stou(cx, hint.as_deref()).await,
+        C::Rest(offset) => transfer::rest(cx.state, offset),
+        C::Auth(mechanism) => tls::auth(&cx, &mechanism),
+        C::Ccc => tls::ccc(cx.conn),
+        C::Pbsz(size) => tls::pbsz(cx.conn, &size),
+        C::Prot(level) => tls::prot(cx.conn, &level),
+        C::Abor => Ok(Reply::new(Code::TransferComplete, "No transfer to abort").into()),
+        C::Allo => Ok(Reply::new(Code::Superfluous, "ALLO not needed").into()),
+        C::List(ref arg) => listing::list(cx, arg.as_deref().unwrap_or("."), target()?).await,
+        C::Nlst(ref arg) => listing::nlst(cx, arg.as_deref().unwrap_or("."), target()?).await,
+        C::Mlsd(ref arg) => listing::mlsd(cx, arg.as_deref().unwrap_or("."), target()?).await,
+        C::Mlst(_) => listing::mlst(cx.state, target()?).await,
+        C::Stat(None) => Ok(listing::status(cx.conn, cx.state).into()),
+        C::Stat(Some(ref arg)) => listing::stat(cx.state, arg, target()?).await,
+        C::Pasv => data_setup::pasv(&mut cx),
+        C::Epsv(arg) => data_setup::epsv(&mut cx, arg),
+        C::Port(addr) => data_setup::port(&mut cx, addr, false),
+        C::Eprt(addr) => data_setup::port(&mut cx, addr, true),
+        C::Type(kind) => misc::type_(cx.state, kind),
+        C::Mode(mode) => misc::mode(&mode),
+        C::Stru(stru) => misc::stru(&stru),
+        C::Feat => Ok(misc::feat(cx.server, cx.state).into()),
+        C::Opts(args) => misc::opts(cx.state, &args),
+        C::Syst => Ok(Reply::new(Code::SystemType, "UNIX Type: L8").into()),
+        C::Noop => Ok(Reply::new(Code::Ok, "NOOP ok").into()),
+        C::Help(verb) => Ok(misc::help(verb.as_deref()).into()),
+        C::Site(args) => Ok(misc::site(&args).into()),
     }
 }
 

@@ -334,11 +334,9 @@ impl Session {
         }
     }
 
-    /// The one exhaustive match from command to handler, after the right
-    /// the command table declares is checked on the command's path.
+    /// Checks the right the command table declares on the command's path,
+    /// then runs the command's handler.
     async fn dispatch(&mut self, command: Command, spec: &CommandSpec) -> Handled {
-        use handlers::{auth, data_setup, file_ops, listing, misc, navigation, tls, transfer};
-        use Command as C;
         // RFC 959 §4.1.3: RNTO must come right after RNFR.
         let rename_from = self.state.rename_from.take();
         let target = match (spec.need, command.path()) {
@@ -346,62 +344,13 @@ impl Session {
             (need, Some(arg)) => Some(handlers::authorize(&self.state, arg, need).await?),
         };
         let pipelined = self.control.has_buffered_input() || !self.pending.is_empty();
-        let mut cx = Cx {
+        let cx = Cx {
             server: &self.context,
             conn: &mut self.conn,
             state: &mut self.state,
             pipelined,
         };
-        // Every arm that takes a target has a path and a declared right
-        // (`command::tests::a_verb_needs_a_right_exactly_when_it_names_a_path`).
-        let target = || target.ok_or_else(handlers::unchecked_path);
-        match command {
-            C::User(login) => auth::user(cx, login).await,
-            C::Pass(password) => auth::pass(cx, password).await,
-            C::Acct => Ok(Reply::new(Code::Superfluous, "ACCT not needed").into()),
-            C::Rein => auth::rein(cx).await,
-            C::Quit => Ok(Action::Close(Reply::new(Code::Goodbye, "Goodbye"))),
-            C::Pwd => navigation::pwd(cx.state),
-            C::Cwd(_) | C::Cdup => navigation::cwd(cx.state, target()?).await,
-            C::Mkd(_) => file_ops::mkd(target()?).await,
-            C::Rmd(_) => file_ops::rmd(&cx.state.cwd, target()?).await,
-            C::Dele(_) => file_ops::dele(target()?).await,
-            C::Rnfr(_) => file_ops::rnfr(&mut cx.state.rename_from, target()?).await,
-            C::Rnto(_) => file_ops::rnto(rename_from, target()?).await,
-            C::Size(_) => file_ops::size(target()?).await,
-            C::Mdtm(_) => file_ops::mdtm(target()?).await,
-            C::Mfmt { time, .. } => file_ops::mfmt(&time, target()?).await,
-            C::Retr(_) => transfer::retr(cx, target()?).await,
-            C::Stor(_) => transfer::stor(cx, target()?).await,
-            C::Appe(_) => transfer::appe(cx, target()?).await,
-            C::Stou(hint) => transfer::stou(cx, hint.as_deref()).await,
-            C::Rest(offset) => transfer::rest(cx.state, offset),
-            C::Auth(mechanism) => tls::auth(&cx, &mechanism),
-            C::Ccc => tls::ccc(cx.conn),
-            C::Pbsz(size) => tls::pbsz(cx.conn, &size),
-            C::Prot(level) => tls::prot(cx.conn, &level),
-            C::Abor => Ok(Reply::new(Code::TransferComplete, "No transfer to abort").into()),
-            C::Allo => Ok(Reply::new(Code::Superfluous, "ALLO not needed").into()),
-            C::List(ref arg) => listing::list(cx, arg.as_deref().unwrap_or("."), target()?).await,
-            C::Nlst(ref arg) => listing::nlst(cx, arg.as_deref().unwrap_or("."), target()?).await,
-            C::Mlsd(ref arg) => listing::mlsd(cx, arg.as_deref().unwrap_or("."), target()?).await,
-            C::Mlst(_) => listing::mlst(cx.state, target()?).await,
-            C::Stat(None) => Ok(listing::status(cx.conn, cx.state).into()),
-            C::Stat(Some(ref arg)) => listing::stat(cx.state, arg, target()?).await,
-            C::Pasv => data_setup::pasv(&mut cx),
-            C::Epsv(arg) => data_setup::epsv(&mut cx, arg),
-            C::Port(addr) => data_setup::port(&mut cx, addr, false),
-            C::Eprt(addr) => data_setup::port(&mut cx, addr, true),
-            C::Type(kind) => misc::type_(cx.state, kind),
-            C::Mode(mode) => misc::mode(&mode),
-            C::Stru(stru) => misc::stru(&stru),
-            C::Feat => Ok(misc::feat(cx.server, cx.state).into()),
-            C::Opts(args) => misc::opts(cx.state, &args),
-            C::Syst => Ok(Reply::new(Code::SystemType, "UNIX Type: L8").into()),
-            C::Noop => Ok(Reply::new(Code::Ok, "NOOP ok").into()),
-            C::Help(verb) => Ok(misc::help(verb.as_deref()).into()),
-            C::Site(args) => Ok(misc::site(&args).into()),
-        }
+        command::run(command, cx, target, rename_from).await
     }
 
     async fn on_transfer_event(&mut self, event: TransferEvent) -> bool {
