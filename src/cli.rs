@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 /// users on 127.0.0.1:2121.
 #[derive(Debug, Parser)]
 #[command(name = "aioftpd", version, about, long_about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -19,7 +19,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the server (the default).
     Run(RunArgs),
     /// Validate a config file: exit 0 if it is good, else print every error and exit 64.
@@ -58,7 +58,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// TOML config file; without it, the embedded default is used.
     #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
@@ -81,7 +81,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,

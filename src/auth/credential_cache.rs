@@ -25,7 +25,7 @@ use crate::deadline;
 type Keyed = Blake2bMac<U32>;
 
 /// Verified credentials, by login, until they expire.
-pub struct CredentialCache {
+pub(super) struct CredentialCache {
     key: [u8; 32],
     ttl: Duration,
     entries: Mutex<HashMap<String, ([u8; 32], Instant)>>,
@@ -33,7 +33,7 @@ pub struct CredentialCache {
 
 impl CredentialCache {
     /// A cache keeping each verified password for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    pub(super) fn new(ttl: Duration) -> Self {
         let mut key = [0u8; 32];
         OsRng.fill_bytes(&mut key);
         CredentialCache {
@@ -54,7 +54,7 @@ impl CredentialCache {
     }
 
     /// Whether `password` verified for `login` less than `ttl` ago.
-    pub fn hit(&self, login: &str, password: &Password) -> bool {
+    pub(super) fn hit(&self, login: &str, password: &Password) -> bool {
         let stored = {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             match entries.get(login) {
@@ -67,7 +67,7 @@ impl CredentialCache {
     }
 
     /// Remembers that `password` verified for `login`.
-    pub fn remember(&self, login: &str, password: &Password) {
+    pub(super) fn remember(&self, login: &str, password: &Password) {
         let digest: [u8; 32] = self.mac(login, password).finalize().into_bytes().into();
         let until = deadline::after(Instant::now(), self.ttl);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);

@@ -3,13 +3,13 @@
 
 /// Converts local text (LF) to network text (CRLF); an existing CRLF is kept as is.
 #[derive(Debug, Default)]
-pub struct ToNetwork {
+pub(super) struct ToNetwork {
     last_was_cr: bool,
 }
 
 impl ToNetwork {
     /// Appends the converted form of `input` to `out`.
-    pub fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len() + input.len() / 16);
         for &b in input {
             if b == b'\n' && !self.last_was_cr {
@@ -23,13 +23,13 @@ impl ToNetwork {
 
 /// Converts network text (CRLF) to local text (LF); a lone CR is kept.
 #[derive(Debug, Default)]
-pub struct FromNetwork {
+pub(super) struct FromNetwork {
     pending_cr: bool,
 }
 
 impl FromNetwork {
     /// Appends the converted form of `input` to `out`.
-    pub fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len());
         for &b in input {
             if std::mem::take(&mut self.pending_cr) && b != b'\n' {
@@ -44,7 +44,7 @@ impl FromNetwork {
     }
 
     /// Emits a CR held back at the very end of the stream.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub(super) fn finish(&mut self, out: &mut Vec<u8>) {
         if std::mem::take(&mut self.pending_cr) {
             out.push(b'\r');
         }

@@ -57,7 +57,7 @@ impl PassiveListener {
 
 /// Connects to `target` from `local` (the control connection's local address)
 /// within `wait` (active mode).
-pub async fn connect_active(
+pub(super) async fn connect_active(
     local: IpAddr,
     target: SocketAddr,
     wait: Duration,

@@ -113,7 +113,7 @@ pub enum PassiveError {
 
 /// A leased port; returns itself to the pool when dropped.
 #[derive(Debug)]
-pub struct PortLease {
+pub(super) struct PortLease {
     pool: Arc<PassivePortPool>,
     port: u16,
     lessee: Lessee,

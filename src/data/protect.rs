@@ -95,7 +95,7 @@ fn has_spoken(tcp: &TcpStream) -> bool {
 }
 
 /// Connects with `tcp`, then protects the connection if `protection` says so.
-pub fn connect_then_protect(
+pub(super) fn connect_then_protect(
     tcp: BoxFuture<'static, io::Result<TcpStream>>,
     protection: Option<DataProtection>,
 ) -> Connecting {

@@ -62,7 +62,7 @@ const ASCII_BLOCK: usize = 16 * 1024;
 
 /// Sends `file` over `data` (RETR), converting line endings when `ascii`.
 /// Returns the number of file bytes sent.
-pub async fn send_file<W: AsyncWrite + Unpin>(
+pub(super) async fn send_file<W: AsyncWrite + Unpin>(
     mut file: ReadStream,
     data: &mut W,
     ascii: bool,
@@ -110,7 +110,7 @@ const SENDFILE_CHUNK: usize = 4 << 20;
 /// `range.end` is the file's size when it was opened, the size the 150
 /// reply announced: a file that grows meanwhile is sent as it was (as
 /// vsftpd and ProFTPD do), one that shrinks ends where it now ends.
-pub async fn send_os_file(
+pub(super) async fn send_os_file(
     file: std::fs::File,
     data: &mut TcpStream,
     range: Range<u64>,
@@ -166,7 +166,7 @@ pub async fn send_os_file(
 /// Reads fill a whole `block_size` block before it goes to the upload, which
 /// takes it as it is (see [`Upload::write_block`]): one copy from the socket,
 /// one into the file.
-pub async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
     data: &mut S,
     mut upload: Box<dyn Upload>,
     ascii: bool,
@@ -215,7 +215,7 @@ pub async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
 /// otherwise as [`receive_file`] does. In the benchmark, 1 GiB over
 /// loopback: 0.35 s of server CPU spliced, 0.56 read and written (see
 /// docs/performance.md).
-pub async fn receive_plain(
+pub(super) async fn receive_plain(
     data: &mut TcpStream,
     upload: Box<dyn Upload>,
     limits: &TransferLimits,
@@ -256,7 +256,7 @@ async fn fill_block<S: AsyncRead + Unpin>(
 /// Streams listing lines (each item one or more whole lines) over `data`,
 /// batching them into blocks so a long listing is neither buffered whole
 /// nor written line by line.
-pub async fn send_lines<W, S, L>(
+pub(super) async fn send_lines<W, S, L>(
     lines: S,
     data: &mut W,
     limits: &TransferLimits,

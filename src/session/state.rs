@@ -36,7 +36,7 @@ pub(super) struct Connection {
 impl Connection {
     /// Records who is logged in on this control connection, for the
     /// sibling rule of data-connection resumption.
-    pub fn record_holder(&self, holder: Holder) {
+    pub(super) fn record_holder(&self, holder: Holder) {
         if let Some(tls) = &self.tls {
             tls.tickets.set_holder(holder);
         }
@@ -65,7 +65,7 @@ pub(super) struct Account {
 impl Account {
     /// `user` logged in, in `slot`, on a server whose per-connection limits
     /// `context` gives.
-    pub fn new(user: Arc<User>, slot: UserSlot, context: &ServerContext) -> Self {
+    pub(super) fn new(user: Arc<User>, slot: UserSlot, context: &ServerContext) -> Self {
         let limits = &context.settings.limits;
         let per_connection = |server: Option<Rate>, user: Option<Rate>| {
             server.into_iter().chain(user).min().map(Bucket::new)
@@ -85,7 +85,7 @@ impl Account {
 
     /// Every bandwidth limit on a transfer in this direction: the server's,
     /// the user's (shared by its sessions) and this connection's.
-    pub fn throttle(&self, context: &ServerContext, upload: bool) -> Throttle {
+    pub(super) fn throttle(&self, context: &ServerContext, upload: bool) -> Throttle {
         if upload {
             Throttle::new([
                 context.upload.clone(),
@@ -128,7 +128,7 @@ pub(super) struct State {
 }
 
 impl State {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         State {
             login: LoginState::NeedUser,
             cwd: VirtualPath::root(),
@@ -143,7 +143,7 @@ impl State {
     }
 
     /// The logged-in account, if any.
-    pub fn account(&self) -> Option<&Account> {
+    pub(super) fn account(&self) -> Option<&Account> {
         match &self.login {
             LoginState::LoggedIn(account) => Some(account),
             _ => None,
@@ -151,7 +151,7 @@ impl State {
     }
 
     /// The logged-in user, if any.
-    pub fn user(&self) -> Option<&Arc<User>> {
+    pub(super) fn user(&self) -> Option<&Arc<User>> {
         self.account().map(|account| &account.user)
     }
 }

@@ -48,7 +48,7 @@ pub(super) struct Target {
 
 impl Cx<'_> {
     /// The logged-in user; handlers behind the login check may rely on it.
-    pub fn user(&self) -> Result<&Arc<User>, Reply> {
+    pub(super) fn user(&self) -> Result<&Arc<User>, Reply> {
         self.state.user().ok_or_else(not_logged_in)
     }
 }
