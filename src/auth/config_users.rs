@@ -205,4 +205,31 @@ mod tests {
             .await
             .is_none());
     }
+
+    /// 64 logins of one user at once, from 64 addresses, with the right
+    /// password and then with a wrong one: each burst is one argon2
+    /// verification, however the logins interleave, with or without the
+    /// credential cache.
+    #[tokio::test]
+    async fn a_burst_of_logins_of_one_user_runs_one_verification() {
+        for cache in [Some(Duration::from_secs(60)), None] {
+            let m = manager(false).with_credential_cache(cache);
+            for (password, expected) in [("pw", true), ("wrong", false)] {
+                let before = m.verifier.verifications();
+                let logins = (0..64u8).map(|n| {
+                    let from = IpAddr::from([192, 0, 2, n]);
+                    let password = Password::new(password);
+                    let m = &m;
+                    async move { m.authenticate("alice", &password, from).await.is_some() }
+                });
+                let results = futures::future::join_all(logins).await;
+                assert!(results.iter().all(|&ok| ok == expected), "{password}");
+                assert_eq!(
+                    m.verifier.verifications() - before,
+                    1,
+                    "{password}, {cache:?}"
+                );
+            }
+        }
+    }
 }

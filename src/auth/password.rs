@@ -7,15 +7,22 @@
 //! returned to the system when it ends, so a burst of logins does not leave
 //! the daemon big. A failed check takes as long as one against the costliest
 //! hash configured, so timing does not tell an unknown login from a wrong
-//! password.
+//! password. Logins that ask the same check at the same time (a client
+//! opening many connections, a flood repeating one guess) wait for one
+//! verification instead of each running its own.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac};
+use blake2::Blake2bMac;
+use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -135,6 +142,10 @@ pub struct PasswordVerifier {
     decoy: PasswordHash,
     /// How long a decoy check takes, recently: every failure takes at least this.
     decoy_time: Arc<Mutex<Duration>>,
+    /// The checks running now, for logins asking the same one to join.
+    running: Arc<Running>,
+    /// Verifications run (argon2 computations, decoys included).
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordVerifier {
@@ -163,12 +174,37 @@ impl PasswordVerifier {
             turns: Arc::new(Turns::new(cores)),
             decoy,
             decoy_time: Arc::new(Mutex::new(started.elapsed())),
+            running: Arc::new(Running::new()),
+            verifications: Arc::new(AtomicU64::new(0)),
         }
     }
 
+    /// How many argon2 verifications have run.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
     /// Whether `password` matches `hash`; with `None` it checks against the
-    /// decoy and fails. `client` is whose turn it is.
+    /// decoy and fails. `client` is whose turn it is. A check that is
+    /// already running for the same hash and password is joined, not run
+    /// again: its answer would be the same.
     pub async fn verify(
+        &self,
+        hash: Option<&PasswordHash>,
+        password: &Password,
+        client: ClientKey,
+    ) -> bool {
+        let id = self.running.id(hash, password);
+        let start = || {
+            let this = self.clone();
+            let hash = hash.cloned();
+            let password = password.clone();
+            async move { this.verify_alone(hash.as_ref(), &password, client).await }.boxed()
+        };
+        self.running.join(id, start).await
+    }
+
+    async fn verify_alone(
         &self,
         hash: Option<&PasswordHash>,
         password: &Password,
@@ -181,6 +217,7 @@ impl PasswordVerifier {
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).clone();
         let password = password.clone();
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let matched = tokio::task::spawn_blocking(move || hash.verify(password.expose()))
             .await
             .unwrap_or(false);
@@ -203,6 +240,96 @@ impl PasswordVerifier {
         self.turns.failed(client);
         tokio::time::sleep_until(started + pad_to).await;
         false
+    }
+}
+
+type Check = Shared<BoxFuture<'static, bool>>;
+
+/// The checks running now, by a keyed hash of what they check (the key is
+/// random and lives only in this process, so neither passwords nor their
+/// plain hashes are kept). An entry lives while someone waits for it: a
+/// check every client gave up on is dropped with its place in the turns.
+struct Running {
+    key: [u8; 32],
+    checks: Mutex<HashMap<[u8; 32], WeakShared<BoxFuture<'static, bool>>>>,
+}
+
+impl Running {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        Running {
+            key,
+            checks: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], WeakShared<BoxFuture<'static, bool>>>> {
+        self.checks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What identifies a check: the hash it is against (`None`: the decoy)
+    /// and the password.
+    fn id(&self, hash: Option<&PasswordHash>, password: &Password) -> [u8; 32] {
+        // A 32-byte key always fits Blake2b's key size.
+        let mut mac = <Blake2bMac<U32> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!());
+        mac.update(hash.map_or("", |h| h.0.as_str()).as_bytes());
+        mac.update(&[0]);
+        mac.update(password.expose().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Waits for check `id`: the one running, or a new one from `start`.
+    async fn join(
+        self: &Arc<Self>,
+        id: [u8; 32],
+        start: impl FnOnce() -> BoxFuture<'static, bool>,
+    ) -> bool {
+        let check = {
+            let mut checks = self.lock();
+            match checks.get(&id).and_then(WeakShared::upgrade) {
+                Some(check) => check,
+                None => {
+                    let check = start().shared();
+                    if let Some(weak) = check.downgrade() {
+                        checks.insert(id, weak);
+                    }
+                    check
+                }
+            }
+        };
+        let mut waiting = Waiting {
+            running: self.clone(),
+            id,
+            check,
+        };
+        (&mut waiting.check).await
+    }
+}
+
+/// One login waiting for a check; the last to leave (done or gone) takes
+/// the check's entry away.
+struct Waiting {
+    running: Arc<Running>,
+    id: [u8; 32],
+    check: Check,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // `None` once the check is done; otherwise how many wait, this one too.
+        let last = self.check.strong_count().is_none_or(|waiting| waiting <= 1);
+        if !last {
+            return;
+        }
+        let mut checks = self.running.lock();
+        let ours = checks
+            .get(&self.id)
+            .is_some_and(|weak| weak.upgrade().is_none_or(|c| c.ptr_eq(&self.check)));
+        if ours {
+            checks.remove(&self.id);
+        }
     }
 }
 
@@ -419,6 +546,58 @@ mod tests {
             "a new client is not stuck behind a flood: {order:?}"
         );
         assert!(position(failing) > position(other), "{order:?}");
+    }
+
+    #[tokio::test]
+    async fn checks_of_other_passwords_run_apart_and_leave_nothing_behind() {
+        let hash = PasswordHash::parse(&hash_password("pw").unwrap()).unwrap();
+        let verifier = PasswordVerifier::new([&hash]);
+        let checks = ["a", "b", "pw", "a"].map(|p| {
+            let (verifier, hash) = (&verifier, &hash);
+            async move {
+                verifier
+                    .verify(Some(hash), &Password::new(p), client(1))
+                    .await
+            }
+        });
+        let results = futures::future::join_all(checks).await;
+        assert_eq!(results, [false, false, true, false]);
+        assert_eq!(
+            verifier.verifications(),
+            3,
+            "the second \"a\" joined the first"
+        );
+        assert!(verifier.running.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_check_every_login_gave_up_on_is_forgotten() {
+        let hash = PasswordHash::parse(&hash_password("pw").unwrap()).unwrap();
+        let verifier = PasswordVerifier::new([&hash]);
+        // Every turn taken, so the check below waits and can be given up.
+        let mut held = Vec::new();
+        for _ in 0..verifier.turns.max {
+            held.push(verifier.turns.wait(client(9)).await);
+        }
+        let given_up = {
+            let verifier = verifier.clone();
+            let hash = hash.clone();
+            tokio::spawn(async move {
+                verifier
+                    .verify(Some(&hash), &Password::new("pw"), client(1))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        given_up.abort();
+        let _ = given_up.await;
+        assert!(verifier.running.lock().is_empty());
+        drop(held);
+        assert!(
+            verifier
+                .verify(Some(&hash), &Password::new("pw"), client(1))
+                .await
+        );
     }
 
     #[tokio::test]
