@@ -8,6 +8,9 @@
 
 mod block_reader;
 mod block_writer;
+// Tests' fault injection only: the library's own tests, and the integration
+// tests through the `test-support` feature; never in a release build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod faults;
 pub mod fs;
 pub mod memory;
