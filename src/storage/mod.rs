@@ -8,6 +8,8 @@
 
 mod block_reader;
 mod block_writer;
+#[cfg(test)]
+mod conformance;
 // Tests' fault injection only: the library's own tests, and the integration
 // tests through the `test-support` feature; never in a release build.
 #[cfg(any(test, feature = "test-support"))]
