@@ -1,6 +1,8 @@
 //! A `Storage` decorator that injects faults on demand: a disk that fills
 //! up, a backend that refuses or hangs. It lets tests drive through the real
-//! server what a real filesystem cannot do at will. Not meant for production.
+//! server what a real filesystem cannot do at will. Not meant for
+//! production, so only tests build it: the library's own, and others through
+//! the `test-support` feature.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -5,9 +5,38 @@
 //! metadata comes back as values, and a backend may refuse an operation
 //! with [`StorageError::Unsupported`]. Backends never run blocking I/O on
 //! the async workers.
+//!
+//! # Adding a storage backend
+//!
+//! 1. Implement [`Storage`] (and [`Upload`]) in `storage/<name>.rs`, and
+//!    declare the module here.
+//! 2. Add one line at the end of `storage/conformance.rs`, say
+//!    `conformance_suite!(name, Subject::new(NameStorage::new()));`. It runs
+//!    every behaviour the trait promises (metadata, reads from an offset,
+//!    atomic and abandoned uploads, every [`WriteMode`], mkdir, rmdir,
+//!    remove, rename, listings large and small, `set_modified`, `..` at the
+//!    root, [`Storage::resolve`]) as a test of the new backend; a backend
+//!    that needs a home on disk or elsewhere builds its `Subject` the way
+//!    `Subject::on_disk` does.
+//! 3. If the backend cannot do an optional operation (an object store
+//!    cannot append), answer [`StorageError::Unsupported`] for it and name
+//!    it in that line: `conformance_suite!(name, ..., except [Append])`,
+//!    from the operations `conformance::Optional` lists. The suite then
+//!    checks that the operation is refused that way and changes nothing; an
+//!    operation the backend does support must not be named there, or the
+//!    suite fails.
+//! 4. What only the new backend does gets its tests in its own module.
+//!
+//! Nothing outside `storage/` changes, except where the configuration
+//! picks the backend.
 
 mod block_reader;
 mod block_writer;
+#[cfg(test)]
+mod conformance;
+// Tests' fault injection only: the library's own tests, and the integration
+// tests through the `test-support` feature; never in a release build.
+#[cfg(any(test, feature = "test-support"))]
 pub mod faults;
 pub mod fs;
 pub mod memory;
