@@ -12,9 +12,12 @@
 //!
 //! It never opens an ambient path after [`FsStorage::new`], never runs a
 //! blocking filesystem call on an async worker (everything goes through
-//! `spawn_blocking`, except an open for reading that the kernel can do from
-//! its caches alone, see [`open_cached`]), and never puts the real base path
-//! into an error.
+//! `spawn_blocking`) with two exceptions: an open for reading that the kernel
+//! can do from its caches alone (see [`open_cached`]), and the one unlink
+//! that removes an abandoned upload's temporary file (see `TempFile`'s
+//! `Drop`), which runs wherever the upload is dropped so that the old file's
+//! state is settled before the abort is answered. It never puts the real
+//! base path into an error.
 
 use std::ffi::{CStr, OsStr};
 use std::io::{self, Seek, SeekFrom};
@@ -44,12 +47,12 @@ use crate::path::VirtualPath;
 
 /// How many listing entries go from the reading thread to the session in
 /// one message. Each message wakes the session (a futex, an eventfd write, a
-/// context switch): per entry that cost more than reading the entry, and
-/// measured on 10,000 entries, 512 a message beat 128 by about 5 %.
+/// context switch), which per entry cost more than reading the entry; the
+/// sizes were chosen by measurement (docs/performance.md, "Listings").
 const ENTRY_BATCH: usize = 512;
 
-/// The same for bare names (`NLST`): smaller, and cheap enough to read that
-/// the wake-ups showed even at 512 (2048 took a tenth off an `NLST`).
+/// The same for bare names (`NLST`): cheaper to read, so more of them per
+/// message before the wake-ups stop showing.
 const NAME_BATCH: usize = 2048;
 
 /// Bytes of directory entries one getdents(2) call may return.
@@ -882,8 +885,10 @@ impl Drop for TempFile {
         if self.renamed {
             return;
         }
-        // One unlink, done inline so the old file's state is settled the moment the
-        // upload is abandoned (a deferred removal could be lost at shutdown).
+        // One unlink, done inline (on an async worker if the upload is
+        // dropped there: the exception the module doc names) so the old
+        // file's state is settled the moment the upload is abandoned; a
+        // deferred removal could be lost at shutdown.
         if let Err(err) = self.base.remove_file(&self.temp) {
             tracing::warn!(temp = ?self.temp, error = %err, "could not remove abandoned upload");
         }
