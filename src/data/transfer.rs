@@ -217,7 +217,7 @@ pub(super) async fn receive_file<S: AsyncRead + AsyncWrite + Unpin>(
 /// docs/performance.md).
 pub(super) async fn receive_plain(
     data: &mut TcpStream,
-    upload: Box<dyn Upload>,
+    mut upload: Box<dyn Upload>,
     limits: &TransferLimits,
 ) -> Result<u64, TransferError> {
     let unlimited = !limits.throttle.is_limited();
@@ -228,8 +228,12 @@ pub(super) async fn receive_plain(
     let Some((file, pipe)) = spliceable else {
         return receive_file(data, upload, false, limits).await;
     };
-    let total = splice::receive_spliced(data, file, pipe, limits).await?;
-    upload.finish().await?;
+    let finish = upload.blocking_finish();
+    let (total, finished) = splice::receive_spliced(data, file, pipe, finish, limits).await?;
+    match finished {
+        Some(finished) => finished?,
+        None => upload.finish().await?,
+    }
     let _ = network(limits.stall, data.shutdown()).await;
     Ok(total)
 }

@@ -67,6 +67,17 @@ impl BlockWriter {
         }
     }
 
+    /// The file, taken out when no write is in flight; the writer is then spent.
+    pub(super) fn take_idle(&mut self) -> Option<File> {
+        match std::mem::replace(&mut self.state, State::Lost) {
+            State::Idle { file, .. } => Some(file),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
     /// Waits for the last write and returns the file.
     pub(super) async fn into_file(mut self) -> io::Result<File> {
         let (file, _) = poll_fn(|cx| self.poll_take(cx)).await?;

@@ -12,8 +12,9 @@
 //!
 //! It never opens an ambient path after [`FsStorage::new`], never runs a
 //! blocking filesystem call on an async worker (everything goes through
-//! `spawn_blocking`) with two exceptions: an open for reading that the kernel
-//! can do from its caches alone (see [`open_cached`]), and the one unlink
+//! `spawn_blocking`) with two exceptions: an open for reading or a `stat`
+//! that the kernel can do from its caches alone (see [`open_cached`] and
+//! [`describe_cached`]), and the one unlink
 //! that removes an abandoned upload's temporary file (see `TempFile`'s
 //! `Drop`), which runs wherever the upload is dropped so that the old file's
 //! state is settled before the abort is answered. It never puts the real
@@ -40,8 +41,8 @@ use tokio::sync::mpsc;
 
 use super::block_writer::BlockWriter;
 use super::{
-    os_file_stream, DirEntry, EntryStream, FileKind, Metadata, NameStream, ReadStream, Storage,
-    StorageError, Upload, WriteMode,
+    os_file_stream, BlockingFinish, DirEntry, EntryStream, FileKind, Metadata, NameStream,
+    ReadStream, Storage, StorageError, Upload, WriteMode,
 };
 use crate::path::VirtualPath;
 
@@ -405,10 +406,41 @@ fn open_cached(base: &Dir, path: &Path) -> Option<(std::fs::File, u64)> {
     Some((file.into(), size))
 }
 
+/// [`describe`] from the kernel's caches alone, on this thread: the same
+/// resolution beneath the base (`openat2`, `RESOLVE_CACHED`), one `statx` of
+/// what it found. `None` when the kernel would have to read the disk, for a
+/// symlink (whose target is resolved on the blocking pool), or on any error
+/// but "not there", which the blocking path then reports as it always does.
+/// An upload's checks (the target, its directory) and a `SIZE` or `MDTM`
+/// are then no trip to the blocking pool.
+fn describe_cached(base: &Dir, path: &Path) -> Option<Result<Metadata, StorageError>> {
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::CACHED;
+    let how = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let found = match rustix::fs::openat2(base, path, how, Mode::empty(), resolve) {
+        Ok(found) => found,
+        Err(rustix::io::Errno::NOENT) => return Some(Err(StorageError::NotFound)),
+        Err(_) => return None,
+    };
+    let wanted = StatxFlags::TYPE
+        | StatxFlags::MODE
+        | StatxFlags::SIZE
+        | StatxFlags::MTIME
+        | StatxFlags::INO;
+    let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC;
+    let own = rustix::fs::statx(&found, c"", flags, wanted).ok()?;
+    if FileType::from_raw_mode(own.stx_mode.into()) == FileType::Symlink {
+        return None;
+    }
+    Some(Ok(EntryStat::from(&own).into_metadata()))
+}
+
 #[async_trait]
 impl Storage for FsStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
         let path = beneath(path)?;
+        if let Some(cached) = describe_cached(&self.base, &path) {
+            return cached;
+        }
         self.on_base(move |base| Ok(describe(base, &path)?)).await
     }
 
@@ -803,29 +835,38 @@ impl Upload for FsUpload {
         }
     }
 
+    fn blocking_finish(&mut self) -> Option<BlockingFinish> {
+        let file = self.file.take_idle()?;
+        let commit = std::mem::replace(&mut self.commit, Commit::Nothing);
+        let sync = self.sync;
+        Some(Box::new(move || commit_upload(file, commit, sync)))
+    }
+
     async fn finish(self: Box<Self>) -> Result<(), StorageError> {
         let FsUpload {
             file, commit, sync, ..
         } = *self;
         // Waits for the write in flight and reports its error.
-        let mut file = file.into_file().await?;
-        run_blocking(move || {
-            if let Commit::TruncateAtEnd = commit {
-                let end = file.stream_position()?;
-                file.set_len(end)?;
-            }
-            if sync {
-                file.sync_data()?;
-            }
-            if let Commit::RenameOver(temp) = commit {
-                temp.rename_over_target()?;
-            }
-            // Dropped here, so close() also runs on the blocking thread.
-            drop(file);
-            Ok(())
-        })
-        .await
+        let file = file.into_file().await?;
+        run_blocking(move || commit_upload(file, commit, sync)).await
     }
+}
+
+/// Makes an upload's bytes final as `commit` says; on a blocking thread.
+fn commit_upload(mut file: std::fs::File, commit: Commit, sync: bool) -> Result<(), StorageError> {
+    if let Commit::TruncateAtEnd = commit {
+        let end = file.stream_position()?;
+        file.set_len(end)?;
+    }
+    if sync {
+        file.sync_data()?;
+    }
+    if let Commit::RenameOver(temp) = commit {
+        temp.rename_over_target()?;
+    }
+    // Dropped here, so close() also runs on the blocking thread.
+    drop(file);
+    Ok(())
 }
 
 /// The temporary file of an atomic upload, removed unless it was renamed
@@ -990,6 +1031,45 @@ mod tests {
             .unwrap()
             .is_dir());
         assert_eq!(names(&fx.storage, "/").await.unwrap(), ["a.txt"]);
+    }
+
+    /// What the caches answer on the async worker is what the blocking
+    /// path answers, and a link always takes the blocking path.
+    #[test]
+    fn a_stat_from_the_caches_agrees_with_the_blocking_one() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"hello");
+        std::fs::create_dir(fx.base().join("d")).unwrap();
+        fx.write("d/b.txt", b"x");
+        std::os::unix::fs::symlink("a.txt", fx.base().join("link")).unwrap();
+        std::os::unix::fs::symlink("../outside", fx.base().join("out")).unwrap();
+        let base = &fx.storage.base;
+        let mut from_cache = 0;
+        for path in [".", "a.txt", "d", "d/b.txt"] {
+            // Warm the caches, as the blocking path does for the next command.
+            let blocking = describe(base, Path::new(path)).unwrap();
+            match describe_cached(base, Path::new(path)) {
+                Some(Ok(cached)) => {
+                    assert_eq!(cached, blocking, "{path}");
+                    from_cache += 1;
+                }
+                Some(Err(err)) => panic!("{path}: {err}"),
+                // The kernel may still have to read the disk: allowed.
+                None => {}
+            }
+        }
+        // Just looked up, on a kernel with RESOLVE_CACHED (Linux 5.12).
+        assert!(from_cache > 0, "nothing came from the caches");
+        assert!(matches!(
+            describe_cached(base, Path::new("missing/deeper")),
+            None | Some(Err(StorageError::NotFound))
+        ));
+        for link in ["link", "out/secret.txt", "out"] {
+            assert!(
+                !matches!(describe_cached(base, Path::new(link)), Some(Ok(_))),
+                "{link} is answered the careful way"
+            );
+        }
     }
 
     #[tokio::test]
@@ -1275,6 +1355,29 @@ mod tests {
         ));
         assert_eq!(names_in(&fx.base()), ["a.txt", "d"]);
         assert_eq!(fx.read("a.txt"), b"new content");
+    }
+
+    /// The finish a splice loop runs in its last job commits as `finish`
+    /// does; one dropped unrun abandons the upload as dropping it does.
+    #[tokio::test]
+    async fn a_blocking_finish_commits_or_abandons_like_the_upload_itself() {
+        use std::io::Write as _;
+        let fx = Fixture::new();
+        fx.write("a.txt", b"old");
+        for run in [false, true] {
+            let mut up = fx.storage.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
+            up.os_file().unwrap().write_all(b"spliced").unwrap();
+            let finish = up.blocking_finish().expect("no write in flight");
+            if run {
+                finish().unwrap();
+            } else {
+                drop(finish);
+            }
+            drop(up);
+            assert_eq!(names_in(&fx.base()), ["a.txt"], "no temporary file left");
+            let expected: &[u8] = if run { b"spliced" } else { b"old" };
+            assert_eq!(fx.read("a.txt"), expected);
+        }
     }
 
     #[test]

@@ -158,9 +158,24 @@ pub trait Upload: Send {
         None
     }
 
+    /// What is left of [`Upload::finish`] once the bytes went in through
+    /// [`Upload::os_file`], as work for a blocking thread (on disk: cut,
+    /// flush, rename, close), so the transfer loop can run it in its last
+    /// job instead of a trip of its own. `None` (the default) when the
+    /// backend has no such work or a write is in flight: the loop then calls
+    /// `finish`. Once taken, running it finishes the upload and dropping it
+    /// unrun abandons it; the upload itself is then only to be dropped.
+    fn blocking_finish(&mut self) -> Option<BlockingFinish> {
+        None
+    }
+
     /// Flushes and makes the upload visible under its target name.
     async fn finish(self: Box<Self>) -> Result<(), StorageError>;
 }
+
+/// The rest of an upload's finish, to run on a blocking thread (see
+/// [`Upload::blocking_finish`]).
+pub type BlockingFinish = Box<dyn FnOnce() -> Result<(), StorageError> + Send>;
 
 /// Errors a backend reports; sessions map each kind to one reply code.
 #[derive(Debug, thiserror::Error)]
