@@ -3,7 +3,10 @@
 //! The flow is one-way: [`config`] turns TOML into [`settings::Settings`] and a
 //! [`auth::UserManager`]; [`server::Server`] accepts control connections and
 //! runs a [`session`] for each; sessions reach files only through
-//! [`storage::Storage`], in [`path::VirtualPath`]s.
+//! [`storage::Storage`], in [`path::VirtualPath`]s, move bytes only through
+//! [`data`], and answer only with [`reply::Reply`]s. Each module is a room
+//! that imports only rooms below it; docs/architecture.md draws the map and
+//! says where a new command, storage backend or config key goes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
