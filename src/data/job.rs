@@ -124,8 +124,10 @@ pub enum Job {
 }
 
 /// Runs `job` over `stream`; the bytes moved. `settled` is dropped once an
-/// upload's file is opened and in the job's hands (or abandoned), so whoever
-/// aborts can wait for that before answering.
+/// upload's file is opened and in the job's hands (or abandoned), and no
+/// splice job of the upload runs on a blocking thread any more, so whoever
+/// aborts can wait for that before answering: after the answer, nothing
+/// writes or commits the upload.
 pub async fn run(
     job: Job,
     stream: &mut DataStream,
@@ -152,9 +154,11 @@ pub async fn run(
             ascii,
         } => send_file(file, stream, ascii, limits).await,
         Job::Receive { open, ascii } => {
-            let upload = open_apart(open, settled).await?;
+            let upload = open_apart(open, settled.clone()).await?;
             match stream {
-                DataStream::Plain(tcp) if !ascii => receive_plain(tcp, upload, limits).await,
+                DataStream::Plain(tcp) if !ascii => {
+                    receive_plain(tcp, upload, limits, settled).await
+                }
                 _ => receive_file(stream, upload, ascii, limits).await,
             }
         }

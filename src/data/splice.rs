@@ -15,12 +15,14 @@ use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use super::transfer::{network, TransferError, TransferLimits};
 use crate::storage::{BlockingFinish, StorageError};
@@ -95,6 +97,7 @@ pub(super) async fn receive_spliced(
     pipe: Pipe,
     finish: Option<BlockingFinish>,
     limits: &TransferLimits,
+    settled: mpsc::Sender<()>,
 ) -> Result<(u64, Option<Result<(), StorageError>>), TransferError> {
     // The job's own descriptor: this one may close while a job still runs.
     let socket = data
@@ -103,20 +106,27 @@ pub(super) async fn receive_spliced(
         .map_err(TransferError::Connection)?;
     let mut parts = (pipe, socket, file, finish);
     let mut total = 0;
+    // Cleared when this future is dropped (ABOR, shutdown). A job still
+    // running then holds the socket open, and a client that closes its end
+    // after the 426 would look like an upload that ended: the job must not
+    // commit what was abandoned.
+    let wanted = Wanted::new();
     loop {
         // Waiting here first spares a small file's upload a job that finds
         // the socket still empty: one trip to a blocking thread, not two.
         network(limits.stall, readable(data)).await?;
         let (pipe, socket, file, finish) = parts;
+        let still_wanted = wanted.flag();
+        // Held until the job's output is gone: an abort waits for it (see
+        // `data::run`). Last in the output, so it is dropped after the
+        // upload's finish, when nobody takes the output any more.
+        let running = settled.clone();
         let job = tokio::task::spawn_blocking(move || {
             let moved = splice_until_empty(&pipe, &socket, &file);
-            let (finish, finished) = match (&moved, finish) {
-                (Ok(moved), Some(finish)) if moved.ended => (None, Some(finish())),
-                (_, finish) => (finish, None),
-            };
-            (pipe, socket, file, finish, moved, finished)
+            let (finish, finished) = finish_if_ended(&moved, finish, &still_wanted);
+            (pipe, socket, file, finish, moved, finished, running)
         });
-        let (pipe, socket, file, finish, moved, finished) = job
+        let (pipe, socket, file, finish, moved, finished, _running) = job
             .await
             .map_err(|join| StorageError::from(io::Error::other(join)))?;
         let moved = moved?;
@@ -126,6 +136,45 @@ pub(super) async fn receive_spliced(
             return Ok((total, finished));
         }
         parts = (pipe, socket, file, finish);
+    }
+}
+
+/// Whether the upload is still wanted: true until the future receiving it
+/// is dropped.
+struct Wanted(Arc<AtomicBool>);
+
+impl Wanted {
+    fn new() -> Self {
+        Wanted(Arc::new(AtomicBool::new(true)))
+    }
+
+    fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl Drop for Wanted {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Runs `finish` if the job just saw the upload end; hands it back if the
+/// upload goes on; drops it, abandoning the upload, if nobody wants it any
+/// more. Returns what is left of it and how running it went.
+fn finish_if_ended(
+    moved: &Result<Moved, TransferError>,
+    finish: Option<BlockingFinish>,
+    wanted: &AtomicBool,
+) -> (Option<BlockingFinish>, Option<Result<(), StorageError>>) {
+    if !wanted.load(Ordering::SeqCst) {
+        // Dropped here, on the job's thread: the upload is abandoned before
+        // the abort that waits for this job is answered.
+        return (None, None);
+    }
+    match (moved, finish) {
+        (Ok(moved), Some(finish)) if moved.ended => (None, Some(finish())),
+        (_, finish) => (finish, None),
     }
 }
 
@@ -241,7 +290,8 @@ mod tests {
         });
         let limits = limits();
         let pipe = Pipe::with_capacity(2 * limits.block_size).expect("a 128 KiB pipe");
-        let received = receive_spliced(&data, file, pipe, finish, &limits).await;
+        let (settled, _) = mpsc::channel(1);
+        let received = receive_spliced(&data, file, pipe, finish, &limits, settled).await;
         drop(data);
         sender.await.unwrap();
         received
@@ -337,6 +387,31 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 0);
     }
 
+    /// A job that sees the end after its upload was abandoned (the client
+    /// closed its end after the ABOR's 426) commits nothing.
+    #[test]
+    fn an_abandoned_upload_that_then_ends_is_not_finished() {
+        let file = tempfile::tempfile().unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let ended = || {
+            Ok(Moved {
+                bytes: 0,
+                ended: true,
+            })
+        };
+        let wanted = Wanted::new();
+        let flag = wanted.flag();
+        drop(wanted);
+        let (left, finished) = finish_if_ended(&ended(), counting_finish(&file, &runs, 0), &flag);
+        assert!(left.is_none() && finished.is_none());
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        let wanted = Wanted::new();
+        let (_, finished) =
+            finish_if_ended(&ended(), counting_finish(&file, &runs, 0), &wanted.flag());
+        assert!(matches!(finished, Some(Ok(()))));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn a_client_that_sends_nothing_stalls() {
         let (_client, data) = loopback_pair().await;
@@ -346,7 +421,8 @@ mod tests {
         };
         let pipe = Pipe::with_capacity(2 * limits.block_size).unwrap();
         let file = tempfile::tempfile().unwrap();
-        let received = receive_spliced(&data, file, pipe, None, &limits).await;
+        let (settled, _) = mpsc::channel(1);
+        let received = receive_spliced(&data, file, pipe, None, &limits, settled).await;
         assert!(
             matches!(received, Err(TransferError::Stalled)),
             "{received:?}"

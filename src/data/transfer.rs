@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use super::ascii::{FromNetwork, ToNetwork};
 use super::splice;
@@ -219,6 +220,7 @@ pub(super) async fn receive_plain(
     data: &mut TcpStream,
     mut upload: Box<dyn Upload>,
     limits: &TransferLimits,
+    settled: mpsc::Sender<()>,
 ) -> Result<u64, TransferError> {
     let unlimited = !limits.throttle.is_limited();
     let file = unlimited.then(|| upload.os_file()).flatten();
@@ -229,7 +231,8 @@ pub(super) async fn receive_plain(
         return receive_file(data, upload, false, limits).await;
     };
     let finish = upload.blocking_finish();
-    let (total, finished) = splice::receive_spliced(data, file, pipe, finish, limits).await?;
+    let (total, finished) =
+        splice::receive_spliced(data, file, pipe, finish, limits, settled).await?;
     match finished {
         Some(finished) => finished?,
         None => upload.finish().await?,
@@ -352,7 +355,8 @@ mod tests {
             stall: Duration::from_secs(30),
             throttle,
         };
-        let count = receive_plain(&mut data, Box::new(upload), &limits)
+        let (settled, _) = mpsc::channel(1);
+        let count = receive_plain(&mut data, Box::new(upload), &limits, settled)
             .await
             .unwrap();
         assert_eq!(count, bytes.len() as u64);

@@ -211,6 +211,43 @@ fn abor_during_an_upload_keeps_the_old_file() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
+/// The client keeps sending while it aborts, then closes its end only after
+/// the abort's replies: a splice job still running on the server would take
+/// that close for the end of the upload. The file is checked once the
+/// server's end of the data connection is gone too, so no job can come
+/// after the check.
+#[test]
+fn an_upload_aborted_while_data_flows_stays_aborted_when_the_client_closes() {
+    let server = TestServer::start();
+    std::fs::write(server.path("keep"), b"precious").unwrap();
+    let mut c = server.raw_alice();
+    c.cmd("TYPE I");
+    let mut data = c.pasv();
+    assert_eq!(c.cmd("STOR keep").code, 150);
+    data.write_all(&pattern(256 * 1024, 2)).unwrap();
+    let mut closer = data.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let block = pattern(256 * 1024, 3);
+        // Until the client's end is shut or the server's is gone.
+        while data.write_all(&block).is_ok() {}
+    });
+    assert_eq!(c.cmd("ABOR").code, 426);
+    assert_eq!(c.reply().code, 226);
+    let _ = closer.shutdown(std::net::Shutdown::Write);
+    sender.join().unwrap();
+    // The server's end closes once nothing of the upload runs any more.
+    let mut rest = Vec::new();
+    let _ = closer.read_to_end(&mut rest);
+    assert_eq!(c.cmd("NOOP").code, 200);
+    assert_eq!(std::fs::read(server.path("keep")).unwrap(), b"precious");
+    let leftovers: Vec<_> = std::fs::read_dir(server.root.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("aioftpd-upload"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
 #[test]
 fn abor_during_a_download_answers_426_then_226() {
     let server = TestServer::start();
