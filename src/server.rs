@@ -240,15 +240,14 @@ fn refuse(stream: &TcpStream, refusal: Refusal) {
 /// Binds every configured control listener: `listen` plain, `[tls]
 /// implicit_listen` implicit; the error names the address that failed.
 pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, (SocketAddr, io::Error)> {
-    let implicit = settings.tls.iter().flat_map(|tls| &tls.implicit_listen);
-    let plain = settings.listen.iter().map(|addr| (addr, false));
-    plain
-        .chain(implicit.map(|addr| (addr, true)))
-        .map(|(&addr, implicit_tls)| {
-            let socket = bind(addr).map_err(|err| (addr, err))?;
+    settings
+        .listeners()
+        .into_iter()
+        .map(|spec| {
+            let socket = bind(spec.addr).map_err(|err| (spec.addr, err))?;
             Ok(Listener {
                 socket,
-                implicit_tls,
+                implicit_tls: spec.implicit_tls,
             })
         })
         .collect()

@@ -34,6 +34,34 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
 }
 
+/// A control listener the settings ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerSpec {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Implicit FTPS: TLS from the first byte (`[tls] implicit_listen`).
+    pub implicit_tls: bool,
+}
+
+impl Settings {
+    /// Every control listener these settings ask for, plain (`listen`)
+    /// first, then implicit-TLS ones: the one place that decides the set,
+    /// for the first bind and for every reload.
+    pub fn listeners(&self) -> Vec<ListenerSpec> {
+        let plain = self.listen.iter().map(|&addr| ListenerSpec {
+            addr,
+            implicit_tls: false,
+        });
+        let implicit = self.tls.iter().flat_map(|tls| &tls.implicit_listen);
+        plain
+            .chain(implicit.map(|&addr| ListenerSpec {
+                addr,
+                implicit_tls: true,
+            }))
+            .collect()
+    }
+}
+
 /// Connection caps and server-wide bandwidth limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

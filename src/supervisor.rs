@@ -20,13 +20,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use aioftpd::config::{self, ConfigWarning, Loaded};
 use aioftpd::server::{self, Listener, Server};
-use aioftpd::settings::Settings;
+use aioftpd::settings::{ListenerSpec, Settings};
 
 /// How often `STATUS=` is refreshed for `systemctl status`.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Where each configured listener is served: (configured address, implicit TLS) → bound address.
-type Bound = HashMap<(SocketAddr, bool), SocketAddr>;
+type Bound = HashMap<ListenerSpec, SocketAddr>;
 
 /// Runs the daemon until it is told to stop; the exit code to return.
 pub async fn run(
@@ -142,41 +142,27 @@ fn log_warnings(warnings: &[ConfigWarning]) {
     }
 }
 
-/// The listeners `settings` asks for: plain ones, then implicit-TLS ones.
-fn wanted(settings: &Settings) -> Vec<(SocketAddr, bool)> {
-    let implicit = settings
-        .tls
-        .iter()
-        .flat_map(|tls| tls.implicit_listen.iter());
-    settings
-        .listen
-        .iter()
-        .map(|&a| (a, false))
-        .chain(implicit.map(|&a| (a, true)))
-        .collect()
-}
-
 /// Binds and serves every wanted listener not in `bound`; all or nothing.
 fn bind_new(server: &Server, settings: &Settings, bound: &Bound) -> Result<Bound, String> {
     let mut fresh = Vec::new();
-    for key in wanted(settings)
+    for spec in settings
+        .listeners()
         .into_iter()
-        .filter(|key| !bound.contains_key(key))
+        .filter(|spec| !bound.contains_key(spec))
     {
-        let (addr, implicit_tls) = key;
-        let socket = server::bind(addr).map_err(|err| bind_failure(addr, &err))?;
+        let socket = server::bind(spec.addr).map_err(|err| bind_failure(spec.addr, &err))?;
         fresh.push((
-            key,
+            spec,
             Listener {
                 socket,
-                implicit_tls,
+                implicit_tls: spec.implicit_tls,
             },
         ));
     }
     let mut added = Bound::new();
-    for (key, listener) in fresh {
-        if let Some(addr) = serve(server, listener, Some(key.0)) {
-            added.insert(key, addr);
+    for (spec, listener) in fresh {
+        if let Some(addr) = serve(server, listener, Some(spec.addr)) {
+            added.insert(spec, addr);
         }
     }
     Ok(added)
@@ -205,7 +191,7 @@ fn rebind(server: &Server, settings: &Settings, bound: &mut Bound) -> Result<(),
         return Ok(());
     }
     let added = bind_new(server, settings, bound)?;
-    let wanted = wanted(settings);
+    let wanted = settings.listeners();
     bound.retain(|key, addr| {
         let keep = wanted.contains(key);
         if !keep {
