@@ -16,6 +16,7 @@
 //! | `effective.rs` | the config in effect, printed back as TOML |
 //! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
+//! | `every_key.rs` | (test) every key of the schema refuses its bad values |
 
 mod effective;
 mod error;
@@ -197,5 +198,7 @@ pub fn embedded_default(
     })
 }
 
+#[cfg(test)]
+mod every_key;
 #[cfg(test)]
 mod tests;
