@@ -11,7 +11,7 @@
 //! | `schema.rs` | the serde structs: which keys exist |
 //! | `read.rs` | text → schema, every unknown key and wrong type reported |
 //! | `units.rs` | durations, byte sizes, port ranges |
-//! | `validate.rs` | checking every value and converting to runtime types |
+//! | `validate/` | checking every value and converting to runtime types, a file per section |
 //! | `locate.rs` | key paths ↔ line numbers |
 //! | `effective.rs` | the config in effect, printed back as TOML |
 //! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |

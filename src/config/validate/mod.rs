@@ -1,0 +1,271 @@
+//! Checks the parsed file in full and turns it into runtime values.
+//!
+//! Every problem is recorded against its key path and checking goes on, so one
+//! run of `aioftpd check-config` shows them all. Nothing here binds a port or
+//! starts a task: the result is plain data (plus opened storage handles), so a
+//! reload can build it, and drop it if it fails, without disturbing the server.
+//!
+//! | file | checks |
+//! |---|---|
+//! | `server.rs` | `[server]` |
+//! | `login.rs` | `[login]` |
+//! | `passive.rs` | `[passive]` |
+//! | `tls.rs` | `[tls]` |
+//! | `users.rs` | `[[users]]` |
+//!
+//! This file holds what the sections share: the problem list, the duration
+//! bounds, and the parsers of counts, rates, durations and addresses.
+
+mod login;
+mod passive;
+mod server;
+mod tls;
+mod users;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::schema::{FileConfig, UnitText};
+use super::units::{ByteSize, HumanDuration};
+use crate::auth::{PasswordHash, User};
+use crate::settings::Settings;
+use crate::storage::UploadSync;
+use crate::throttle::Rate;
+use crate::tls::TlsPolicy;
+
+use login::login_protection;
+use passive::passive_settings;
+use server::{limits, listen_addresses, session_settings, upload_sync};
+use tls::tls_settings;
+use users::users;
+pub(super) use users::{bound_storage, open_fs};
+
+/// Smallest accepted `block_size`: below this, transfers spend their time in syscalls.
+const MIN_BLOCK_SIZE: ByteSize = ByteSize(4 * ByteSize::KIB.0);
+
+/// Largest accepted `block_size`: above this, each transfer pins too much memory.
+const MAX_BLOCK_SIZE: ByteSize = ByteSize(16 * ByteSize::MIB.0);
+
+/// Where the daemon listens when `server.listen` is omitted.
+const DEFAULT_LISTEN: &str = "0.0.0.0:21";
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+// The longest value each duration key accepts (docs/configuration.md lists
+// them). Past these a value is a mistake, not a policy, and added to the
+// clock a value near `u64::MAX` seconds would overflow it.
+
+/// `idle_timeout`: a week keeps a session open over a long weekend.
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * DAY.as_secs());
+
+/// `login_timeout`, `data_timeout`, `socket_timeout`, `storage_timeout`,
+/// `shutdown_timeout`: each bounds a wait on a client, a disk or the last
+/// transfers; a day is far beyond any that is still going to end.
+const MAX_WAIT_TIMEOUT: Duration = DAY;
+
+/// `handshake_timeout`: a TLS handshake is a few round trips.
+const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// `failure_delay`: each failed `PASS` holds its connection this long; the
+/// per-address budget, not a longer delay, is what stops a patient guesser.
+const MAX_FAILURE_DELAY: Duration = Duration::from_secs(60);
+
+/// `failure_window`, `block_duration`: a block of a year is as good as a ban.
+const MAX_BLOCK_DURATION: Duration = Duration::from_secs(365 * DAY.as_secs());
+
+/// `credential_cache`: it spares argon2 on reconnects; a day covers a working
+/// day's reconnects without keeping a verified password around for longer.
+const MAX_CREDENTIAL_CACHE: Duration = DAY;
+
+/// One problem, before it is placed on a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Problem {
+    /// Key path such as `users[1].base_path`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A validated config, converted.
+pub(super) struct Built {
+    pub settings: Settings,
+    pub named: Vec<(User, PasswordHash)>,
+    pub anonymous: Option<User>,
+    /// `server.sync_uploads`, already given to each fs storage.
+    pub sync: UploadSync,
+}
+
+/// Records problems and lets checking continue.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The value if `result` is `Ok`, else records the error under `key` and gives `None`.
+    fn check<T>(&mut self, key: impl Into<String>, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(key, message)).ok()
+    }
+
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Validates `file`; relative `base_path`s are taken from `config_dir`.
+pub(super) fn build(file: &FileConfig, config_dir: &Path) -> Result<Built, Vec<Problem>> {
+    let mut problems = Problems::default();
+    let listen = listen_addresses(&file.server, &mut problems);
+    let session = session_settings(&file.server, &mut problems);
+    let passive = passive_settings(&file.passive, &mut problems);
+    let limits = limits(&file.server, &mut problems);
+    let login = login_protection(&file.login, &mut problems);
+    let tls = file
+        .tls
+        .as_ref()
+        .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
+    let sync = upload_sync(&file.server, &mut problems);
+    let shutdown_timeout = timeout(
+        "server.shutdown_timeout",
+        &file.server.shutdown_timeout,
+        MAX_WAIT_TIMEOUT,
+        &mut problems,
+    )
+    .unwrap_or(Settings::default().shutdown_timeout);
+    let (mut named, mut anonymous) =
+        users(&file.users, tls.is_some(), config_dir, sync, &mut problems);
+    if problems.count() > 0 {
+        return Err(problems.0);
+    }
+    let users = named
+        .iter_mut()
+        .map(|(user, _)| user)
+        .chain(anonymous.as_mut());
+    for user in users {
+        bound_storage(user, session.storage_timeout);
+    }
+    Ok(Built {
+        settings: Settings {
+            listen,
+            session,
+            passive,
+            tls,
+            limits,
+            login,
+            shutdown_timeout,
+        },
+        named,
+        anonymous,
+        sync,
+    })
+}
+
+/// Parses a list of listen addresses; none may repeat, nor appear in `taken`.
+fn addresses(
+    key: &str,
+    written: &[String],
+    taken: &[SocketAddr],
+    problems: &mut Problems,
+) -> Vec<SocketAddr> {
+    let mut seen: Vec<SocketAddr> = Vec::new();
+    for (index, text) in written.iter().enumerate() {
+        let key = format!("{key}[{index}]");
+        let Ok(addr) = text.trim().parse::<SocketAddr>() else {
+            problems.add(
+                key,
+                format!("invalid address {text:?}: expected \"ip:port\", IPv6 as \"[::]:21\" (host names are not resolved)"),
+            );
+            continue;
+        };
+        // Port 0 asks the OS for a fresh port each time, so it may repeat.
+        let fresh_port = addr.port() == 0;
+        if seen.contains(&addr) && !fresh_port {
+            problems.add(key, format!("{addr} is listed twice"));
+        } else if taken.contains(&addr) && !fresh_port {
+            problems.add(key, format!("{addr} is already in server.listen"));
+        } else {
+            seen.push(addr);
+        }
+    }
+    seen
+}
+
+/// A `required`/`tls_required` value.
+fn tls_policy(written: &str) -> Result<TlsPolicy, String> {
+    match written.trim() {
+        "none" => Ok(TlsPolicy::Optional),
+        "login" => Ok(TlsPolicy::Login),
+        "data" => Ok(TlsPolicy::Data),
+        other => Err(format!(
+            "unknown policy {other:?}: expected \"none\", \"login\" or \"data\""
+        )),
+    }
+}
+
+/// A count that must be at least 1.
+fn count(key: &str, written: Option<u64>, problems: &mut Problems) -> Option<usize> {
+    match written? {
+        0 => {
+            problems.add(key, "must be at least 1");
+            None
+        }
+        n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+    }
+}
+
+/// A bandwidth limit in bytes per second (`"2MiB"`); omitted or 0 means none.
+fn rate(key: &str, written: &Option<UnitText>, problems: &mut Problems) -> Option<Rate> {
+    let size = problems.check(key, parse::<ByteSize>(written.as_ref()?))?;
+    Rate::new(size.0)
+}
+
+/// A written duration, if present, valid and at most `max`.
+fn duration(
+    key: &str,
+    written: &Option<UnitText>,
+    max: Duration,
+    problems: &mut Problems,
+) -> Option<Duration> {
+    let duration = problems.check(key, parse::<HumanDuration>(written.as_ref()?))?;
+    if duration.0 > max {
+        problems.add(
+            key,
+            format!(
+                "{duration} is out of range: must be at most {}",
+                HumanDuration(max)
+            ),
+        );
+        return None;
+    }
+    Some(duration.0)
+}
+
+/// A written timeout, if present, valid and at most `max`; zero is refused
+/// (it would close everything at once).
+fn timeout(
+    key: &str,
+    written: &Option<UnitText>,
+    max: Duration,
+    problems: &mut Problems,
+) -> Option<Duration> {
+    let duration = duration(key, written, max, problems)?;
+    if duration.is_zero() {
+        problems.add(key, "must be greater than zero");
+        return None;
+    }
+    Some(duration)
+}
+
+fn parse<T: FromStr<Err = String>>(text: &UnitText) -> Result<T, String> {
+    text.0.parse::<T>()
+}
+
+#[cfg(test)]
+mod tests;

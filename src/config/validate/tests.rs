@@ -1,0 +1,214 @@
+//! Checking whole parsed files: every problem found, on its key.
+
+use super::*;
+use crate::auth::Permission;
+use crate::path::VirtualPath;
+
+fn built(text: &str, dir: &Path) -> Result<Built, Vec<Problem>> {
+    let file: FileConfig = toml::from_str(text).expect("test text fits the schema");
+    build(&file, dir)
+}
+
+fn problems(text: &str) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    match built(text, dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.into_iter().map(|p| (p.key, p.message)).collect(),
+    }
+}
+
+fn has(found: &[(String, String)], key: &str, fragment: &str) -> bool {
+    found.iter().any(|(k, m)| k == key && m.contains(fragment))
+}
+
+const ANONYMOUS: &str = "[[users]]\nstorage = \"memory\"\n";
+
+#[test]
+fn omitted_keys_take_the_documented_defaults() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let built = built(ANONYMOUS, dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+    let s = &built.settings;
+    assert_eq!(
+        s.listen,
+        vec!["0.0.0.0:21".parse::<SocketAddr>().expect("addr")]
+    );
+    assert_eq!(s.session.banner, "aioftpd ready");
+    assert_eq!(s.session.idle_timeout.as_secs(), 300);
+    assert_eq!(s.session.data_timeout.as_secs(), 30);
+    assert_eq!(s.session.block_size, 512 * 1024);
+    assert!(s.session.atomic_uploads);
+    assert_eq!(s.passive.ports, None);
+    assert_eq!(s.passive.public_address, None);
+    let anonymous = built.anonymous.expect("anonymous user");
+    assert_eq!(anonymous.home, VirtualPath::root());
+    assert_eq!(
+        anonymous.permissions,
+        vec![Permission {
+            path: VirtualPath::root(),
+            readable: true,
+            writable: false
+        }]
+    );
+    assert!(built.named.is_empty());
+}
+
+#[test]
+fn a_permission_is_readable_not_writable_unless_said() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = "[[users]]\nstorage = \"memory\"\nhome = \"/pub/../pub\"\npermissions = [{ path = \"/pub\" }, { path = \"/in\", readable = false, writable = true }]\n";
+    let user = built(text, dir.path())
+        .unwrap_or_else(|p| panic!("{p:?}"))
+        .anonymous
+        .expect("anonymous user");
+    assert_eq!(user.home.as_str(), "/pub");
+    assert!(user.permissions[0].readable && !user.permissions[0].writable);
+    assert!(!user.permissions[1].readable && user.permissions[1].writable);
+}
+
+#[test]
+fn server_values_out_of_range_are_refused() {
+    let found = problems(
+        "[server]\nlisten = []\nblock_size = \"1KiB\"\nidle_timeout = 0\ndata_timeout = \"0s\"\nbanner = \"two\\nlines\"\n[passive]\nports = \"80-90\"\npublic_address = \"::1\"\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert!(has(&found, "server.listen", "at least one"));
+    assert!(has(&found, "server.block_size", "between 4KiB and 16MiB"));
+    assert!(has(&found, "server.idle_timeout", "greater than zero"));
+    assert!(has(&found, "server.data_timeout", "greater than zero"));
+    assert!(has(&found, "server.banner", "one line"));
+    assert!(has(&found, "passive.ports", "below 1024"));
+    assert!(has(&found, "passive.public_address", "IPv4"));
+    assert_eq!(found.len(), 7, "{found:?}");
+    let found =
+        problems("[passive]\npublic_address = \"0.0.0.0\"\n[[users]]\nstorage = \"memory\"\n");
+    assert!(has(&found, "passive.public_address", "cannot be announced"));
+}
+
+#[test]
+fn listen_addresses_must_parse_and_not_repeat() {
+    let found = problems(
+        "[server]\nlisten = [\"0.0.0.0:21\", \"localhost:21\", \"[::]:21\", \"0.0.0.0:21\"]\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert!(has(&found, "server.listen[1]", "invalid address"));
+    assert!(has(&found, "server.listen[3]", "listed twice"));
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+#[test]
+fn logins_must_be_unique_and_printable() {
+    let hash = crate::auth::hash_password("pw").expect("hash");
+    let text = format!(
+        "[[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\nstorage = \"memory\"\n\
+         [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\nstorage = \"memory\"\n\
+         [[users]]\nlogin = \"\"\npassword = \"{hash}\"\nstorage = \"memory\"\n\
+         [[users]]\nlogin = \"bob smith\"\npassword = \"{hash}\"\nstorage = \"memory\"\n\
+         [[users]]\nlogin = \"ftp\"\npassword = \"{hash}\"\nstorage = \"memory\"\n"
+    );
+    let found = problems(&text);
+    assert!(has(
+        &found,
+        "users[1].login",
+        "already the login of users[0]"
+    ));
+    assert!(has(&found, "users[2].login", "must not be empty"));
+    assert!(has(&found, "users[3].login", "whitespace"));
+    assert_eq!(found.len(), 3, "{found:?}");
+}
+
+#[test]
+fn anonymous_users_are_unique_and_take_no_password() {
+    let found = problems(
+        "[[users]]\nstorage = \"memory\"\n[[users]]\nstorage = \"memory\"\npassword = \"x\"\n",
+    );
+    assert!(has(&found, "users[1]", "already the anonymous user"));
+    assert!(has(&found, "users[1].password", "takes no password"));
+}
+
+#[test]
+fn named_users_need_an_argon2_hash() {
+    let found = problems(
+        "[[users]]\nlogin = \"a\"\nstorage = \"memory\"\n\
+         [[users]]\nlogin = \"b\"\npassword = \"hunter2\"\nstorage = \"memory\"\n\
+         [[users]]\nlogin = \"c\"\npassword = \"$2b$12$abcdefghijklmnopqrstuv\"\nstorage = \"memory\"\n",
+    );
+    assert!(has(&found, "users[0].password", "required"));
+    assert!(has(&found, "users[1].password", "aioftpd hash-password"));
+    assert!(has(&found, "users[1].password", "plain-text"));
+    assert!(has(&found, "users[2].password", "aioftpd hash-password"));
+}
+
+#[test]
+fn storage_and_base_path_must_agree() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("file.txt");
+    std::fs::write(&file, "x").expect("write");
+    let text = format!(
+        "[[users]]\nlogin = \"a\"\npassword = \"$argon2id$x\"\n\
+         [[users]]\nstorage = \"memory\"\nbase_path = \"/tmp\"\n\
+         [[users]]\nlogin = \"c\"\nstorage = \"s3\"\n\
+         [[users]]\nlogin = \"d\"\nbase_path = {:?}\n\
+         [[users]]\nlogin = \"e\"\nbase_path = \"missing\"\n",
+        file.display()
+    );
+    let found: Vec<(String, String)> = match built(&text, dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.into_iter().map(|p| (p.key, p.message)).collect(),
+    };
+    assert!(has(&found, "users[0].base_path", "required for fs storage"));
+    assert!(has(
+        &found,
+        "users[1].base_path",
+        "not used by memory storage"
+    ));
+    assert!(has(&found, "users[2].storage", "unknown storage \"s3\""));
+    assert!(has(&found, "users[3].base_path", "not a directory"));
+    assert!(has(
+        &found,
+        "users[4].base_path",
+        "directory does not exist (resolved to"
+    ));
+}
+
+#[test]
+fn virtual_paths_must_be_absolute_and_rules_distinct() {
+    let found = problems(
+        "[[users]]\nstorage = \"memory\"\nhome = \"pub\"\npermissions = [{ path = \"/a\" }, { path = \"b\" }, { path = \"/a/\" }]\n\
+         [[users]]\nlogin = \"x\"\npassword = \"$argon2id$x\"\nstorage = \"memory\"\npermissions = []\n",
+    );
+    assert!(has(
+        &found,
+        "users[0].home",
+        "must be an absolute virtual path"
+    ));
+    assert!(has(
+        &found,
+        "users[0].permissions[1].path",
+        "must be an absolute"
+    ));
+    assert!(has(
+        &found,
+        "users[0].permissions[2].path",
+        "already has a rule"
+    ));
+    assert!(has(&found, "users[1].permissions", "access nothing"));
+}
+
+#[test]
+fn a_per_user_tls_policy_needs_a_tls_section_and_a_known_value() {
+    let found = problems("[[users]]\nstorage = \"memory\"\ntls_required = \"login\"\n");
+    assert!(has(&found, "users[0].tls_required", "[tls]"));
+    assert_eq!(tls_policy(" data "), Ok(TlsPolicy::Data));
+    assert!(tls_policy("always").is_err());
+}
+
+#[test]
+fn port_zero_may_repeat_since_each_bind_gets_a_fresh_port() {
+    let found = problems(
+        "[server]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_file_without_users_is_refused() {
+    assert!(has(&problems(""), "users", "nobody could log in"));
+}

@@ -1,0 +1,315 @@
+//! `[[users]]`: logins, passwords, storage, homes, rules and per-user limits.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::UserLimits;
+use crate::auth::{PasswordHash, Permission, User};
+use crate::config::schema::{PermissionEntry, UserEntry};
+use crate::path::VirtualPath;
+use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
+
+use super::{count, rate, tls_policy, Problems};
+
+type NamedUsers = Vec<(User, PasswordHash)>;
+
+pub(super) fn users(
+    entries: &[UserEntry],
+    tls_configured: bool,
+    config_dir: &Path,
+    sync: UploadSync,
+    problems: &mut Problems,
+) -> (NamedUsers, Option<User>) {
+    if entries.is_empty() {
+        problems.add(
+            "users",
+            "no [[users]] entries: nobody could log in; add one (an entry without `login` allows anonymous access)",
+        );
+    }
+    let mut named = Vec::new();
+    let mut anonymous: Option<User> = None;
+    // Set even when that entry has other errors, so a second one is still caught.
+    let mut first_anonymous: Option<usize> = None;
+    let mut logins: HashMap<String, usize> = HashMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let prefix = format!("users[{index}]");
+        let before = problems.count();
+        let login = entry.login.clone();
+        match &login {
+            Some(login) => check_login(&prefix, index, login, &mut logins, problems),
+            None => match first_anonymous {
+                Some(first) => problems.add(
+                    &prefix,
+                    format!("a second anonymous user (no `login`): users[{first}] is already the anonymous user"),
+                ),
+                None => first_anonymous = Some(index),
+            },
+        }
+        let hash = password(&prefix, &login, entry.password.as_deref(), problems);
+        let user = user(
+            &prefix,
+            login,
+            entry,
+            tls_configured,
+            config_dir,
+            sync,
+            problems,
+        );
+        if problems.count() > before {
+            continue;
+        }
+        match (user, hash) {
+            (Some(user), Some(hash)) if user.login.is_some() => named.push((user, hash)),
+            (Some(user), None) if user.login.is_none() => anonymous = Some(user),
+            _ => {}
+        }
+    }
+    (named, anonymous)
+}
+
+fn check_login(
+    prefix: &str,
+    index: usize,
+    login: &str,
+    logins: &mut HashMap<String, usize>,
+    problems: &mut Problems,
+) {
+    let key = format!("{prefix}.login");
+    if login.is_empty() {
+        problems.add(
+            key,
+            "must not be empty (omit `login` for the anonymous user)",
+        );
+    } else if login.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        problems.add(key, "must not contain whitespace or control characters");
+    } else if let Some(first) = logins.get(login) {
+        problems.add(
+            key,
+            format!("{login:?} is already the login of users[{first}]"),
+        );
+    } else {
+        logins.insert(login.to_owned(), index);
+    }
+}
+
+/// The password hash of a named user; `None` for the anonymous user or on error.
+fn password(
+    prefix: &str,
+    login: &Option<String>,
+    written: Option<&str>,
+    problems: &mut Problems,
+) -> Option<PasswordHash> {
+    let key = format!("{prefix}.password");
+    match (login, written) {
+        (Some(_), None) => {
+            problems.add(
+                key,
+                "required for a named user: an argon2 hash from `aioftpd hash-password`",
+            );
+            None
+        }
+        (Some(_), Some(text)) if !text.starts_with('$') => {
+            problems.add(
+                key,
+                "plain-text passwords are refused: store an argon2 hash, created with `aioftpd hash-password`",
+            );
+            None
+        }
+        (Some(_), Some(text)) => problems.check(key, PasswordHash::parse(text)),
+        (None, Some(_)) => {
+            problems.add(
+                key,
+                "the anonymous user takes no password (any is accepted); remove it, or add a `login`",
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+/// The user's account; `None` when something in it is wrong (already recorded).
+fn user(
+    prefix: &str,
+    login: Option<String>,
+    entry: &UserEntry,
+    tls_configured: bool,
+    config_dir: &Path,
+    sync: UploadSync,
+    problems: &mut Problems,
+) -> Option<User> {
+    let tls_key = format!("{prefix}.tls_required");
+    let tls_required = match entry.tls_required.as_deref() {
+        None => Some(None),
+        Some(_) if !tls_configured => {
+            problems.add(tls_key, "needs a [tls] section with a certificate");
+            None
+        }
+        Some(written) => problems.check(tls_key, tls_policy(written)).map(Some),
+    };
+    let storage = storage(prefix, entry, config_dir, sync, problems);
+    let home_key = format!("{prefix}.home");
+    let home = match entry.home.as_deref() {
+        None => Some(VirtualPath::root()),
+        Some(home) => problems.check(home_key, virtual_path(home)),
+    };
+    let permissions = permissions(prefix, entry.permissions.as_deref(), problems);
+    // Every key is checked before a `?` below can end the entry early.
+    let max_connections = count(
+        &format!("{prefix}.max_connections"),
+        entry.max_connections,
+        problems,
+    );
+    let limits = UserLimits {
+        download: rate(
+            &format!("{prefix}.download_limit"),
+            &entry.download_limit,
+            problems,
+        ),
+        upload: rate(
+            &format!("{prefix}.upload_limit"),
+            &entry.upload_limit,
+            problems,
+        ),
+        download_per_connection: rate(
+            &format!("{prefix}.download_limit_per_connection"),
+            &entry.download_limit_per_connection,
+            problems,
+        ),
+        upload_per_connection: rate(
+            &format!("{prefix}.upload_limit_per_connection"),
+            &entry.upload_limit_per_connection,
+            problems,
+        ),
+    };
+    Some(User {
+        login,
+        home: home?,
+        permissions: permissions?,
+        storage: storage?,
+        tls_required: tls_required?,
+        max_connections,
+        limits,
+    })
+}
+
+fn virtual_path(written: &str) -> Result<VirtualPath, String> {
+    if written.starts_with('/') {
+        Ok(VirtualPath::new(written))
+    } else {
+        Err(format!(
+            "{written:?} must be an absolute virtual path starting with \"/\""
+        ))
+    }
+}
+
+fn storage(
+    prefix: &str,
+    entry: &UserEntry,
+    config_dir: &Path,
+    sync: UploadSync,
+    problems: &mut Problems,
+) -> Option<Arc<dyn Storage>> {
+    let base_key = format!("{prefix}.base_path");
+    match entry.storage.as_deref().unwrap_or("fs") {
+        "fs" => {
+            let Some(written) = entry.base_path.as_deref() else {
+                problems.add(base_key, "required for fs storage: the directory to serve");
+                return None;
+            };
+            let storage = problems.check(base_key, open_fs(Path::new(written), config_dir))?;
+            Some(Arc::new(storage.with_upload_sync(sync)) as Arc<dyn Storage>)
+        }
+        "memory" => {
+            if entry.base_path.is_some() {
+                problems.add(
+                    base_key,
+                    "not used by memory storage; remove it, or set storage = \"fs\"",
+                );
+                return None;
+            }
+            Some(Arc::new(MemoryStorage::new()) as Arc<dyn Storage>)
+        }
+        other => {
+            problems.add(
+                format!("{prefix}.storage"),
+                format!("unknown storage {other:?}: expected \"fs\" or \"memory\""),
+            );
+            None
+        }
+    }
+}
+
+/// Puts `server.storage_timeout` around every operation on the user's storage.
+pub(in crate::config) fn bound_storage(user: &mut User, limit: Duration) {
+    user.storage = Arc::new(TimedStorage::new(user.storage.clone(), limit));
+}
+
+/// Opens an fs storage at `written`, relative paths taken from `config_dir`.
+pub(in crate::config) fn open_fs(written: &Path, config_dir: &Path) -> Result<FsStorage, String> {
+    if written.as_os_str().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let resolved: PathBuf = config_dir.join(written);
+    // Tell the admin where a relative path led, since it is not where they were standing.
+    let shown = if written.is_absolute() {
+        String::new()
+    } else {
+        format!(" (resolved to {})", resolved.display())
+    };
+    match std::fs::metadata(&resolved) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(format!("not a directory{shown}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("directory does not exist{shown}"))
+        }
+        Err(e) => return Err(format!("cannot access directory{shown}: {e}")),
+    }
+    FsStorage::new(&resolved).map_err(|e| format!("cannot open directory{shown}: {e}"))
+}
+
+/// The rules as written, or read-only on `/` when the key is omitted.
+fn permissions(
+    prefix: &str,
+    written: Option<&[PermissionEntry]>,
+    problems: &mut Problems,
+) -> Option<Vec<Permission>> {
+    let key = format!("{prefix}.permissions");
+    let Some(entries) = written else {
+        return Some(vec![Permission {
+            path: VirtualPath::root(),
+            readable: true,
+            writable: false,
+        }]);
+    };
+    if entries.is_empty() {
+        problems.add(
+            key,
+            "is empty, so this user could access nothing; omit it for read-only access to \"/\"",
+        );
+        return None;
+    }
+    let before = problems.count();
+    let mut rules: Vec<Permission> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let path_key = format!("{key}[{index}].path");
+        let Some(path) = problems.check(&path_key, virtual_path(&entry.path)) else {
+            continue;
+        };
+        // Two rules for one path would make "most specific wins" ambiguous.
+        if let Some(first) = rules.iter().position(|rule| rule.path == path) {
+            problems.add(
+                path_key,
+                format!("{path} already has a rule in {key}[{first}]"),
+            );
+            continue;
+        }
+        rules.push(Permission {
+            path,
+            readable: entry.readable,
+            writable: entry.writable,
+        });
+    }
+    (problems.count() == before).then_some(rules)
+}
