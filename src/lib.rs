@@ -9,6 +9,7 @@
 //! says where a new command, storage backend or config key goes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod address;
 pub mod auth;

@@ -1,6 +1,7 @@
 //! The aioftpd daemon: parses the command line, loads the config and hands
 //! over to the supervisor.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod cli;
 mod supervisor;

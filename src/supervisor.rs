@@ -29,7 +29,7 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 type Bound = HashMap<ListenerSpec, SocketAddr>;
 
 /// Runs the daemon until it is told to stop; the exit code to return.
-pub async fn run(
+pub(crate) async fn run(
     loaded: Loaded,
     config_path: Option<&Path>,
     listen_override: &[SocketAddr],

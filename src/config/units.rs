@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// A duration such as `30s`, `5m`, `1h`, `500ms` or `2h30m`; a bare integer counts seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
+pub(super) struct HumanDuration(pub(super) Duration);
 
 /// Units accepted in a duration, longest spelling first so `ms` is not read as `m`.
 const DURATION_UNITS: [(&str, u64); 4] = [("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)];
@@ -77,13 +77,13 @@ impl fmt::Display for HumanDuration {
 
 /// A number of bytes such as `128KiB`, `1MiB`, `64KB` (decimal) or `4096`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ByteSize(pub u64);
+pub(super) struct ByteSize(pub(super) u64);
 
 impl ByteSize {
     /// One kibibyte.
-    pub const KIB: ByteSize = ByteSize(1024);
+    pub(super) const KIB: ByteSize = ByteSize(1024);
     /// One mebibyte.
-    pub const MIB: ByteSize = ByteSize(1024 * 1024);
+    pub(super) const MIB: ByteSize = ByteSize(1024 * 1024);
 }
 
 /// Size units: binary (`KiB` = 1024) and decimal (`KB` = 1000), as written on the box.
@@ -156,7 +156,7 @@ impl fmt::Display for ByteSize {
 
 /// Passive data ports: `"50000-50100"` or a single `"50000"`, all at or above 1024.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortRange(pub RangeInclusive<u16>);
+pub(super) struct PortRange(pub(super) RangeInclusive<u16>);
 
 /// Ports below this need privileges and belong to well-known services.
 const FIRST_UNPRIVILEGED_PORT: u16 = 1024;

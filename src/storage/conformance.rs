@@ -36,7 +36,7 @@ const IN_PLACE: WriteMode = WriteMode::Replace { atomic: false };
 /// Operations a backend may lack, as the trait allows (an object store
 /// cannot append to an object or rename a directory in one step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Optional {
+pub(super) enum Optional {
     /// Uploads with [`WriteMode::Append`] (`APPE`).
     Append,
     /// Uploads with [`WriteMode::At`] (`REST` + `STOR`).
@@ -48,7 +48,7 @@ pub enum Optional {
 }
 
 /// A fresh backend for one test, and what it declared it lacks.
-pub struct Subject {
+pub(super) struct Subject {
     storage: Arc<dyn Storage>,
     /// The directory an on-disk backend lives in, held only to be removed
     /// with it; declared after `storage`, so dropped after the backend.
@@ -58,7 +58,7 @@ pub struct Subject {
 
 impl Subject {
     /// `storage`, which lives nowhere but in itself.
-    pub fn new(storage: impl Storage) -> Self {
+    pub(super) fn new(storage: impl Storage) -> Self {
         Subject {
             storage: Arc::new(storage),
             _home: None,
@@ -67,7 +67,7 @@ impl Subject {
     }
 
     /// An [`FsStorage`] on a fresh temporary directory.
-    pub fn on_disk() -> Self {
+    pub(super) fn on_disk() -> Self {
         let home = tempfile::tempdir().unwrap();
         let storage = FsStorage::new(home.path()).unwrap();
         Subject {
@@ -77,7 +77,7 @@ impl Subject {
     }
 
     /// This backend inside a decorator.
-    pub fn wrapped(self, wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>) -> Self {
+    pub(super) fn wrapped(self, wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>) -> Self {
         Subject {
             storage: wrap(self.storage),
             ..self
@@ -85,7 +85,7 @@ impl Subject {
     }
 
     /// This backend, declared to lack `lacks`.
-    pub fn lacking(self, lacks: &'static [Optional]) -> Self {
+    pub(super) fn lacking(self, lacks: &'static [Optional]) -> Self {
         Subject { lacks, ..self }
     }
 
@@ -151,7 +151,7 @@ fn assert_unsupported<T>(result: Result<T, StorageError>) {
     );
 }
 
-pub async fn a_new_storage_is_an_empty_root(b: &Subject) {
+pub(super) async fn a_new_storage_is_an_empty_root(b: &Subject) {
     assert_eq!(
         b.metadata(&VirtualPath::root()).await.unwrap().kind,
         FileKind::Dir
@@ -159,14 +159,14 @@ pub async fn a_new_storage_is_an_empty_root(b: &Subject) {
     assert!(b.names("/").await.is_empty());
 }
 
-pub async fn uploaded_file_reads_back_with_metadata(b: &Subject) {
+pub(super) async fn uploaded_file_reads_back_with_metadata(b: &Subject) {
     b.put("/a.txt", b"0123456789").await;
     assert_eq!(b.content("/a.txt").await, b"0123456789");
     let meta = b.metadata(&vp("/a.txt")).await.unwrap();
     assert_eq!((meta.kind, meta.size), (FileKind::File, 10));
 }
 
-pub async fn metadata_tells_directories_and_missing_paths(b: &Subject) {
+pub(super) async fn metadata_tells_directories_and_missing_paths(b: &Subject) {
     b.mkdirs(&["/d"]).await;
     assert!(b.metadata(&vp("/d")).await.unwrap().is_dir());
     assert!(matches!(
@@ -179,7 +179,7 @@ pub async fn metadata_tells_directories_and_missing_paths(b: &Subject) {
     ));
 }
 
-pub async fn open_read_starts_at_offset(b: &Subject) {
+pub(super) async fn open_read_starts_at_offset(b: &Subject) {
     b.put("/a.txt", b"0123456789").await;
     assert_eq!(b.read_at("/a.txt", 4).await.unwrap(), b"456789");
     assert_eq!(b.read_at("/a.txt", 10).await.unwrap(), b"");
@@ -187,7 +187,7 @@ pub async fn open_read_starts_at_offset(b: &Subject) {
     assert_eq!(b.read_at("/a.txt", 99).await.unwrap(), b"");
 }
 
-pub async fn open_read_of_directory_is_refused(b: &Subject) {
+pub(super) async fn open_read_of_directory_is_refused(b: &Subject) {
     b.mkdirs(&["/d"]).await;
     for dir in ["/d", "/"] {
         assert!(matches!(
@@ -202,7 +202,7 @@ pub async fn open_read_of_directory_is_refused(b: &Subject) {
 }
 
 /// What the kernel says (`ENOTDIR`) when the nearest existing ancestor is a file.
-pub async fn path_beneath_a_file_is_not_a_directory(b: &Subject) {
+pub(super) async fn path_beneath_a_file_is_not_a_directory(b: &Subject) {
     b.put("/f", b"").await;
     assert!(matches!(
         b.metadata(&vp("/f/x/y")).await,
@@ -216,7 +216,7 @@ pub async fn path_beneath_a_file_is_not_a_directory(b: &Subject) {
 
 /// An upload whose bytes a listing could show, or a reader see, before it
 /// ends would hand clients half files.
-pub async fn atomic_upload_is_invisible_until_finish(b: &Subject) {
+pub(super) async fn atomic_upload_is_invisible_until_finish(b: &Subject) {
     b.put("/a.txt", b"old").await;
     let mut up = b.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
     up.write_block(b"new content".to_vec()).await.unwrap();
@@ -228,7 +228,7 @@ pub async fn atomic_upload_is_invisible_until_finish(b: &Subject) {
 }
 
 /// A dropped upload is what a cut data connection or an `ABOR` leaves.
-pub async fn failed_atomic_upload_keeps_old_file(b: &Subject) {
+pub(super) async fn failed_atomic_upload_keeps_old_file(b: &Subject) {
     b.put("/a.txt", b"old").await;
     let mut up = b.open_write(&vp("/a.txt"), ATOMIC).await.unwrap();
     up.write_block(b"half an upl".to_vec()).await.unwrap();
@@ -238,7 +238,7 @@ pub async fn failed_atomic_upload_keeps_old_file(b: &Subject) {
 }
 
 /// A download in progress while the file is replaced sends the file it began.
-pub async fn reader_keeps_its_snapshot(b: &Subject) {
+pub(super) async fn reader_keeps_its_snapshot(b: &Subject) {
     b.put("/a.txt", b"old").await;
     let mut reader = b.open_read(&vp("/a.txt"), 0).await.unwrap();
     b.put("/a.txt", b"new!").await;
@@ -247,7 +247,7 @@ pub async fn reader_keeps_its_snapshot(b: &Subject) {
     assert_eq!(out, b"old");
 }
 
-pub async fn in_place_replace_truncates(b: &Subject) {
+pub(super) async fn in_place_replace_truncates(b: &Subject) {
     b.put("/a.txt", b"a long old content").await;
     b.upload("/a.txt", IN_PLACE, b"short").await.unwrap();
     assert_eq!(b.content("/a.txt").await, b"short");
@@ -255,7 +255,7 @@ pub async fn in_place_replace_truncates(b: &Subject) {
     assert_eq!(b.content("/b.txt").await, b"created");
 }
 
-pub async fn rest_at_offset_keeps_prefix_and_truncates_tail(b: &Subject) {
+pub(super) async fn rest_at_offset_keeps_prefix_and_truncates_tail(b: &Subject) {
     b.put("/a.txt", b"0123456789").await;
     if b.lacks(Optional::WriteAt) {
         assert_unsupported(b.upload("/a.txt", WriteMode::At(4), b"ab").await);
@@ -273,7 +273,7 @@ pub async fn rest_at_offset_keeps_prefix_and_truncates_tail(b: &Subject) {
     assert_eq!(b.content("/new.txt").await, b"fresh");
 }
 
-pub async fn append_appends(b: &Subject) {
+pub(super) async fn append_appends(b: &Subject) {
     if b.lacks(Optional::Append) {
         b.put("/a.txt", b"one ").await;
         assert_unsupported(b.upload("/a.txt", WriteMode::Append, b"two").await);
@@ -291,7 +291,7 @@ pub async fn append_appends(b: &Subject) {
     assert_eq!(b.content("/b.txt").await, b"new");
 }
 
-pub async fn create_new_refuses_existing(b: &Subject) {
+pub(super) async fn create_new_refuses_existing(b: &Subject) {
     b.put("/a.txt", b"keep").await;
     b.mkdirs(&["/d"]).await;
     for path in ["/a.txt", "/d"] {
@@ -308,7 +308,7 @@ pub async fn create_new_refuses_existing(b: &Subject) {
 }
 
 /// Two `STOU`s must not pick the same name, as `O_EXCL` ensures on disk.
-pub async fn create_new_takes_the_name_at_open(b: &Subject) {
+pub(super) async fn create_new_takes_the_name_at_open(b: &Subject) {
     let mut first = b.open_write(&vp("/u"), WriteMode::CreateNew).await.unwrap();
     assert!(matches!(
         b.open_write(&vp("/u"), WriteMode::CreateNew).await.err(),
@@ -319,7 +319,7 @@ pub async fn create_new_takes_the_name_at_open(b: &Subject) {
     assert_eq!(b.content("/u").await, b"mine");
 }
 
-pub async fn upload_needs_an_existing_parent_and_no_directory_at_target(b: &Subject) {
+pub(super) async fn upload_needs_an_existing_parent_and_no_directory_at_target(b: &Subject) {
     b.mkdirs(&["/d"]).await;
     for mode in b.write_modes() {
         assert!(
@@ -350,7 +350,7 @@ pub async fn upload_needs_an_existing_parent_and_no_directory_at_target(b: &Subj
     assert!(b.names("/d").await.is_empty());
 }
 
-pub async fn mkdir_needs_parent_and_refuses_existing(b: &Subject) {
+pub(super) async fn mkdir_needs_parent_and_refuses_existing(b: &Subject) {
     b.mkdirs(&["/d"]).await;
     assert!(b.metadata(&vp("/d")).await.unwrap().is_dir());
     for existing in ["/d", "/"] {
@@ -365,7 +365,7 @@ pub async fn mkdir_needs_parent_and_refuses_existing(b: &Subject) {
     ));
 }
 
-pub async fn rmdir_removes_only_empty_directories(b: &Subject) {
+pub(super) async fn rmdir_removes_only_empty_directories(b: &Subject) {
     b.mkdirs(&["/full", "/full/sub"]).await;
     b.put("/f.txt", b"").await;
     assert!(matches!(
@@ -390,7 +390,7 @@ pub async fn rmdir_removes_only_empty_directories(b: &Subject) {
     assert_eq!(b.names("/").await, ["f.txt"]);
 }
 
-pub async fn remove_deletes_files_but_not_directories(b: &Subject) {
+pub(super) async fn remove_deletes_files_but_not_directories(b: &Subject) {
     b.mkdirs(&["/d"]).await;
     b.put("/f.txt", b"").await;
     assert!(matches!(
@@ -409,7 +409,7 @@ pub async fn remove_deletes_files_but_not_directories(b: &Subject) {
     assert_eq!(b.names("/").await, ["d"]);
 }
 
-pub async fn rename_moves_and_replaces_files(b: &Subject) {
+pub(super) async fn rename_moves_and_replaces_files(b: &Subject) {
     b.mkdirs(&["/d"]).await;
     b.put("/a.txt", b"a").await;
     b.put("/b.txt", b"b").await;
@@ -433,7 +433,7 @@ pub async fn rename_moves_and_replaces_files(b: &Subject) {
     assert_eq!(b.names("/").await, ["d"]);
 }
 
-pub async fn rename_moves_a_whole_subtree(b: &Subject) {
+pub(super) async fn rename_moves_a_whole_subtree(b: &Subject) {
     b.mkdirs(&["/a", "/a/sub"]).await;
     b.put("/a/sub/f", b"deep").await;
     // Sorts right after "/a" in a map of paths, yet is no part of it.
@@ -465,7 +465,7 @@ pub async fn rename_moves_a_whole_subtree(b: &Subject) {
 }
 
 /// As rename(2): a directory replaces an empty directory, nothing else.
-pub async fn rename_of_a_directory_replaces_only_an_empty_directory(b: &Subject) {
+pub(super) async fn rename_of_a_directory_replaces_only_an_empty_directory(b: &Subject) {
     b.mkdirs(&["/d", "/empty", "/full"]).await;
     b.put("/d/f", b"f").await;
     b.put("/full/g", b"g").await;
@@ -489,7 +489,7 @@ pub async fn rename_of_a_directory_replaces_only_an_empty_directory(b: &Subject)
     assert_eq!(b.content("/full/g").await, b"g");
 }
 
-pub async fn list_shows_only_direct_children(b: &Subject) {
+pub(super) async fn list_shows_only_direct_children(b: &Subject) {
     b.mkdirs(&["/a", "/a/sub"]).await;
     for file in ["/a/sub/deep", "/a/f", "/a b", "/a0"] {
         b.put(file, b"").await;
@@ -507,7 +507,7 @@ pub async fn list_shows_only_direct_children(b: &Subject) {
 }
 
 /// `LIST` and `MLSD` show what `MLST` of each entry would.
-pub async fn listed_metadata_is_what_metadata_reports(b: &Subject) {
+pub(super) async fn listed_metadata_is_what_metadata_reports(b: &Subject) {
     b.mkdirs(&["/d", "/d/sub"]).await;
     b.put("/d/a.txt", b"hello").await;
     b.put("/d/.hidden", b"").await;
@@ -539,7 +539,7 @@ pub async fn listed_metadata_is_what_metadata_reports(b: &Subject) {
     }
 }
 
-pub async fn list_names_lists_what_list_lists(b: &Subject) {
+pub(super) async fn list_names_lists_what_list_lists(b: &Subject) {
     b.mkdirs(&["/d", "/d/sub"]).await;
     b.put("/d/a.txt", b"").await;
     for dir in ["/", "/d", "/d/sub"] {
@@ -560,7 +560,7 @@ pub async fn list_names_lists_what_list_lists(b: &Subject) {
 }
 
 /// More entries than any backend reads in one batch.
-pub async fn list_streams_many_entries(b: &Subject) {
+pub(super) async fn list_streams_many_entries(b: &Subject) {
     for i in 0..2000 {
         b.put(&format!("/f{i:04}"), b"").await;
     }
@@ -570,7 +570,7 @@ pub async fn list_streams_many_entries(b: &Subject) {
 
 /// A client that goes away mid-listing must not leave the backend stuck
 /// (the disk's reading thread, say, blocked on a full channel).
-pub async fn dropping_a_listing_early_stops_it(b: &Subject) {
+pub(super) async fn dropping_a_listing_early_stops_it(b: &Subject) {
     for i in 0..500 {
         b.put(&format!("/f{i}"), b"").await;
     }
@@ -581,7 +581,7 @@ pub async fn dropping_a_listing_early_stops_it(b: &Subject) {
 }
 
 /// MLSD's `unique` fact names an object, not a path.
-pub async fn unique_is_per_object(b: &Subject) {
+pub(super) async fn unique_is_per_object(b: &Subject) {
     b.put("/a", b"").await;
     b.put("/b", b"").await;
     let unique = |m: Metadata| m.unique.unwrap();
@@ -595,7 +595,7 @@ pub async fn unique_is_per_object(b: &Subject) {
     assert_eq!(a, unique(b.metadata(&vp("/c")).await.unwrap()));
 }
 
-pub async fn set_modified_round_trips(b: &Subject) {
+pub(super) async fn set_modified_round_trips(b: &Subject) {
     b.put("/a.txt", b"a").await;
     b.mkdirs(&["/d"]).await;
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_234_567_890);
@@ -618,7 +618,7 @@ pub async fn set_modified_round_trips(b: &Subject) {
 
 /// [`VirtualPath`] clamps `..` at the root, so no path names anything
 /// above it: every backend sees the root itself.
-pub async fn dotdot_stays_at_the_root(b: &Subject) {
+pub(super) async fn dotdot_stays_at_the_root(b: &Subject) {
     b.put("/a.txt", b"top").await;
     assert_eq!(b.content("/../a.txt").await, b"top");
     assert_eq!(b.content("/../../../../a.txt").await, b"top");
@@ -630,7 +630,7 @@ pub async fn dotdot_stays_at_the_root(b: &Subject) {
 
 /// Permission rules are checked on the resolved path too; where nothing is
 /// a link, that must be the path as named (existing or not yet).
-pub async fn a_path_without_links_resolves_to_itself(b: &Subject) {
+pub(super) async fn a_path_without_links_resolves_to_itself(b: &Subject) {
     b.mkdirs(&["/pub"]).await;
     b.put("/pub/f.txt", b"").await;
     for path in ["/", "/pub", "/pub/f.txt", "/pub/new.txt", "/no/such/dir"] {
@@ -640,7 +640,7 @@ pub async fn a_path_without_links_resolves_to_itself(b: &Subject) {
 
 /// The transfer loop sends an offered operating-system file as it is
 /// (sendfile), so it must hold what [`Storage::open_read`] reads.
-pub async fn an_offered_os_file_holds_the_files_bytes(b: &Subject) {
+pub(super) async fn an_offered_os_file_holds_the_files_bytes(b: &Subject) {
     b.put("/a.txt", b"0123456789").await;
     match b.open_os_file(&vp("/a.txt")).await.unwrap() {
         Some((file, size)) => {

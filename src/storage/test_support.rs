@@ -6,11 +6,11 @@ use tokio::io::AsyncReadExt;
 use super::{DirEntry, Storage, StorageError, WriteMode};
 use crate::path::VirtualPath;
 
-pub fn vp(path: &str) -> VirtualPath {
+pub(super) fn vp(path: &str) -> VirtualPath {
     VirtualPath::new(path)
 }
 
-pub async fn read_all(
+pub(super) async fn read_all(
     storage: &dyn Storage,
     path: &str,
     offset: u64,
@@ -21,7 +21,7 @@ pub async fn read_all(
     Ok(out)
 }
 
-pub async fn upload(
+pub(super) async fn upload(
     storage: &dyn Storage,
     path: &str,
     mode: WriteMode,
@@ -33,7 +33,7 @@ pub async fn upload(
 }
 
 /// The names in directory `path`, sorted.
-pub async fn names(storage: &dyn Storage, path: &str) -> Result<Vec<String>, StorageError> {
+pub(super) async fn names(storage: &dyn Storage, path: &str) -> Result<Vec<String>, StorageError> {
     let entries: Vec<DirEntry> = storage.list(&vp(path)).await?.try_collect().await?;
     let mut names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
     names.sort();
