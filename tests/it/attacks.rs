@@ -291,11 +291,13 @@ fn a_login_from_a_quiet_address_is_not_queued_behind_a_flood_of_wrong_passwords(
         .collect();
     let mut honest = RawClient::connect_from("127.0.0.2".parse().unwrap(), server.addr);
     assert_eq!(honest.cmd("USER alice").code, 331);
-    // Every wrong password is on its way before the right one.
+    // Every wrong password is on its way before the right one, each a
+    // different guess: one guess sent many times is checked only once.
     let flooders: Vec<_> = flood
         .into_iter()
-        .map(|mut c| {
-            c.send("PASS wrong");
+        .enumerate()
+        .map(|(i, mut c)| {
+            c.send(&format!("PASS wrong{i}"));
             let order = order.clone();
             std::thread::spawn(move || {
                 assert_eq!(c.reply().code, 530);

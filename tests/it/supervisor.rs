@@ -175,6 +175,20 @@ fn sigkill_mid_upload_keeps_the_old_file_and_its_leftover_is_never_listed() {
     let mut data = c.pasv();
     assert_eq!(c.cmd("STOR keep.bin").code, 150);
     std::io::Write::write_all(&mut data, &pattern(256 * 1024, 5)).expect("send");
+    // The file is opened once the data connection is up, after the 150:
+    // the kill must come when the upload is under way, its file there.
+    let temporary = || {
+        std::fs::read_dir(&root).expect("dir").any(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".aioftpd-upload.")
+        })
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !temporary() && std::time::Instant::now() < give_up {
+        std::thread::yield_now();
+    }
     daemon.signal("KILL");
     daemon.wait();
     assert_eq!(
