@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::faults::FaultyStorage;
-use super::test_support::{names, read_all, upload, vp};
+use super::test_support::{bare_names, names, read_all, upload, vp};
 use super::{
     DirEntry, EntryStream, FileKind, FsStorage, MemoryStorage, Metadata, ReadStream, Storage,
     StorageError, TimedStorage, Upload, WriteMode,
@@ -543,15 +543,7 @@ pub(super) async fn list_names_lists_what_list_lists(b: &Subject) {
     b.mkdirs(&["/d", "/d/sub"]).await;
     b.put("/d/a.txt", b"").await;
     for dir in ["/", "/d", "/d/sub"] {
-        let mut listed: Vec<String> = b
-            .list_names(&vp(dir))
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        listed.sort();
-        assert_eq!(listed, b.names(dir).await, "{dir}");
+        assert_eq!(bare_names(&**b, dir).await, b.names(dir).await, "{dir}");
     }
     assert_eq!(b.names("/d").await, ["a.txt", "sub"]);
     for refused in ["/d/a.txt", "/nope"] {

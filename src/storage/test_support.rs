@@ -39,3 +39,16 @@ pub(super) async fn names(storage: &dyn Storage, path: &str) -> Result<Vec<Strin
     names.sort();
     Ok(names)
 }
+
+/// The names `list_names` gives for directory `path`, sorted.
+pub(super) async fn bare_names(storage: &dyn Storage, path: &str) -> Vec<String> {
+    let mut names: Vec<String> = storage
+        .list_names(&vp(path))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    names.sort();
+    names
+}

@@ -190,6 +190,16 @@ fn abor_while_waiting_for_the_data_connection_answers_426_then_226() {
     assert_eq!(c.cmd("NOOP").code, 200);
 }
 
+/// No upload's temporary file is left in `dir`.
+fn assert_no_upload_temporaries(dir: &std::path::Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("aioftpd-upload"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
 #[test]
 fn abor_during_an_upload_keeps_the_old_file() {
     let server = TestServer::start();
@@ -203,12 +213,7 @@ fn abor_during_an_upload_keeps_the_old_file() {
     assert_eq!(c.reply().code, 226);
     drop(data);
     assert_eq!(std::fs::read(server.path("keep")).unwrap(), b"precious");
-    let leftovers: Vec<_> = std::fs::read_dir(server.root.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("aioftpd-upload"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_upload_temporaries(server.root.path());
 }
 
 /// The client keeps sending while it aborts, then closes its end only after
@@ -240,12 +245,7 @@ fn an_upload_aborted_while_data_flows_stays_aborted_when_the_client_closes() {
     let _ = closer.read_to_end(&mut rest);
     assert_eq!(c.cmd("NOOP").code, 200);
     assert_eq!(std::fs::read(server.path("keep")).unwrap(), b"precious");
-    let leftovers: Vec<_> = std::fs::read_dir(server.root.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("aioftpd-upload"))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_no_upload_temporaries(server.root.path());
 }
 
 #[test]
