@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::build::Built;
 use super::schema::{FileConfig, UserEntry};
 use super::units::{ByteSize, HumanDuration};
-use super::validate::Built;
 use crate::auth::User;
 use crate::storage::UploadSync;
 use crate::throttle::Rate;

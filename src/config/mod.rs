@@ -1,7 +1,8 @@
 //! The config file: TOML in, validated [`Settings`] and users out.
 //!
-//! Loading goes syntax → schema → validation, and either yields everything the
-//! server needs or a [`ConfigError`] listing every problem as
+//! Loading goes syntax → schema → checking (plain values) → building (opening
+//! directories, loading certificates), and either yields everything the
+//! server needs or a [`ConfigError`] listing every problem of every stage as
 //! `file:line: key: message`. Loading never binds a port or spawns a task, so
 //! the daemon can check a file in full before starting, or before a reload
 //! replaces a running config. The keys are documented in `docs/configuration.md`.
@@ -11,13 +12,15 @@
 //! | `schema.rs` | the serde structs: which keys exist |
 //! | `read.rs` | text → schema, every unknown key and wrong type reported |
 //! | `units.rs` | durations, byte sizes, port ranges |
-//! | `validate/` | checking every value and converting to runtime types, a file per section |
+//! | `validate/` | checking every value into plain data, a file per section |
+//! | `build.rs` | opening directories and loading certificates: the runtime objects |
 //! | `locate.rs` | key paths ↔ line numbers |
 //! | `effective.rs` | the config in effect, printed back as TOML |
 //! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
 //! | `every_key.rs` | (test) every key of the schema refuses its bad values |
 
+mod build;
 mod effective;
 mod error;
 mod locate;
@@ -41,9 +44,10 @@ use crate::auth::{ConfigUserManager, Permission, User};
 use crate::path::VirtualPath;
 use crate::settings::Settings;
 use crate::storage::Storage;
+use build::Built;
 use locate::Locator;
 use read::Read;
-use validate::{Built, Problem};
+use validate::{Problem, Problems};
 
 /// Where the embedded default listens: loopback only, unprivileged port.
 const EMBEDDED_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2121);
@@ -105,7 +109,11 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
         set_aside,
     } = read::read(text);
     let config_dir = origin.parent().unwrap_or(Path::new(""));
-    let built = file.as_ref().map(|file| validate::build(file, config_dir));
+    let built = file.as_ref().map(|file| {
+        let mut problems = Problems::default();
+        let checked = validate::check(file, &mut problems);
+        build::build(checked, problems, config_dir)
+    });
     let problems = match (file, built) {
         (Some(file), Some(Ok(built))) if misfits.is_empty() => {
             let mut warnings: Vec<ConfigWarning> = warnings::check(&file, &built, config_dir)
@@ -164,7 +172,7 @@ pub fn embedded_default(
     writable: bool,
     listen: Option<SocketAddr>,
 ) -> Result<Loaded, ConfigError> {
-    let storage = validate::open_fs(root, Path::new("")).map_err(|message| {
+    let storage = build::open_fs(root, Path::new("")).map_err(|message| {
         ConfigError::new(vec![ConfigIssue {
             file: root.to_owned(),
             line: None,
@@ -172,7 +180,11 @@ pub fn embedded_default(
             message,
         }])
     })?;
-    let mut anonymous = User {
+    let settings = Settings {
+        listen: vec![listen.unwrap_or_else(|| SocketAddr::from(EMBEDDED_LISTEN))],
+        ..Settings::default()
+    };
+    let anonymous = User {
         login: None,
         home: VirtualPath::root(),
         permissions: vec![Permission {
@@ -180,16 +192,14 @@ pub fn embedded_default(
             readable: true,
             writable,
         }],
-        storage: Arc::new(storage) as Arc<dyn Storage>,
+        storage: build::bound_storage(
+            Arc::new(storage) as Arc<dyn Storage>,
+            settings.session.storage_timeout,
+        ),
         tls_required: None,
         max_connections: None,
         limits: Default::default(),
     };
-    let settings = Settings {
-        listen: vec![listen.unwrap_or_else(|| SocketAddr::from(EMBEDDED_LISTEN))],
-        ..Settings::default()
-    };
-    validate::bound_storage(&mut anonymous, settings.session.storage_timeout);
     Ok(Loaded {
         settings,
         users: ConfigUserManager::new(Vec::new(), Some(anonymous)),

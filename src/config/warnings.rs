@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::build::Built;
 use super::schema::{FileConfig, UserEntry};
-use super::validate::Built;
 use crate::path::VirtualPath;
 use crate::tls::TlsPolicy;
 

@@ -1,9 +1,11 @@
-//! Checks the parsed file in full and turns it into runtime values.
+//! The first stage of loading: checks the parsed file in full and turns it
+//! into plain values ([`Checked`]): addresses, durations, rates, rules, and
+//! the paths of directories and PEM files, none of them opened yet; the
+//! second stage (`config::build`) opens those.
 //!
 //! Every problem is recorded against its key path and checking goes on, so one
-//! run of `aioftpd check-config` shows them all. Nothing here binds a port or
-//! starts a task: the result is plain data (plus opened storage handles), so a
-//! reload can build it, and drop it if it fails, without disturbing the server.
+//! run of `aioftpd check-config` shows them all; the second stage adds its own
+//! to the same list before any is returned.
 //!
 //! | file | checks |
 //! |---|---|
@@ -23,24 +25,24 @@ mod tls;
 mod users;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::schema::{FileConfig, UnitText};
 use super::units::{ByteSize, HumanDuration};
-use crate::auth::{PasswordHash, User};
+use crate::auth::{PasswordHash, Permission, UserLimits};
+use crate::path::VirtualPath;
 use crate::settings::Settings;
 use crate::storage::UploadSync;
 use crate::throttle::Rate;
-use crate::tls::TlsPolicy;
+use crate::tls::{MinVersion, TlsPolicy};
 
 use login::login_protection;
 use passive::passive_settings;
 use server::{limits, listen_addresses, session_settings, upload_sync};
 use tls::tls_settings;
 use users::users;
-pub(super) use users::{bound_storage, open_fs};
 
 /// Smallest accepted `block_size`: below this, transfers spend their time in syscalls.
 const MIN_BLOCK_SIZE: ByteSize = ByteSize(4 * ByteSize::KIB.0);
@@ -88,21 +90,59 @@ pub(super) struct Problem {
     pub message: String,
 }
 
-/// A validated config, converted.
-pub(super) struct Built {
+/// The file checked, as plain values: nothing opened, nothing loaded.
+pub(in crate::config) struct Checked {
+    /// The settings but TLS, which `tls` describes.
     pub settings: Settings,
-    pub named: Vec<(User, PasswordHash)>,
-    pub anonymous: Option<User>,
-    /// `server.sync_uploads`, already given to each fs storage.
+    pub tls: Option<TlsSpec>,
+    /// The named users whose entries are wholly valid, and the anonymous one.
+    pub named: Vec<(UserSpec, PasswordHash)>,
+    pub anonymous: Option<UserSpec>,
+    /// The storage each entry names, by entry, also for entries with other
+    /// problems, so a missing directory is reported beside them.
+    pub storages: Vec<Option<StorageSpec>>,
+    /// `server.sync_uploads`, for each fs storage.
     pub sync: UploadSync,
+}
+
+/// A user's account as checked: a [`crate::auth::User`] but for its storage, which
+/// `storages[entry]` describes.
+pub(in crate::config) struct UserSpec {
+    pub entry: usize,
+    pub login: Option<String>,
+    pub home: VirtualPath,
+    pub permissions: Vec<Permission>,
+    pub tls_required: Option<TlsPolicy>,
+    pub max_connections: Option<usize>,
+    pub limits: UserLimits,
+}
+
+/// Where an entry's files live.
+pub(in crate::config) enum StorageSpec {
+    /// A directory on disk, as written (relative to the config's directory).
+    Fs { key: String, written: PathBuf },
+    /// A tree in memory.
+    Memory,
+}
+
+/// `[tls]` as checked: the PEM files' paths and the policies; `None` where
+/// a key was wrong (already recorded).
+pub(in crate::config) struct TlsSpec {
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+    pub min_version: Option<MinVersion>,
+    pub required: Option<TlsPolicy>,
+    pub require_session_reuse: bool,
+    pub handshake_timeout: Option<Duration>,
+    pub implicit_listen: Vec<SocketAddr>,
 }
 
 /// Records problems and lets checking continue.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(in crate::config) struct Problems(pub Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(in crate::config) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -110,7 +150,11 @@ impl Problems {
     }
 
     /// The value if `result` is `Ok`, else records the error under `key` and gives `None`.
-    fn check<T>(&mut self, key: impl Into<String>, result: Result<T, String>) -> Option<T> {
+    pub(in crate::config) fn check<T>(
+        &mut self,
+        key: impl Into<String>,
+        result: Result<T, String>,
+    ) -> Option<T> {
         result.map_err(|message| self.add(key, message)).ok()
     }
 
@@ -119,52 +163,42 @@ impl Problems {
     }
 }
 
-/// Validates `file`; relative `base_path`s are taken from `config_dir`.
-pub(super) fn build(file: &FileConfig, config_dir: &Path) -> Result<Built, Vec<Problem>> {
-    let mut problems = Problems::default();
-    let listen = listen_addresses(&file.server, &mut problems);
-    let session = session_settings(&file.server, &mut problems);
-    let passive = passive_settings(&file.passive, &mut problems);
-    let limits = limits(&file.server, &mut problems);
-    let login = login_protection(&file.login, &mut problems);
+/// Checks `file`: every key, every problem recorded in `problems`.
+pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Checked {
+    let listen = listen_addresses(&file.server, problems);
+    let session = session_settings(&file.server, problems);
+    let passive = passive_settings(&file.passive, problems);
+    let limits = limits(&file.server, problems);
+    let login = login_protection(&file.login, problems);
     let tls = file
         .tls
         .as_ref()
-        .and_then(|section| tls_settings(section, &listen, config_dir, &mut problems));
-    let sync = upload_sync(&file.server, &mut problems);
+        .map(|section| tls_settings(section, &listen, problems));
+    let sync = upload_sync(&file.server, problems);
     let shutdown_timeout = timeout(
         "server.shutdown_timeout",
         &file.server.shutdown_timeout,
         MAX_WAIT_TIMEOUT,
-        &mut problems,
+        problems,
     )
     .unwrap_or(Settings::default().shutdown_timeout);
-    let (mut named, mut anonymous) =
-        users(&file.users, tls.is_some(), config_dir, sync, &mut problems);
-    if problems.count() > 0 {
-        return Err(problems.0);
-    }
-    let users = named
-        .iter_mut()
-        .map(|(user, _)| user)
-        .chain(anonymous.as_mut());
-    for user in users {
-        bound_storage(user, session.storage_timeout);
-    }
-    Ok(Built {
+    let (named, anonymous, storages) = users(&file.users, tls.is_some(), problems);
+    Checked {
         settings: Settings {
             listen,
             session,
             passive,
-            tls,
+            tls: None,
             limits,
             login,
             shutdown_timeout,
         },
+        tls,
         named,
         anonymous,
+        storages,
         sync,
-    })
+    }
 }
 
 /// Parses a list of listen addresses; none may repeat, nor appear in `taken`.

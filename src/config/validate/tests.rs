@@ -1,12 +1,18 @@
 //! Checking whole parsed files: every problem found, on its key.
 
+use std::path::Path;
+
 use super::*;
 use crate::auth::Permission;
+use crate::config::build::{build, Built};
 use crate::path::VirtualPath;
 
+/// Both stages: checking, then building what passed.
 fn built(text: &str, dir: &Path) -> Result<Built, Vec<Problem>> {
     let file: FileConfig = toml::from_str(text).expect("test text fits the schema");
-    build(&file, dir)
+    let mut problems = Problems::default();
+    let checked = check(&file, &mut problems);
+    build(checked, problems, dir)
 }
 
 fn problems(text: &str) -> Vec<(String, String)> {
@@ -211,4 +217,30 @@ fn port_zero_may_repeat_since_each_bind_gets_a_fresh_port() {
 #[test]
 fn a_file_without_users_is_refused() {
     assert!(has(&problems(""), "users", "nobody could log in"));
+}
+
+/// Checking reads no disk: a directory and PEM files that do not exist are
+/// plain paths to it, and only building, which opens them, finds out.
+#[test]
+fn checking_opens_nothing_and_building_reports_what_it_cannot_open() {
+    let text =
+        "[tls]\ncertificate = \"/nonexistent/cert.pem\"\nprivate_key = \"/nonexistent/key.pem\"\n\
+                [[users]]\nbase_path = \"/nonexistent/served\"\n";
+    let file: FileConfig = toml::from_str(text).expect("fits the schema");
+    let mut problems = Problems::default();
+    let checked = check(&file, &mut problems);
+    assert!(problems.0.is_empty(), "{:?}", problems.0);
+    assert!(matches!(
+        checked.storages.as_slice(),
+        [Some(StorageSpec::Fs { .. })]
+    ));
+    let keys: Vec<String> = build(checked, problems, Path::new("/"))
+        .err()
+        .expect("nothing to open")
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&"users[0].base_path".to_owned()), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("tls.")), "{keys:?}");
 }

@@ -1,21 +1,20 @@
 //! `[tls]`: the certificate, the key and the policies.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::config::schema::TlsSection;
-use crate::tls::{MinVersion, TlsLoadError, TlsPolicy, TlsSettings};
+use crate::tls::{MinVersion, TlsPolicy};
 
-use super::{addresses, timeout, tls_policy, Problems, MAX_HANDSHAKE_TIMEOUT};
+use super::{addresses, timeout, tls_policy, Problems, TlsSpec, MAX_HANDSHAKE_TIMEOUT};
 
-/// `[tls]`: loads the certificate and key (relative paths from the config's
-/// directory) and reads the policies.
+/// `[tls]`: the paths of the certificate and key (loaded by the second
+/// stage) and the policies.
 pub(super) fn tls_settings(
     section: &TlsSection,
     listen: &[SocketAddr],
-    config_dir: &Path,
     problems: &mut Problems,
-) -> Option<TlsSettings> {
+) -> TlsSpec {
     let required = match &section.required {
         None => Some(TlsPolicy::Optional),
         Some(written) => problems.check("tls.required", tls_policy(written)),
@@ -44,33 +43,19 @@ pub(super) fn tls_settings(
         problems,
     );
     let mut file = |key: &str, written: &Option<String>| match written {
-        Some(path) if !path.trim().is_empty() => Some(config_dir.join(path)),
+        Some(path) if !path.trim().is_empty() => Some(PathBuf::from(path)),
         _ => {
             problems.add(key, "required in [tls]: the path of a PEM file");
             None
         }
     };
-    let certificate = file("tls.certificate", &section.certificate);
-    let private_key = file("tls.private_key", &section.private_key);
-    // The files are checked even when min_version is wrong; the version only
-    // shapes the rustls config, which is thrown away then.
-    let loaded = TlsSettings::load(
-        &certificate?,
-        &private_key?,
-        min_version.unwrap_or(MinVersion::Tls12),
-    )
-    .map_err(|err| match err {
-        TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
-        TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
-            problems.add("tls.certificate", message)
-        }
-    })
-    .ok()?;
-    min_version?;
-    let mut settings = loaded;
-    settings.required = required?;
-    settings.require_session_reuse = section.require_session_reuse.unwrap_or(true);
-    settings.handshake_timeout = handshake_timeout.unwrap_or(settings.handshake_timeout);
-    settings.implicit_listen = implicit_listen;
-    Some(settings)
+    TlsSpec {
+        certificate: file("tls.certificate", &section.certificate),
+        private_key: file("tls.private_key", &section.private_key),
+        min_version,
+        required,
+        require_session_reuse: section.require_session_reuse.unwrap_or(true),
+        handshake_timeout,
+        implicit_listen,
+    }
 }

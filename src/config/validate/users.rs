@@ -1,27 +1,24 @@
 //! `[[users]]`: logins, passwords, storage, homes, rules and per-user limits.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use crate::auth::UserLimits;
-use crate::auth::{PasswordHash, Permission, User};
+use crate::auth::{PasswordHash, Permission};
 use crate::config::schema::{PermissionEntry, UserEntry};
 use crate::path::VirtualPath;
-use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
 
-use super::{count, rate, tls_policy, Problems};
+use super::{count, rate, tls_policy, Problems, StorageSpec, UserSpec};
 
-type NamedUsers = Vec<(User, PasswordHash)>;
+type NamedUsers = Vec<(UserSpec, PasswordHash)>;
 
+/// The entries checked: the named users and the anonymous one whose
+/// entries are wholly valid, and the storage each entry names.
 pub(super) fn users(
     entries: &[UserEntry],
     tls_configured: bool,
-    config_dir: &Path,
-    sync: UploadSync,
     problems: &mut Problems,
-) -> (NamedUsers, Option<User>) {
+) -> (NamedUsers, Option<UserSpec>, Vec<Option<StorageSpec>>) {
     if entries.is_empty() {
         problems.add(
             "users",
@@ -29,7 +26,8 @@ pub(super) fn users(
         );
     }
     let mut named = Vec::new();
-    let mut anonymous: Option<User> = None;
+    let mut anonymous: Option<UserSpec> = None;
+    let mut storages = Vec::with_capacity(entries.len());
     // Set even when that entry has other errors, so a second one is still caught.
     let mut first_anonymous: Option<usize> = None;
     let mut logins: HashMap<String, usize> = HashMap::new();
@@ -48,15 +46,9 @@ pub(super) fn users(
             },
         }
         let hash = password(&prefix, &login, entry.password.as_deref(), problems);
-        let user = user(
-            &prefix,
-            login,
-            entry,
-            tls_configured,
-            config_dir,
-            sync,
-            problems,
-        );
+        let storage = storage(&prefix, entry, problems);
+        let user = user(&prefix, index, login, entry, tls_configured, problems);
+        storages.push(storage);
         if problems.count() > before {
             continue;
         }
@@ -66,7 +58,7 @@ pub(super) fn users(
             _ => {}
         }
     }
-    (named, anonymous)
+    (named, anonymous, storages)
 }
 
 fn check_login(
@@ -129,16 +121,16 @@ fn password(
     }
 }
 
-/// The user's account; `None` when something in it is wrong (already recorded).
+/// The user's account but its storage; `None` when something in it is
+/// wrong (already recorded).
 fn user(
     prefix: &str,
+    entry_index: usize,
     login: Option<String>,
     entry: &UserEntry,
     tls_configured: bool,
-    config_dir: &Path,
-    sync: UploadSync,
     problems: &mut Problems,
-) -> Option<User> {
+) -> Option<UserSpec> {
     let tls_key = format!("{prefix}.tls_required");
     let tls_required = match entry.tls_required.as_deref() {
         None => Some(None),
@@ -148,7 +140,6 @@ fn user(
         }
         Some(written) => problems.check(tls_key, tls_policy(written)).map(Some),
     };
-    let storage = storage(prefix, entry, config_dir, sync, problems);
     let home_key = format!("{prefix}.home");
     let home = match entry.home.as_deref() {
         None => Some(VirtualPath::root()),
@@ -183,11 +174,11 @@ fn user(
             problems,
         ),
     };
-    Some(User {
+    Some(UserSpec {
+        entry: entry_index,
         login,
         home: home?,
         permissions: permissions?,
-        storage: storage?,
         tls_required: tls_required?,
         max_connections,
         limits,
@@ -204,13 +195,8 @@ fn virtual_path(written: &str) -> Result<VirtualPath, String> {
     }
 }
 
-fn storage(
-    prefix: &str,
-    entry: &UserEntry,
-    config_dir: &Path,
-    sync: UploadSync,
-    problems: &mut Problems,
-) -> Option<Arc<dyn Storage>> {
+/// What `storage` and `base_path` name; nothing is opened here.
+fn storage(prefix: &str, entry: &UserEntry, problems: &mut Problems) -> Option<StorageSpec> {
     let base_key = format!("{prefix}.base_path");
     match entry.storage.as_deref().unwrap_or("fs") {
         "fs" => {
@@ -218,8 +204,10 @@ fn storage(
                 problems.add(base_key, "required for fs storage: the directory to serve");
                 return None;
             };
-            let storage = problems.check(base_key, open_fs(Path::new(written), config_dir))?;
-            Some(Arc::new(storage.with_upload_sync(sync)) as Arc<dyn Storage>)
+            Some(StorageSpec::Fs {
+                key: base_key,
+                written: PathBuf::from(written),
+            })
         }
         "memory" => {
             if entry.base_path.is_some() {
@@ -229,7 +217,7 @@ fn storage(
                 );
                 return None;
             }
-            Some(Arc::new(MemoryStorage::new()) as Arc<dyn Storage>)
+            Some(StorageSpec::Memory)
         }
         other => {
             problems.add(
@@ -239,34 +227,6 @@ fn storage(
             None
         }
     }
-}
-
-/// Puts `server.storage_timeout` around every operation on the user's storage.
-pub(in crate::config) fn bound_storage(user: &mut User, limit: Duration) {
-    user.storage = Arc::new(TimedStorage::new(user.storage.clone(), limit));
-}
-
-/// Opens an fs storage at `written`, relative paths taken from `config_dir`.
-pub(in crate::config) fn open_fs(written: &Path, config_dir: &Path) -> Result<FsStorage, String> {
-    if written.as_os_str().is_empty() {
-        return Err("must not be empty".to_owned());
-    }
-    let resolved: PathBuf = config_dir.join(written);
-    // Tell the admin where a relative path led, since it is not where they were standing.
-    let shown = if written.is_absolute() {
-        String::new()
-    } else {
-        format!(" (resolved to {})", resolved.display())
-    };
-    match std::fs::metadata(&resolved) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(format!("not a directory{shown}")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("directory does not exist{shown}"))
-        }
-        Err(e) => return Err(format!("cannot access directory{shown}: {e}")),
-    }
-    FsStorage::new(&resolved).map_err(|e| format!("cannot open directory{shown}: {e}"))
 }
 
 /// The rules as written, or read-only on `/` when the key is omitted.

@@ -1,0 +1,143 @@
+//! The second stage of loading: opens what the checked file names (each
+//! user's directory, the TLS certificate and key) and assembles the runtime
+//! values. Its problems join the first stage's on the same keys, so
+//! `check-config` still shows every problem of the file at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::validate::{Checked, Problem, Problems, StorageSpec, TlsSpec, UserSpec};
+use crate::auth::{PasswordHash, User};
+use crate::settings::Settings;
+use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
+use crate::tls::{MinVersion, TlsLoadError, TlsSettings};
+
+/// A loaded config: the runtime values the server runs on.
+pub(super) struct Built {
+    pub settings: Settings,
+    pub named: Vec<(User, PasswordHash)>,
+    pub anonymous: Option<User>,
+    /// `server.sync_uploads`, already given to each fs storage.
+    pub sync: UploadSync,
+}
+
+/// Opens what `checked` names (relative paths from `config_dir`); every
+/// problem of both stages, or the runtime values.
+pub(super) fn build(
+    checked: Checked,
+    mut problems: Problems,
+    config_dir: &Path,
+) -> Result<Built, Vec<Problem>> {
+    let Checked {
+        mut settings,
+        tls,
+        named,
+        anonymous,
+        storages,
+        sync,
+    } = checked;
+    // Every storage an entry names is opened, whatever else is wrong, so a
+    // missing directory shows beside the other problems.
+    let opened: Vec<Option<Arc<dyn Storage>>> = storages
+        .into_iter()
+        .map(|spec| open_storage(spec?, config_dir, sync, &mut problems))
+        .collect();
+    settings.tls = tls.and_then(|spec| load_tls(spec, config_dir, &mut problems));
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    let limit = settings.session.storage_timeout;
+    let account = |spec: UserSpec| -> Option<User> {
+        let storage = opened.get(spec.entry)?.clone()?;
+        Some(User {
+            login: spec.login,
+            home: spec.home,
+            permissions: spec.permissions,
+            storage: bound_storage(storage, limit),
+            tls_required: spec.tls_required,
+            max_connections: spec.max_connections,
+            limits: spec.limits,
+        })
+    };
+    let named = named
+        .into_iter()
+        .filter_map(|(spec, hash)| Some((account(spec)?, hash)))
+        .collect();
+    let anonymous = anonymous.and_then(account);
+    Ok(Built {
+        settings,
+        named,
+        anonymous,
+        sync,
+    })
+}
+
+fn open_storage(
+    spec: StorageSpec,
+    config_dir: &Path,
+    sync: UploadSync,
+    problems: &mut Problems,
+) -> Option<Arc<dyn Storage>> {
+    match spec {
+        StorageSpec::Fs { key, written } => {
+            let storage = problems.check(key, open_fs(&written, config_dir))?;
+            Some(Arc::new(storage.with_upload_sync(sync)))
+        }
+        StorageSpec::Memory => Some(Arc::new(MemoryStorage::new())),
+    }
+}
+
+/// Loads the certificate and key; the files are read even when the
+/// version was wrong, since the version only shapes the rustls config,
+/// which is thrown away then.
+fn load_tls(spec: TlsSpec, config_dir: &Path, problems: &mut Problems) -> Option<TlsSettings> {
+    let (certificate, private_key) = (spec.certificate?, spec.private_key?);
+    let loaded = TlsSettings::load(
+        &config_dir.join(certificate),
+        &config_dir.join(private_key),
+        spec.min_version.unwrap_or(MinVersion::Tls12),
+    )
+    .map_err(|err| match err {
+        TlsLoadError::PrivateKey(message) => problems.add("tls.private_key", message),
+        TlsLoadError::Certificate(message) | TlsLoadError::Config(message) => {
+            problems.add("tls.certificate", message)
+        }
+    })
+    .ok()?;
+    spec.min_version?;
+    let mut settings = loaded;
+    settings.required = spec.required?;
+    settings.require_session_reuse = spec.require_session_reuse;
+    settings.handshake_timeout = spec.handshake_timeout.unwrap_or(settings.handshake_timeout);
+    settings.implicit_listen = spec.implicit_listen;
+    Some(settings)
+}
+
+/// Puts `server.storage_timeout` around every operation on a user's storage.
+pub(super) fn bound_storage(storage: Arc<dyn Storage>, limit: Duration) -> Arc<dyn Storage> {
+    Arc::new(TimedStorage::new(storage, limit))
+}
+
+/// Opens an fs storage at `written`, relative paths taken from `config_dir`.
+pub(super) fn open_fs(written: &Path, config_dir: &Path) -> Result<FsStorage, String> {
+    if written.as_os_str().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let resolved: PathBuf = config_dir.join(written);
+    // Tell the admin where a relative path led, since it is not where they were standing.
+    let shown = if written.is_absolute() {
+        String::new()
+    } else {
+        format!(" (resolved to {})", resolved.display())
+    };
+    match std::fs::metadata(&resolved) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(format!("not a directory{shown}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("directory does not exist{shown}"))
+        }
+        Err(e) => return Err(format!("cannot access directory{shown}: {e}")),
+    }
+    FsStorage::new(&resolved).map_err(|e| format!("cannot open directory{shown}: {e}"))
+}
