@@ -3,7 +3,7 @@
 use std::io::{Cursor, Read, Write};
 use std::net::TcpListener;
 
-use crate::support::{pattern, TestServer};
+use crate::support::{pattern, RawClient, TestServer};
 
 #[test]
 fn upload_then_download_round_trips_bytes_of_every_size() {
@@ -200,14 +200,21 @@ fn assert_no_upload_temporaries(dir: &std::path::Path) {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-#[test]
-fn abor_during_an_upload_keeps_the_old_file() {
+/// A server with `keep` holding "precious", and a binary STOR of it
+/// under way: the control connection and the data connection.
+fn replacing_keep() -> (TestServer, RawClient, std::net::TcpStream) {
     let server = TestServer::start();
     std::fs::write(server.path("keep"), b"precious").unwrap();
     let mut c = server.raw_alice();
     c.cmd("TYPE I");
     let mut data = c.pasv();
     assert_eq!(c.cmd("STOR keep").code, 150);
+    (server, c, data)
+}
+
+#[test]
+fn abor_during_an_upload_keeps_the_old_file() {
+    let (server, mut c, mut data) = replacing_keep();
     data.write_all(&pattern(64 * 1024, 1)).unwrap();
     assert_eq!(c.cmd("ABOR").code, 426);
     assert_eq!(c.reply().code, 226);
@@ -223,12 +230,7 @@ fn abor_during_an_upload_keeps_the_old_file() {
 /// after the check.
 #[test]
 fn an_upload_aborted_while_data_flows_stays_aborted_when_the_client_closes() {
-    let server = TestServer::start();
-    std::fs::write(server.path("keep"), b"precious").unwrap();
-    let mut c = server.raw_alice();
-    c.cmd("TYPE I");
-    let mut data = c.pasv();
-    assert_eq!(c.cmd("STOR keep").code, 150);
+    let (server, mut c, mut data) = replacing_keep();
     data.write_all(&pattern(256 * 1024, 2)).unwrap();
     let mut closer = data.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
