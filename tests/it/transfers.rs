@@ -207,7 +207,7 @@ fn replacing_keep() -> (TestServer, RawClient, std::net::TcpStream) {
     std::fs::write(server.path("keep"), b"precious").unwrap();
     let mut c = server.raw_alice();
     c.cmd("TYPE I");
-    let mut data = c.pasv();
+    let data = c.pasv();
     assert_eq!(c.cmd("STOR keep").code, 150);
     (server, c, data)
 }
