@@ -24,7 +24,7 @@ mod server;
 mod tls;
 mod users;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -218,6 +218,14 @@ fn addresses(
             );
             continue;
         };
+        // TCP accepts connections on unicast addresses only: bind would fail.
+        if addr.ip().is_multicast() || addr.ip() == Ipv4Addr::BROADCAST {
+            problems.add(
+                key,
+                format!("{addr} is a multicast or broadcast address: listen on a unicast one"),
+            );
+            continue;
+        }
         // Port 0 asks the OS for a fresh port each time, so it may repeat.
         let fresh_port = addr.port() == 0;
         if seen.contains(&addr) && !fresh_port {

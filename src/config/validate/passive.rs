@@ -22,6 +22,10 @@ pub(super) fn passive_settings(
             Ok(IpAddr::V4(ip)) if ip.is_unspecified() => Err(format!(
                 "{text:?} cannot be announced: give the address clients connect to"
             )),
+            // A client cannot open a connection to either.
+            Ok(IpAddr::V4(ip)) if ip.is_multicast() || ip.is_broadcast() => Err(format!(
+                "{text:?} is a multicast or broadcast address: give the address clients connect to"
+            )),
             Ok(IpAddr::V4(ip)) => Ok(IpAddr::V4(ip)),
             Ok(IpAddr::V6(_)) => Err(format!(
                 "{text:?} is IPv6: PASV replies carry IPv4 addresses only (EPSV needs no address)"

@@ -244,3 +244,44 @@ fn checking_opens_nothing_and_building_reports_what_it_cannot_open() {
     assert!(keys.contains(&"users[0].base_path".to_owned()), "{keys:?}");
     assert!(keys.iter().any(|k| k.starts_with("tls.")), "{keys:?}");
 }
+
+#[test]
+fn multicast_and_broadcast_addresses_are_refused_where_a_client_must_connect() {
+    let found = problems(
+        "[server]\nlisten = [\"224.0.0.1:21\", \"255.255.255.255:21\", \"[ff02::1]:21\", \"127.0.0.1:21\"]\n[passive]\npublic_address = \"239.1.1.1\"\n[[users]]\nstorage = \"memory\"\n",
+    );
+    for key in ["server.listen[0]", "server.listen[1]", "server.listen[2]"] {
+        assert!(
+            has(&found, key, "multicast or broadcast"),
+            "{key}: {found:?}"
+        );
+    }
+    assert!(has(
+        &found,
+        "passive.public_address",
+        "multicast or broadcast"
+    ));
+    assert_eq!(found.len(), 4, "{found:?}");
+    let found = problems(
+        "[passive]\npublic_address = \"255.255.255.255\"\n[[users]]\nstorage = \"memory\"\n",
+    );
+    assert!(has(
+        &found,
+        "passive.public_address",
+        "multicast or broadcast"
+    ));
+}
+
+#[test]
+fn virtual_paths_with_control_characters_are_refused() {
+    let found = problems(
+        "[[users]]\nstorage = \"memory\"\nhome = \"/in\\tbox\"\npermissions = [{ path = \"/\" }, { path = \"/a\\u0000b\" }]\n",
+    );
+    assert!(has(&found, "users[0].home", "control characters"));
+    assert!(has(
+        &found,
+        "users[0].permissions[1].path",
+        "control characters"
+    ));
+    assert_eq!(found.len(), 2, "{found:?}");
+}

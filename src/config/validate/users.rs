@@ -186,6 +186,10 @@ fn user(
 }
 
 fn virtual_path(written: &str) -> Result<VirtualPath, String> {
+    // No client can name such a path: FTP commands are lines of text.
+    if written.chars().any(char::is_control) {
+        return Err(format!("{written:?} must not contain control characters"));
+    }
     if written.starts_with('/') {
         Ok(VirtualPath::new(written))
     } else {
