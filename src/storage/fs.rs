@@ -66,6 +66,13 @@ const GETDENTS_BUFFER: usize = 32 * 1024;
 /// of ten thousand.
 const LIST_CHANNEL_CAPACITY: usize = 2;
 
+/// A lookup beneath the base that the kernel answers from its caches alone
+/// or not at all (`EAGAIN`), for the opens and stats done on the async
+/// worker ([`open_cached`], [`describe_cached`]).
+const FROM_CACHES: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::CACHED);
+
 /// How often an atomic upload tries a fresh temporary name when one is taken
 /// (e.g. left behind by a crash of a process that had the same pid).
 const TEMP_NAME_ATTEMPTS: u32 = 16;
@@ -390,8 +397,7 @@ fn open_regular(base: &Dir, path: &Path) -> Result<(std::fs::File, u64), Storage
 /// error. This saves a small download the trip to the blocking pool, which
 /// was most of its cost (docs/performance.md).
 fn open_cached(base: &Dir, path: &Path) -> Option<(std::fs::File, u64)> {
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::CACHED;
-    let open = |flags| rustix::fs::openat2(base, path, flags, Mode::empty(), resolve).ok();
+    let open = |flags| rustix::fs::openat2(base, path, flags, Mode::empty(), FROM_CACHES).ok();
     // DONT_SYNC: what the open just cached, no round trip to a network
     // filesystem's server.
     let regular_size = |fd: &OwnedFd| {
@@ -414,9 +420,8 @@ fn open_cached(base: &Dir, path: &Path) -> Option<(std::fs::File, u64)> {
 /// An upload's checks (the target, its directory) and a `SIZE` or `MDTM`
 /// are then no trip to the blocking pool.
 fn describe_cached(base: &Dir, path: &Path) -> Option<Result<Metadata, StorageError>> {
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::CACHED;
     let how = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let found = match rustix::fs::openat2(base, path, how, Mode::empty(), resolve) {
+    let found = match rustix::fs::openat2(base, path, how, Mode::empty(), FROM_CACHES) {
         Ok(found) => found,
         Err(rustix::io::Errno::NOENT) => return Some(Err(StorageError::NotFound)),
         Err(_) => return None,

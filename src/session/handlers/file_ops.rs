@@ -9,7 +9,7 @@ use crate::reply::{Code, Reply};
 use crate::storage::FileKind;
 
 pub(in crate::session) async fn mkd(target: Target) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     if path.is_root() {
         return Err(Reply::new(Code::FileUnavailable, "File exists"));
     }
@@ -23,7 +23,7 @@ pub(in crate::session) async fn mkd(target: Target) -> Handled {
 }
 
 pub(in crate::session) async fn rmd(cwd: &VirtualPath, target: Target) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     if path.is_root() || cwd.starts_with(&path) {
         return Err(Reply::new(
             Code::FileUnavailable,
@@ -40,7 +40,7 @@ pub(in crate::session) async fn rmd(cwd: &VirtualPath, target: Target) -> Handle
 }
 
 pub(in crate::session) async fn dele(target: Target) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     if user.storage.metadata(&path).await?.is_dir() {
         return Err(Reply::new(Code::FileUnavailable, "Is a directory; use RMD"));
     }
@@ -54,7 +54,7 @@ pub(in crate::session) async fn rnfr(
     rename_from: &mut Option<VirtualPath>,
     target: Target,
 ) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     if path.is_root() {
         return Err(Reply::new(Code::FileUnavailable, "Cannot rename the root"));
     }
@@ -68,7 +68,7 @@ pub(in crate::session) async fn rnto(from: Option<VirtualPath>, target: Target) 
     let Some(from) = from else {
         return Err(Reply::new(Code::BadSequence, "Send RNFR first"));
     };
-    let Target { user, path: to } = target;
+    let Target { user, path: to, .. } = target;
     if to.is_root() || to.starts_with(&from) && to != from {
         return Err(Reply::new(
             Code::NameNotAllowed,
@@ -125,7 +125,7 @@ pub(in crate::session) async fn mdtm(target: Target) -> Handled {
 pub(in crate::session) async fn mfmt(time: &str, target: Target) -> Handled {
     let when = parse_timestamp(time)
         .ok_or_else(|| Reply::new(Code::BadArguments, "Time must be YYYYMMDDHHMMSS"))?;
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     user.storage.set_modified(&path, when).await?;
     Ok(Reply::new(
         Code::FileStatus,

@@ -35,17 +35,22 @@ enum Listed {
     },
 }
 
-/// What `target` (the path `arg` names, checked for reading) lists.
-async fn listed(state: &State, arg: &str, target: Target) -> Result<(Arc<User>, Listed), Reply> {
-    let Target { user, path } = target;
+/// What `target` (checked for reading) lists.
+async fn listed(state: &State, target: Target) -> Result<(Arc<User>, Listed), Reply> {
+    let Target {
+        user,
+        path,
+        written: arg,
+    } = target;
     let meta = match user.storage.metadata(&path).await {
         Ok(meta) => meta,
         Err(StorageError::NotFound) if path.file_name().is_some_and(has_wildcard) => {
             let pattern = path.file_name().unwrap_or_default().to_owned();
             let prefix = arg.rfind('/').map_or("", |end| &arg[..=end]).to_owned();
             // The pattern's directory is what is read: it needs the right too.
-            let Target { user, path: dir } =
-                authorize(state, &format!("{prefix}."), Need::Read).await?;
+            let Target {
+                user, path: dir, ..
+            } = authorize(state, &format!("{prefix}."), Need::Read).await?;
             if !user.storage.metadata(&dir).await?.is_dir() {
                 return Err(StorageError::NotADirectory.into());
             }
@@ -117,8 +122,8 @@ async fn names(user: &User, listed: Listed) -> Result<(VirtualPath, NameStream),
     }
 }
 
-pub(in crate::session) async fn list(cx: Cx<'_>, arg: &str, target: Target) -> Handled {
-    let (user, listed) = listed(cx.state, arg, target).await?;
+pub(in crate::session) async fn list(cx: Cx<'_>, target: Target) -> Handled {
+    let (user, listed) = listed(cx.state, target).await?;
     let (dir, entries) = entries(&user, listed).await?;
     let mut format = ListFormatter::new(SystemTime::now());
     let lines = LineChunks::new(entries, move |e: DirEntry, out: &mut Vec<u8>| {
@@ -133,8 +138,8 @@ pub(in crate::session) async fn list(cx: Cx<'_>, arg: &str, target: Target) -> H
     )
 }
 
-pub(in crate::session) async fn nlst(cx: Cx<'_>, arg: &str, target: Target) -> Handled {
-    let (user, listed) = listed(cx.state, arg, target).await?;
+pub(in crate::session) async fn nlst(cx: Cx<'_>, target: Target) -> Handled {
+    let (user, listed) = listed(cx.state, target).await?;
     let (dir, names) = names(&user, listed).await?;
     let lines = LineChunks::new(names, |name: String, out: &mut Vec<u8>| {
         out.extend_from_slice(name.as_bytes());
@@ -149,8 +154,8 @@ pub(in crate::session) async fn nlst(cx: Cx<'_>, arg: &str, target: Target) -> H
     )
 }
 
-pub(in crate::session) async fn mlsd(cx: Cx<'_>, arg: &str, target: Target) -> Handled {
-    let (user, listed) = listed(cx.state, arg, target).await?;
+pub(in crate::session) async fn mlsd(cx: Cx<'_>, target: Target) -> Handled {
+    let (user, listed) = listed(cx.state, target).await?;
     let Listed::Dir(dir) = listed else {
         // RFC 3659 §7.2.1: MLSD takes a directory, never a file or a pattern.
         return Err(Reply::new(Code::BadArguments, "Not a directory; use MLST"));
@@ -172,7 +177,7 @@ pub(in crate::session) async fn mlsd(cx: Cx<'_>, arg: &str, target: Target) -> H
 }
 
 pub(in crate::session) async fn mlst(state: &State, target: Target) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     let meta = user.storage.metadata(&path).await?;
     let line = facts_line(path.as_str(), &meta, user.access(&path), state.facts);
     // RFC 3659 §7.2: the facts line starts with a space, which `multiline` adds.
@@ -180,8 +185,9 @@ pub(in crate::session) async fn mlst(state: &State, target: Target) -> Handled {
 }
 
 /// `STAT <path>`: a listing over the control connection.
-pub(in crate::session) async fn stat(state: &State, arg: &str, target: Target) -> Handled {
-    let (user, listed) = listed(state, arg, target).await?;
+pub(in crate::session) async fn stat(state: &State, target: Target) -> Handled {
+    let first = format!("Status of {}:", target.written);
+    let (user, listed) = listed(state, target).await?;
     let (_, entries) = entries(&user, listed).await?;
     let now = SystemTime::now();
     let body = entries
@@ -191,7 +197,7 @@ pub(in crate::session) async fn stat(state: &State, arg: &str, target: Target) -
         .boxed();
     Ok(Action::Stream(StreamedReply {
         code: Code::FileStatus,
-        first: format!("Status of {arg}:"),
+        first,
         body,
         last: "End of status".to_owned(),
     }))

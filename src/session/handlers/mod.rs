@@ -44,6 +44,9 @@ pub(super) struct Cx<'a> {
 pub(super) struct Target {
     pub user: Arc<User>,
     pub path: VirtualPath,
+    /// The path as the client wrote it (a listing's pattern keeps its
+    /// directory part as typed).
+    pub written: String,
 }
 
 impl Cx<'_> {
@@ -76,10 +79,10 @@ pub(super) fn authorize(
     let named = state
         .user()
         .cloned()
-        .map(|user| (user, state.cwd.join(arg)))
+        .map(|user| (user, state.cwd.join(arg), arg.to_owned()))
         .ok_or_else(not_logged_in);
     async move {
-        let (user, path) = named?;
+        let (user, path, written) = named?;
         if !allows(&user, &path, need) {
             tracing::info!(user = user.display_name(), path = ?path, "permission denied");
             return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
@@ -89,7 +92,11 @@ pub(super) fn authorize(
             tracing::info!(user = user.display_name(), path = ?path, ?real, "permission denied");
             return Err(Reply::new(Code::FileUnavailable, "Permission denied"));
         }
-        Ok(Target { user, path })
+        Ok(Target {
+            user,
+            path,
+            written,
+        })
     }
 }
 

@@ -11,7 +11,7 @@ pub(in crate::session) fn pwd(state: &State) -> Handled {
 }
 
 pub(in crate::session) async fn cwd(state: &mut State, target: Target) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     let meta = user.storage.metadata(&path).await?;
     if !meta.is_dir() {
         return Err(Reply::new(Code::FileUnavailable, "Not a directory"));

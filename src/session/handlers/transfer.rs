@@ -25,7 +25,7 @@ pub(in crate::session) fn rest(state: &mut State, offset: u64) -> Handled {
 }
 
 pub(in crate::session) async fn retr(cx: Cx<'_>, target: Target) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     let offset = std::mem::take(&mut cx.state.restart_offset);
     let ascii = cx.state.transfer_type == TransferType::Ascii;
     let (source, size) = Source::open(&*user.storage, &path, offset).await?;
@@ -73,7 +73,7 @@ pub(in crate::session) async fn stou(cx: Cx<'_>, hint: Option<&str>) -> Handled 
         } else {
             format!("{stem}.{}", unique_suffix(attempt))
         };
-        let Target { user, path } = authorize(cx.state, &name, Need::Entry).await?;
+        let Target { user, path, .. } = authorize(cx.state, &name, Need::Entry).await?;
         match user.storage.metadata(&path).await {
             // Created only once the data connection is up: should another
             // client take the name first, the upload fails with 550.
@@ -94,7 +94,7 @@ pub(in crate::session) async fn stou(cx: Cx<'_>, hint: Option<&str>) -> Handled 
 /// `target` was checked for writing; a new file is also a new entry in its
 /// directory, which is checked here once the file is known not to exist.
 async fn upload(cx: Cx<'_>, verb: &'static str, target: Target, mode: WriteMode) -> Handled {
-    let Target { user, path } = target;
+    let Target { user, path, .. } = target;
     if path.is_root() {
         return Err(Reply::new(Code::NameNotAllowed, "File name not allowed"));
     }
