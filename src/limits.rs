@@ -7,10 +7,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use blake2::digest::consts::U16;
+use blake2::digest::{KeyInit, Mac};
+use blake2::Blake2bMac;
 use tokio::time::Instant;
 
 use crate::address::ClientKey;
-use crate::auth::User;
+use crate::auth::{Password, User};
 use crate::deadline;
 use crate::settings::{Limits, LoginProtection};
 use crate::throttle::Bucket;
@@ -186,17 +190,34 @@ impl UserSlots {
 #[derive(Debug, Default)]
 struct FailureRecord {
     failures: VecDeque<Instant>,
-    /// `PASS` attempts being checked now; each holds a unit of the budget.
-    in_flight: u32,
+    /// The guesses being checked now, each holding one unit of the budget
+    /// however many connections send it.
+    in_flight: HashMap<Guess, Sharers>,
     blocked_until: Option<Instant>,
 }
 
+/// A login and password as a keyed hash (the key is random and lives only
+/// in this process): what tells one guess from another.
+type Guess = [u8; 16];
+
+/// The attempts that send one guess at once.
+#[derive(Debug, Default)]
+struct Sharers {
+    count: u32,
+    /// One of them failed or was abandoned: the guess counts as a failure.
+    failed: bool,
+}
+
 /// Failed logins per address over a sliding window; too many block the
-/// address. Every attempt counts while it is checked, so parallel
-/// connections cannot take more guesses than the budget allows.
+/// address. Every guess counts while it is checked, so parallel
+/// connections cannot take more guesses than the budget allows. The same
+/// login and password sent on many connections at once (a client fleet
+/// reconnecting, a mirror opening its parallel sessions) is one guess: it
+/// teaches a guesser nothing more than sending it once.
 #[derive(Debug)]
 pub struct LoginFailures {
     table: Mutex<FailureTable>,
+    key: [u8; 32],
 }
 
 #[derive(Debug)]
@@ -222,6 +243,7 @@ pub enum AttemptRefused {
 pub struct LoginAttempt {
     failures: Arc<LoginFailures>,
     key: ClientKey,
+    guess: Guess,
     settled: bool,
 }
 
@@ -229,21 +251,21 @@ impl LoginAttempt {
     /// The password was right: the attempt gives its unit back.
     pub fn succeeded(mut self) {
         self.settled = true;
-        self.failures.settle(self.key, false);
+        self.failures.settle(self.key, self.guess, false);
     }
 
     /// The password was wrong; `true` if that used up the budget (the
     /// address is now blocked).
     pub fn failed(mut self) -> bool {
         self.settled = true;
-        self.failures.settle(self.key, true)
+        self.failures.settle(self.key, self.guess, true)
     }
 }
 
 impl Drop for LoginAttempt {
     fn drop(&mut self) {
         if !self.settled {
-            self.failures.settle(self.key, true);
+            self.failures.settle(self.key, self.guess, true);
         }
     }
 }
@@ -253,7 +275,7 @@ impl FailureTable {
         if self.records.len() >= FAILURE_TABLE_SWEEP {
             let window = self.window;
             self.records.retain(|_, r| {
-                r.in_flight > 0
+                !r.in_flight.is_empty()
                     || r.blocked_until.is_some_and(|until| until > now)
                     || r.failures
                         .back()
@@ -276,6 +298,8 @@ impl FailureTable {
 impl LoginFailures {
     /// Accounting by the settings' per-address budget.
     pub fn new(protection: &LoginProtection) -> Self {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
         LoginFailures {
             table: Mutex::new(FailureTable {
                 records: HashMap::new(),
@@ -283,7 +307,18 @@ impl LoginFailures {
                 window: protection.failure_window,
                 block: protection.block_duration,
             }),
+            key,
         }
+    }
+
+    fn guess(&self, login: &str, password: &Password) -> Guess {
+        // A 32-byte key always fits Blake2b's key size.
+        let mut mac = <Blake2bMac<U16> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!());
+        mac.update(login.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.expose().as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FailureTable> {
@@ -308,35 +343,54 @@ impl LoginFailures {
             .is_some_and(|until| until > now)
     }
 
-    /// Takes a unit of the budget of the client at `ip` for one `PASS`, or
-    /// says why the attempt is not to be checked at all.
-    pub fn begin(self: &Arc<Self>, ip: IpAddr) -> Result<LoginAttempt, AttemptRefused> {
+    /// Takes a unit of the budget of the client at `ip` for `PASS
+    /// password` of `login` (or shares the unit of the same guess under
+    /// way), or says why the attempt is not to be checked at all.
+    pub fn begin(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        login: &str,
+        password: &Password,
+    ) -> Result<LoginAttempt, AttemptRefused> {
         let now = Instant::now();
         let key = ClientKey::of(ip);
+        let guess = self.guess(login, password);
         let mut table = self.lock();
         let max_failures = table.max_failures;
         let record = table.record(key, now);
         if record.blocked_until.is_some_and(|until| until > now) {
             return Err(AttemptRefused::Blocked);
         }
-        if record.failures.len() as u64 + u64::from(record.in_flight) >= u64::from(max_failures) {
+        let in_use = record.failures.len() as u64 + record.in_flight.len() as u64;
+        if !record.in_flight.contains_key(&guess) && in_use >= u64::from(max_failures) {
             return Err(AttemptRefused::BudgetInUse);
         }
-        record.in_flight += 1;
+        record.in_flight.entry(guess).or_default().count += 1;
         Ok(LoginAttempt {
             failures: self.clone(),
             key,
+            guess,
             settled: false,
         })
     }
 
-    /// Ends an attempt; a failure may use up the budget and block the address.
-    fn settle(&self, key: ClientKey, failed: bool) -> bool {
+    /// Ends an attempt; the last of a guess's attempts to end records its
+    /// failure, which may use up the budget and block the address.
+    fn settle(&self, key: ClientKey, guess: Guess, failed: bool) -> bool {
         let now = Instant::now();
         let mut table = self.lock();
         let (max_failures, block) = (table.max_failures, table.block);
         let record = table.record(key, now);
-        record.in_flight = record.in_flight.saturating_sub(1);
+        let Some(sharers) = record.in_flight.get_mut(&guess) else {
+            return false;
+        };
+        sharers.count -= 1;
+        sharers.failed |= failed;
+        if sharers.count > 0 {
+            return false;
+        }
+        let failed = sharers.failed;
+        record.in_flight.remove(&guess);
         if !failed {
             return false;
         }
@@ -437,20 +491,31 @@ mod tests {
         }
     }
 
+    fn try_guess(
+        failures: &Arc<LoginFailures>,
+        from: IpAddr,
+        password: &str,
+    ) -> Result<LoginAttempt, AttemptRefused> {
+        failures.begin(from, "alice", &Password::new(password))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_address_over_its_failure_budget_is_blocked_for_a_while() {
         let failures = Arc::new(LoginFailures::new(&protection(3)));
         let bad = ip("192.0.2.9");
-        assert!(!failures.begin(bad).unwrap().failed());
+        assert!(!try_guess(&failures, bad, "wrong").unwrap().failed());
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(
-            !failures.begin(bad).unwrap().failed(),
+            !try_guess(&failures, bad, "wrong").unwrap().failed(),
             "the first failure left the window"
         );
-        assert!(!failures.begin(bad).unwrap().failed());
-        assert!(failures.begin(bad).unwrap().failed());
+        assert!(!try_guess(&failures, bad, "wrong").unwrap().failed());
+        assert!(try_guess(&failures, bad, "wrong").unwrap().failed());
         assert!(failures.is_blocked(bad));
-        assert_eq!(failures.begin(bad).unwrap_err(), AttemptRefused::Blocked);
+        assert_eq!(
+            try_guess(&failures, bad, "wrong").unwrap_err(),
+            AttemptRefused::Blocked
+        );
         assert!(!failures.is_blocked(ip("192.0.2.10")));
         tokio::time::advance(Duration::from_secs(601)).await;
         assert!(!failures.is_blocked(bad));
@@ -463,7 +528,7 @@ mod tests {
             ..protection(1)
         }));
         let bad = ip("192.0.2.9");
-        assert!(failures.begin(bad).unwrap().failed());
+        assert!(try_guess(&failures, bad, "wrong").unwrap().failed());
         assert!(failures.is_blocked(bad));
     }
 
@@ -471,14 +536,16 @@ mod tests {
     fn attempts_under_way_count_against_the_budget() {
         let failures = Arc::new(LoginFailures::new(&protection(3)));
         let bad = ip("192.0.2.9");
-        let parallel: Vec<_> = (0..3).map(|_| failures.begin(bad).unwrap()).collect();
+        let parallel: Vec<_> = (0..3)
+            .map(|n| try_guess(&failures, bad, &format!("wrong{n}")).unwrap())
+            .collect();
         assert_eq!(
-            failures.begin(bad).unwrap_err(),
+            try_guess(&failures, bad, "wrong").unwrap_err(),
             AttemptRefused::BudgetInUse
         );
         let mut parallel = parallel.into_iter();
         parallel.next().unwrap().succeeded();
-        let fourth = failures.begin(bad).expect("a success gives its unit back");
+        let fourth = try_guess(&failures, bad, "wrong").expect("a success gives its unit back");
         drop(fourth);
         drop(parallel);
         assert!(
@@ -488,10 +555,55 @@ mod tests {
     }
 
     #[test]
+    fn one_guess_sent_on_many_connections_at_once_holds_one_unit() {
+        let failures = Arc::new(LoginFailures::new(&protection(3)));
+        let from = ip("192.0.2.9");
+        let fleet: Vec<_> = (0..64)
+            .map(|_| try_guess(&failures, from, "right").expect("the same guess shares its unit"))
+            .collect();
+        let others: Vec<_> = (0..2)
+            .map(|n| try_guess(&failures, from, &format!("other{n}")).unwrap())
+            .collect();
+        assert_eq!(
+            try_guess(&failures, from, "a fourth").unwrap_err(),
+            AttemptRefused::BudgetInUse,
+            "three guesses under way use up the budget"
+        );
+        assert_eq!(
+            failures
+                .begin(from, "bob", &Password::new("right"))
+                .unwrap_err(),
+            AttemptRefused::BudgetInUse,
+            "another login with the same password is another guess"
+        );
+        for attempt in fleet {
+            attempt.succeeded();
+        }
+        drop(others);
+        assert!(
+            !failures.is_blocked(from),
+            "two failed guesses, not 66: the budget of 3 is not used up"
+        );
+        let mut again: Vec<_> = (0..5)
+            .map(|_| try_guess(&failures, from, "wrong").unwrap())
+            .collect();
+        let last = again.pop().unwrap();
+        assert!(
+            again.into_iter().all(|a| !a.failed()),
+            "a guess counts once, when its last attempt ends"
+        );
+        assert!(last.failed(), "the third failed guess blocks the address");
+    }
+
+    #[test]
     fn an_ipv6_client_is_its_slash_64() {
         let failures = Arc::new(LoginFailures::new(&protection(2)));
-        assert!(!failures.begin(ip("2001:db8::1")).unwrap().failed());
-        assert!(failures.begin(ip("2001:db8::ffff:2")).unwrap().failed());
+        assert!(!try_guess(&failures, ip("2001:db8::1"), "wrong")
+            .unwrap()
+            .failed());
+        assert!(try_guess(&failures, ip("2001:db8::ffff:2"), "wrong")
+            .unwrap()
+            .failed());
         assert!(failures.is_blocked(ip("2001:db8::99")));
         assert!(!failures.is_blocked(ip("2001:db8:0:1::1")), "another /64");
         assert_eq!(

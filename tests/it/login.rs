@@ -104,3 +104,21 @@ fn suppaftp_logs_in() {
     assert_eq!(ftp.pwd().unwrap(), "/");
     ftp.quit().unwrap();
 }
+
+#[test]
+fn many_connections_of_one_client_logging_in_at_once_all_get_in() {
+    // A mirror opening its parallel sessions, or a fleet behind one NAT
+    // address reconnecting together, sends one right password many times
+    // at once: that is one guess, not many, under the default budget of
+    // 10 (32: the default cap of connections from one address).
+    let server = TestServer::start();
+    let mut conns: Vec<_> = (0..32).map(|_| server.raw()).collect();
+    for c in &mut conns {
+        assert_eq!(c.cmd("USER alice").code, 331);
+    }
+    for c in &mut conns {
+        c.send(&format!("PASS {PASSWORD}"));
+    }
+    let codes: Vec<u16> = conns.iter_mut().map(|c| c.reply().code).collect();
+    assert!(codes.iter().all(|&code| code == 230), "{codes:?}");
+}

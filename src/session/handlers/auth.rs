@@ -45,7 +45,7 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
     let password = Password::new(password);
     let peer = cx.conn.peer;
     // The address's budget holds on every connection, not only at connect.
-    let attempt = match cx.server.login_failures.begin(peer.ip()) {
+    let attempt = match cx.server.login_failures.begin(peer.ip(), &login, &password) {
         Ok(attempt) => attempt,
         Err(refused) => {
             tracing::warn!(%peer, ?refused, "login not checked: address over its failure budget");
