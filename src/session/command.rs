@@ -530,6 +530,12 @@ fn parse_epsv(arg: &str) -> Result<EpsvArg, ParseError> {
 /// The one exhaustive match from command to handler. `target` is the
 /// command's path, checked at dispatch for the right its spec declares;
 /// `rename_from` is what an RNFR just before left behind.
+///
+/// The session boxes this future while a command runs, and a future is as
+/// large as its largest arm; the transfer and listing handlers, twice the
+/// size of the rest, are boxed on their own, so a command such as `PASS`
+/// that may wait long (500 of them at once in a burst of logins) holds
+/// half as much.
 pub(super) async fn run(
     command: Command,
     mut cx: Cx<'_>,
@@ -557,10 +563,10 @@ pub(super) async fn run(
         C::Size(_) => file_ops::size(target()?).await,
         C::Mdtm(_) => file_ops::mdtm(target()?).await,
         C::Mfmt { time, .. } => file_ops::mfmt(&time, target()?).await,
-        C::Retr(_) => transfer::retr(cx, target()?).await,
-        C::Stor(_) => transfer::stor(cx, target()?).await,
-        C::Appe(_) => transfer::appe(cx, target()?).await,
-        C::Stou(hint) => transfer::stou(cx, hint.as_deref()).await,
+        C::Retr(_) => Box::pin(transfer::retr(cx, target()?)).await,
+        C::Stor(_) => Box::pin(transfer::stor(cx, target()?)).await,
+        C::Appe(_) => Box::pin(transfer::appe(cx, target()?)).await,
+        C::Stou(hint) => Box::pin(transfer::stou(cx, hint.as_deref())).await,
         C::Rest(offset) => transfer::rest(cx.state, offset),
         C::Auth(mechanism) => tls::auth(&cx, &mechanism),
         C::Ccc => tls::ccc(cx.conn),
@@ -568,12 +574,12 @@ pub(super) async fn run(
         C::Prot(level) => tls::prot(cx.conn, &level),
         C::Abor => Ok(Reply::new(Code::TransferComplete, "No transfer to abort").into()),
         C::Allo => Ok(Reply::new(Code::Superfluous, "ALLO not needed").into()),
-        C::List(_) => listing::list(cx, target()?).await,
-        C::Nlst(_) => listing::nlst(cx, target()?).await,
-        C::Mlsd(_) => listing::mlsd(cx, target()?).await,
+        C::List(_) => Box::pin(listing::list(cx, target()?)).await,
+        C::Nlst(_) => Box::pin(listing::nlst(cx, target()?)).await,
+        C::Mlsd(_) => Box::pin(listing::mlsd(cx, target()?)).await,
         C::Mlst(_) => listing::mlst(cx.state, target()?).await,
         C::Stat(None) => Ok(listing::status(cx.conn, cx.state).into()),
-        C::Stat(Some(_)) => listing::stat(cx.state, target()?).await,
+        C::Stat(Some(_)) => Box::pin(listing::stat(cx.state, target()?)).await,
         C::Pasv => data_setup::pasv(&mut cx),
         C::Epsv(arg) => data_setup::epsv(&mut cx, arg),
         C::Port(addr) => data_setup::port(&mut cx, addr, false),

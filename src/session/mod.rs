@@ -323,7 +323,8 @@ impl Session {
                 if !self.send(reply).await {
                     return false;
                 }
-                match self.protect_control_connection().await {
+                // Boxed: a handshake's state is the largest of a command's.
+                match Box::pin(self.protect_control_connection()).await {
                     Ok(()) => true,
                     Err(err) => {
                         tracing::info!(%err, "TLS handshake after AUTH failed");
@@ -563,5 +564,21 @@ mod tests {
         let session = Session::new(io, addr, addr, context, CancellationToken::new(), false);
         let size = std::mem::size_of_val(&session.run());
         assert!(size <= 2048, "a session's future takes {size} bytes");
+    }
+
+    /// A command's future is boxed while it runs; in a burst of logins
+    /// hundreds of `PASS` wait at once, each holding one. The TLS handshake,
+    /// transfers and listings are boxed apart so they do not set its size.
+    #[test]
+    fn a_running_command_holds_little() {
+        let context = ServerContext::new(
+            Settings::default(),
+            Arc::new(ConfigUserManager::new(Vec::new(), None)),
+        );
+        let io = Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], 21));
+        let mut session = Session::new(io, addr, addr, context, CancellationToken::new(), false);
+        let size = std::mem::size_of_val(&session.on_line(String::new()));
+        assert!(size <= 1280, "a command's future takes {size} bytes");
     }
 }
