@@ -17,7 +17,9 @@ Subcommands:
                                     plain and TLS client ceilings -> JSON in OUT
   bench NAME MODE PORT PID OUT [NO_TLS_REASON]
                                     MODE plain: the anonymous workloads;
-                                    MODE secure: FTPS RETR and password logins;
+                                    MODE secure: a burst of password logins
+                                    held as idle sessions (first round), FTPS
+                                    RETR and password logins;
                                     both merge their metrics into OUT (JSON)
   fail NAME MODE OUT REASON         record that a server did not start in MODE
   merge OUT ROUND_JSON...           one server's rounds as one result (run.sh
@@ -59,6 +61,7 @@ SMALL_KB = knob("SMALL_KB", 4)
 SMALL_WORKERS = knob("SMALL_WORKERS", 8)
 MANY_SESSIONS = knob("MANY_SESSIONS", 10000)
 MANY_PROCS = knob("MANY_PROCS", 10)
+BURST_SESSIONS = knob("BURST_SESSIONS", 500)
 MANY_SERVERS = knob("MANY_SERVERS", "aioftpd pyftpdlib").split()
 BENCH_USER = knob("BENCH_USER", "bench")
 BENCH_PASS = os.environ.get("BENCH_PASS", "")
@@ -464,6 +467,81 @@ def idle_memory(port, pid):
             "pss_before_kib": before, "pss_after_kib": after}
 
 
+def password_burst(port, pid):
+    """BURST_SESSIONS password logins at once, held open as idle sessions,
+    then closed: the server's PSS before, while they are open, and once
+    they are gone. MANY_PROCS processes each open their share up to the
+    331, wait at a barrier, then send every PASS before reading any reply,
+    so the server sees the passwords all within a few milliseconds (as a
+    client fleet reconnecting after an outage would send them)."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(MANY_PROCS + 1)
+    ready, release = ctx.Queue(), ctx.Event()
+
+    def child(count):
+        sessions, errors, first = [], 0, None
+        try:
+            for _ in range(count):
+                c = Control(port, timeout=120)
+                c.expect("331", f"USER {BENCH_USER}")
+                sessions.append(c)
+            barrier.wait(timeout=300)
+        except (OSError, RuntimeError, ConnectionError, threading.BrokenBarrierError) as e:
+            barrier.abort()
+            ready.put((0, count, f"{type(e).__name__}: {e}"))
+            return
+        for c in sessions:
+            c.sock.sendall(f"PASS {BENCH_PASS}\r\n".encode())
+        ok = 0
+        for c in sessions:
+            try:
+                r = c.reply()
+                if r.startswith("230"):
+                    ok += 1
+                    continue
+                first = first or f"PASS: {r!r}"
+            except (OSError, ConnectionError) as e:
+                first = first or f"{type(e).__name__}: {e}"
+            errors += 1
+        ready.put((ok, errors, first))
+        release.wait(600)
+        for c in sessions:
+            c.close()
+
+    share = [BURST_SESSIONS // MANY_PROCS + (i < BURST_SESSIONS % MANY_PROCS)
+             for i in range(MANY_PROCS)]
+    time.sleep(0.5)
+    before, tree_before = pss_kib(pid), len(tree(pid))
+    procs = [ctx.Process(target=child, args=(n,)) for n in share]
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=300)
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.monotonic()
+    got = [ready.get(timeout=600) for _ in procs]
+    logged_in = time.monotonic() - t0
+    time.sleep(1.0)
+    during = pss_kib(pid)
+    release.set()
+    for p in procs:
+        p.join()
+    # The forking servers' session processes take a moment to exit.
+    for _ in range(50):
+        if len(tree(pid)) <= tree_before:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    after = pss_kib(pid)
+    ok = sum(g[0] for g in got)
+    return {"sessions": ok, "errors": sum(g[1] for g in got),
+            "first_error": next((g[2] for g in got if g[2]), None),
+            "pss_before_kib": before, "pss_open_kib": during, "pss_after_kib": after,
+            "kib_per_session": (during - before) / max(ok, 1),
+            "kib_left": after - before, "login_seconds": logged_in}
+
+
 def many_sessions(port, pid):
     """MANY_SESSIONS logged-in idle sessions opened from MANY_PROCS processes;
     the server's total PSS while they are all open."""
@@ -648,6 +726,16 @@ def plain(name, port, pid, res, step, size):
 
 
 def secure(name, port, pid, res, step, size, no_tls):
+    if ROUND == 1:
+        # First, on the fresh server, as the anonymous memory workload.
+        r = step("pw burst", lambda: password_burst(port, pid), runs=1)
+        if r:
+            res["burst"] = r[0]
+            res["burst_kib"] = r[0]["kib_per_session"]
+            res["burst_left_kib"] = r[0]["kib_left"]
+            if r[0]["errors"]:
+                res["notes"]["pw burst"] = (f"{r[0]['errors']} of {BURST_SESSIONS} logins "
+                                            f"failed, first: {r[0]['first_error']}")
     if no_tls:
         res["notes"]["FTPS"] = no_tls
     else:
@@ -812,6 +900,10 @@ def rows():
         (f"LIST of {LIST_ENTRIES:,} entries, s", "list_s", False, "{:.3f}"),
         (f"MLSD of {LIST_ENTRIES:,} entries, s", "mlsd_s", False, "{:.3f}"),
         ("memory per idle logged-in session, KiB", "idle_kib", False, "{:,.1f}"),
+        (f"memory per idle session after {BURST_SESSIONS:,} password logins at once, KiB",
+         "burst_kib", False, "{:,.1f}"),
+        (f"PSS left once those {BURST_SESSIONS:,} sessions closed, KiB", "burst_left_kib",
+         False, "{:,.0f}"),
         ("idle server PSS before any session, KiB", "idle_pss", False, "{:,.0f}"),
         (f"server PSS with {MANY_SESSIONS:,} idle sessions, MiB", "many_pss_mib", False,
          "{:,.1f}"),

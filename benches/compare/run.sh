@@ -15,6 +15,8 @@
 #                           login workers and how long they run, anonymous
 #                           and with a password
 #   IDLE_SESSIONS (200)     sessions for the memory-per-session figure
+#   BURST_SESSIONS (500)    password logins sent at once and held as idle
+#                           sessions: PSS per session, and what is left after
 #   MANY_SESSIONS (10000), MANY_PROCS (10), MANY_SERVERS ("aioftpd pyftpdlib")
 #                           idle sessions held open at once (from MANY_PROCS
 #                           client processes) on the servers in MANY_SERVERS
@@ -49,7 +51,7 @@ export SIZE_MB="${SIZE_MB:-1024}" RUNS="${RUNS:-3}" \
     SMALL_FILES="${SMALL_FILES:-2000}" SMALL_KB="${SMALL_KB:-4}" \
     SMALL_WORKERS="${SMALL_WORKERS:-8}" MANY_SESSIONS="${MANY_SESSIONS:-10000}" \
     MANY_PROCS="${MANY_PROCS:-10}" MANY_SERVERS="${MANY_SERVERS:-aioftpd pyftpdlib}" \
-    BENCH_USER="${BENCH_USER:-bench}"
+    BURST_SESSIONS="${BURST_SESSIONS:-500}" BENCH_USER="${BENCH_USER:-bench}"
 PEERS="$WORK/peers/root"
 export DATA="$WORK/data"
 TMP=$(mktemp -d /tmp/aioftpd-compare.XXXXXX)
@@ -458,6 +460,7 @@ echo
 echo "Sizes: ${SIZE_MB} MiB file; ${MULTI_CLIENTS} clients × ${MULTI_MB} MiB (one shared file);" \
     "${SMALL_FILES} × ${SMALL_KB} KiB files, ${SMALL_WORKERS} workers; ${LIST_ENTRIES}-entry directory;" \
     "${LOGIN_WORKERS} login workers × ${LOGIN_SECONDS} s; ${IDLE_SESSIONS} idle sessions;" \
+    "${BURST_SESSIONS} password logins at once;" \
     "${MANY_SESSIONS} sessions at once on ${MANY_SERVERS// /, }; median of ${RUNS}."
 echo
 "${CLIENT[@]}" table "$TMP/ceilings.json" "${results[@]}"
