@@ -20,6 +20,7 @@ mod deadline;
 pub mod limits;
 pub mod listing;
 pub mod path;
+pub mod proxy_protocol;
 pub mod reply;
 #[cfg(test)]
 mod rooms;

@@ -11,6 +11,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("address", 0),
     ("throttle", 0),
     ("tls", 0),
+    ("proxy_protocol", 0),
     ("storage", 1),
     ("auth", 2),
     ("settings", 3),

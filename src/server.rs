@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::UserManager;
 use crate::context::ServerContext;
 use crate::limits::Refusal;
+use crate::proxy_protocol;
 use crate::reply::Reply;
 use crate::session::{PlainControl, Session};
 use crate::settings::Settings;
@@ -30,6 +31,9 @@ pub struct Listener {
     pub socket: TcpListener,
     /// Implicit FTPS: TLS from the first byte, before the greeting.
     pub implicit_tls: bool,
+    /// Connections come from trusted proxies, each with a PROXY header
+    /// first (`[proxy_protocol] listen`).
+    pub proxied: bool,
 }
 
 /// An FTP server: listeners come and go, the config can be swapped, and
@@ -186,37 +190,106 @@ async fn accept_loop(
             Ok(local) => local,
             Err(_) => continue,
         };
-        let context = contexts.borrow().clone();
-        let admitted = if context.login_failures.is_blocked(peer.ip()) {
-            Err(Refusal::AddressBlocked)
-        } else {
-            context.admission.admit(peer.ip())
-        };
-        let permit = match admitted {
-            Ok(permit) => permit,
-            Err(refusal) => {
-                refuse(&stream, refusal);
-                tracing::info!(%peer, ?refusal, "connection refused");
-                continue;
-            }
-        };
-        let session = Session::new(
-            Box::new(PlainControl::new(stream)),
+        let accepted = Accepted {
+            stream,
             peer,
             local,
-            context,
-            tokens.stop.clone(),
-            listener.implicit_tls,
-        )
-        .with_permit(permit)
-        .following(contexts.clone());
-        let force = tokens.force.clone();
+            implicit_tls: listener.implicit_tls,
+        };
+        if !listener.proxied {
+            let context = contexts.borrow().clone();
+            if let Some(session) = admit(accepted, context, &contexts, &tokens.stop) {
+                sessions.spawn(run_until_forced(session, tokens.force.clone()));
+            }
+            continue;
+        }
+        let trusted = contexts
+            .borrow()
+            .settings
+            .proxy
+            .as_ref()
+            .map(|proxy| proxy.trusted.clone());
+        let Some(trusted) = trusted.filter(|trusted| trusted.contains(peer.ip())) else {
+            tracing::warn!(%peer, "refused: a PROXY protocol listener takes connections only from proxy_protocol.trusted");
+            continue;
+        };
+        // The header is read in the connection's own task, so a slow proxy
+        // holds up only the client it carries.
+        let (contexts, stop, force) = (contexts.clone(), tokens.stop.clone(), tokens.force.clone());
         sessions.spawn(async move {
-            tokio::select! {
-                () = session.run() => {}
-                () = force.cancelled() => {}
+            let mut accepted = accepted;
+            let header = tokio::select! {
+                header = proxy_protocol::read_header(&mut accepted.stream) => header,
+                () = force.cancelled() => return,
+            };
+            match header {
+                Ok(client) => accepted.peer = client.unwrap_or(peer),
+                Err(err) => {
+                    tracing::warn!(proxy = %peer, %err, "refused: no valid PROXY header");
+                    return;
+                }
+            }
+            let context = contexts.borrow().clone();
+            if let Some(session) = admit(accepted, context, &contexts, &stop) {
+                run_until_forced(session.through_proxy(trusted), force).await;
             }
         });
+    }
+}
+
+/// A control connection just accepted; `peer` is the client (through a
+/// proxy: the one its header named).
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    implicit_tls: bool,
+}
+
+/// The session for `accepted`, or `None` when the caps or the login
+/// protection refuse its client (told why, in one line).
+fn admit(
+    accepted: Accepted,
+    context: Arc<ServerContext>,
+    contexts: &watch::Receiver<Arc<ServerContext>>,
+    stop: &CancellationToken,
+) -> Option<Session> {
+    let Accepted {
+        stream,
+        peer,
+        local,
+        implicit_tls,
+    } = accepted;
+    let admitted = if context.login_failures.is_blocked(peer.ip()) {
+        Err(Refusal::AddressBlocked)
+    } else {
+        context.admission.admit(peer.ip())
+    };
+    let permit = match admitted {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            refuse(&stream, refusal);
+            tracing::info!(%peer, ?refusal, "connection refused");
+            return None;
+        }
+    };
+    let session = Session::new(
+        Box::new(PlainControl::new(stream)),
+        peer,
+        local,
+        context,
+        stop.clone(),
+        implicit_tls,
+    )
+    .with_permit(permit)
+    .following(contexts.clone());
+    Some(session)
+}
+
+async fn run_until_forced(session: Session, force: CancellationToken) {
+    tokio::select! {
+        () = session.run() => {}
+        () = force.cancelled() => {}
     }
 }
 
@@ -248,6 +321,7 @@ pub fn bind_all(settings: &Settings) -> Result<Vec<Listener>, (SocketAddr, io::E
             Ok(Listener {
                 socket,
                 implicit_tls: spec.implicit_tls,
+                proxied: spec.proxied,
             })
         })
         .collect()

@@ -10,8 +10,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proxy_protocol::TrustedProxies;
 use crate::throttle::Rate;
 use crate::tls::TlsSettings;
 
@@ -32,6 +34,18 @@ pub struct Settings {
     pub login: LoginProtection,
     /// How long shutdown waits for running transfers before closing them.
     pub shutdown_timeout: Duration,
+    /// Listeners behind a load balancer that speaks the PROXY protocol.
+    pub proxy: Option<ProxySettings>,
+}
+
+/// `[proxy_protocol]`: control listeners whose connections come from
+/// trusted proxies, each starting with a PROXY header naming the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Where such connections come in.
+    pub listen: Vec<SocketAddr>,
+    /// The proxies' addresses; a connection from elsewhere is refused.
+    pub trusted: Arc<TrustedProxies>,
 }
 
 /// A control listener the settings ask for.
@@ -41,23 +55,30 @@ pub struct ListenerSpec {
     pub addr: SocketAddr,
     /// Implicit FTPS: TLS from the first byte (`[tls] implicit_listen`).
     pub implicit_tls: bool,
+    /// Connections come from a trusted proxy, a PROXY header first
+    /// (`[proxy_protocol] listen`).
+    pub proxied: bool,
 }
 
 impl Settings {
     /// Every control listener these settings ask for, plain (`listen`)
-    /// first, then implicit-TLS ones: the one place that decides the set,
-    /// for the first bind and for every reload.
+    /// first, then implicit-TLS ones, then those behind a proxy: the one
+    /// place that decides the set, for the first bind and for every reload.
     pub fn listeners(&self) -> Vec<ListenerSpec> {
-        let plain = self.listen.iter().map(|&addr| ListenerSpec {
-            addr,
-            implicit_tls: false,
-        });
-        let implicit = self.tls.iter().flat_map(|tls| &tls.implicit_listen);
-        plain
-            .chain(implicit.map(|&addr| ListenerSpec {
+        let spec = |implicit_tls, proxied| {
+            move |&addr: &SocketAddr| ListenerSpec {
                 addr,
-                implicit_tls: true,
-            }))
+                implicit_tls,
+                proxied,
+            }
+        };
+        let implicit = self.tls.iter().flat_map(|tls| &tls.implicit_listen);
+        let proxied = self.proxy.iter().flat_map(|proxy| &proxy.listen);
+        self.listen
+            .iter()
+            .map(spec(false, false))
+            .chain(implicit.map(spec(true, false)))
+            .chain(proxied.map(spec(false, true)))
             .collect()
     }
 }
@@ -178,6 +199,7 @@ impl Default for Settings {
             limits: Limits::default(),
             login: LoginProtection::default(),
             shutdown_timeout: Duration::from_secs(60),
+            proxy: None,
         }
     }
 }

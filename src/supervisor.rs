@@ -156,6 +156,7 @@ fn bind_new(server: &Server, settings: &Settings, bound: &Bound) -> Result<Bound
             Listener {
                 socket,
                 implicit_tls: spec.implicit_tls,
+                proxied: spec.proxied,
             },
         ));
     }
@@ -209,10 +210,10 @@ fn serve(
     listener: Listener,
     configured: Option<SocketAddr>,
 ) -> Option<SocketAddr> {
-    let kind = if listener.implicit_tls {
-        "implicit TLS"
-    } else {
-        "plain and explicit TLS"
+    let kind = match (listener.implicit_tls, listener.proxied) {
+        (true, _) => "implicit TLS",
+        (false, true) => "behind a proxy (PROXY protocol), plain and explicit TLS",
+        (false, false) => "plain and explicit TLS",
     };
     match server.serve(listener) {
         Ok(addr) => {
@@ -227,7 +228,9 @@ fn serve(
 }
 
 /// Sockets passed by systemd socket activation (`LISTEN_FDS`); those whose
-/// `FileDescriptorName=` contains `implicit` or `ftps` speak implicit TLS.
+/// `FileDescriptorName=` contains `implicit` or `ftps` speak implicit TLS,
+/// those whose name contains `proxy` take PROXY headers from
+/// `[proxy_protocol] trusted`.
 fn inherited_listeners() -> io::Result<Vec<Listener>> {
     let mut fds = listenfd::ListenFd::from_env();
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
@@ -244,6 +247,7 @@ fn inherited_listeners() -> io::Result<Vec<Listener>> {
         listeners.push(Listener {
             socket: tokio::net::TcpListener::from_std(socket)?,
             implicit_tls,
+            proxied: !implicit_tls && name.contains("proxy"),
         });
     }
     Ok(listeners)

@@ -152,6 +152,23 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         }
         _ => line("# [tls]: not configured, only plain FTP is spoken".to_owned()),
     }
+    line(String::new());
+    match &s.proxy {
+        Some(proxy) => {
+            line("[proxy_protocol]".to_owned());
+            line(format!("listen = {}", addresses(&proxy.listen)));
+            let trusted: Vec<String> = proxy
+                .trusted
+                .networks()
+                .iter()
+                .map(|net| quoted(&net.to_string()))
+                .collect();
+            line(format!("trusted = [{}]", trusted.join(", ")));
+        }
+        None => {
+            line("# [proxy_protocol]: not configured, no listener takes PROXY headers".to_owned())
+        }
+    }
     for entry in &file.users {
         let user = match &entry.login {
             Some(login) => built

@@ -254,8 +254,8 @@ fn outside_the_domain(kind: Kind) -> Vec<Value> {
 }
 
 /// A valid file with every section and one entry of each list, so any key
-/// can be set in it: TLS with a real certificate, one named user with a
-/// rule.
+/// can be set in it: TLS with a real certificate, a proxied listener, one
+/// named user with a rule.
 struct Base {
     text: String,
     _dir: tempfile::TempDir,
@@ -278,6 +278,7 @@ impl Base {
         let text = format!(
             "[server]\n[passive]\n[login]\n\
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
+             [proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\"]\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\nbase_path = \"{base}\"\n\
              permissions = [{{ path = \"/\" }}]\n",
             cert = cert_path.display(),

@@ -23,6 +23,7 @@ pub(super) struct FileConfig {
     pub login: LoginSection,
     #[serde(default)]
     pub users: Vec<UserEntry>,
+    pub proxy_protocol: Option<ProxyProtocolSection>,
 }
 
 /// `[server]`: listeners and session behaviour.
@@ -79,6 +80,14 @@ pub(super) struct TlsSection {
     pub require_session_reuse: Option<bool>,
     pub implicit_listen: Option<Vec<String>>,
     pub handshake_timeout: Option<UnitText>,
+}
+
+/// `[proxy_protocol]`: listeners behind a load balancer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProxyProtocolSection {
+    pub listen: Option<Vec<String>>,
+    pub trusted: Option<Vec<String>>,
 }
 
 /// One `[[users]]` entry; without `login` it is the anonymous user.

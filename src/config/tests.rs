@@ -741,3 +741,45 @@ async fn the_printed_config_loads_to_the_same_settings_and_prints_the_same() {
         "{printed}"
     );
 }
+
+#[test]
+fn proxy_protocol_listeners_and_trusted_networks_are_read_and_checked() {
+    let loaded = load(
+        "[proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\", \"10.0.1.0/24\", \"2001:db8::/64\"]\n\
+         [[users]]\nstorage = \"memory\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let proxy = loaded.settings.proxy.as_ref().expect("proxy settings");
+    assert_eq!(proxy.listen, ["127.0.0.11:2121".parse().unwrap()]);
+    assert!(proxy.trusted.contains("10.0.0.2".parse().unwrap()));
+    assert!(proxy.trusted.contains("10.0.1.200".parse().unwrap()));
+    assert!(!proxy.trusted.contains("10.0.0.3".parse().unwrap()));
+    assert!(loaded
+        .settings
+        .listeners()
+        .iter()
+        .any(|spec| spec.proxied && spec.addr == proxy.listen[0]));
+
+    let lines = error_lines(
+        "[server]\nlisten = [\"127.0.0.1:21\"]\n[proxy_protocol]\nlisten = [\"127.0.0.1:21\"]\n\
+         trusted = [\"0.0.0.0/0\", \"10.0.1.7/24\", \"proxy.example\"]\n\
+         [[users]]\nstorage = \"memory\"\n",
+    );
+    assert_starts(
+        &lines,
+        &[
+            "/etc/aioftpd.toml:4: proxy_protocol.listen[0]: 127.0.0.1:21 is already a listener",
+            "/etc/aioftpd.toml:5: proxy_protocol.trusted[0]: \"0.0.0.0/0\" trusts every address",
+            "/etc/aioftpd.toml:5: proxy_protocol.trusted[1]: \"10.0.1.7/24\" has host bits set",
+            "/etc/aioftpd.toml:5: proxy_protocol.trusted[2]: invalid address or network",
+        ],
+    );
+    let lines = error_lines(
+        "[server]\nlisten = []\n[proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\n\
+         [[users]]\nstorage = \"memory\"\n",
+    );
+    assert_starts(
+        &lines,
+        &["/etc/aioftpd.toml:3: proxy_protocol.trusted: must name the proxies' addresses"],
+    );
+}

@@ -26,6 +26,7 @@ use crate::context::ServerContext;
 use crate::data::DataSetup;
 use crate::deadline;
 use crate::limits::ConnectionPermit;
+use crate::proxy_protocol::TrustedProxies;
 
 pub use crate::reply::Reply;
 use crate::reply::{push_body_line, Code, StreamedReply};
@@ -112,6 +113,7 @@ impl Session {
                 connected_at: Instant::now(),
                 tls: None,
                 failed_logins: 0,
+                proxy: None,
             },
             context,
             stop,
@@ -122,6 +124,14 @@ impl Session {
             permit: None,
             updates: None,
         }
+    }
+
+    /// The connection came from one of `trusted` on the client's behalf
+    /// (`peer` is the client the PROXY header named): its passive data
+    /// connections may come through those proxies too, each with a header.
+    pub fn through_proxy(mut self, trusted: Arc<TrustedProxies>) -> Self {
+        self.conn.proxy = Some(trusted);
+        self
     }
 
     /// Follows config reloads: at each command the session switches to the

@@ -15,6 +15,7 @@ use crate::data::DataSetup;
 use crate::limits::UserSlot;
 use crate::listing::FactSet;
 use crate::path::VirtualPath;
+use crate::proxy_protocol::TrustedProxies;
 use crate::throttle::{Bucket, Rate, Throttle};
 use crate::tls::resumption::{ControlTickets, Holder};
 
@@ -31,6 +32,9 @@ pub(super) struct Connection {
     /// Failed `PASS` attempts on this connection; REIN does not reset it,
     /// or it would reset the per-connection budget.
     pub failed_logins: u32,
+    /// The proxies the connection came through, if it did (`peer` is then
+    /// the client their PROXY header named).
+    pub proxy: Option<Arc<TrustedProxies>>,
 }
 
 impl Connection {

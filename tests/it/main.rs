@@ -15,6 +15,7 @@ mod login;
 mod logs;
 mod properties;
 mod protocol;
+mod proxy;
 mod security;
 mod settings;
 mod supervisor;

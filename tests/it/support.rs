@@ -267,9 +267,7 @@ impl RawClient {
             [n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8],
             n[4] * 256 + n[5],
         ));
-        let data = TcpStream::connect(addr).expect("data connect");
-        data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        data
+        self.data_to(addr)
     }
 
     /// Sends EPSV and connects to the announced port on the control address.
@@ -281,7 +279,14 @@ impl RawClient {
             .parse()
             .expect("port");
         let ip = self.writer.peer_addr().expect("peer").ip();
-        let data = TcpStream::connect((ip, port)).expect("data connect");
+        self.data_to(SocketAddr::new(ip, port))
+    }
+
+    /// A data connection to `addr` from the control connection's host, as
+    /// a client makes it.
+    fn data_to(&self, addr: SocketAddr) -> TcpStream {
+        let local = self.writer.local_addr().expect("local").ip();
+        let data = tcp_from(local, addr);
         data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         data
     }

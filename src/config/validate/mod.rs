@@ -12,6 +12,7 @@
 //! | `server.rs` | `[server]` |
 //! | `login.rs` | `[login]` |
 //! | `passive.rs` | `[passive]` |
+//! | `proxy.rs` | `[proxy_protocol]` |
 //! | `tls.rs` | `[tls]` |
 //! | `users.rs` | `[[users]]` |
 //!
@@ -20,6 +21,7 @@
 
 mod login;
 mod passive;
+mod proxy;
 mod server;
 mod tls;
 mod users;
@@ -40,6 +42,7 @@ use crate::tls::{MinVersion, TlsPolicy};
 
 use login::login_protection;
 use passive::passive_settings;
+use proxy::proxy_settings;
 use server::{limits, listen_addresses, session_settings, upload_sync};
 use tls::tls_settings;
 use users::users;
@@ -165,7 +168,13 @@ impl Problems {
 
 /// Checks `file`: every key, every problem recorded in `problems`.
 pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Checked {
-    let listen = listen_addresses(&file.server, problems);
+    let has = |list: Option<&Vec<String>>| list.is_some_and(|list| !list.is_empty());
+    let others = has(file
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.implicit_listen.as_ref()))
+        || has(file.proxy_protocol.as_ref().and_then(|p| p.listen.as_ref()));
+    let listen = listen_addresses(&file.server, others, problems);
     let session = session_settings(&file.server, problems);
     let passive = passive_settings(&file.passive, problems);
     let limits = limits(&file.server, problems);
@@ -183,6 +192,15 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
     )
     .unwrap_or(Settings::default().shutdown_timeout);
     let (named, anonymous, storages) = users(&file.users, tls.is_some(), problems);
+    let mut taken = listen.clone();
+    taken.extend(
+        tls.iter()
+            .flat_map(|tls| tls.implicit_listen.iter().copied()),
+    );
+    let proxy = file
+        .proxy_protocol
+        .as_ref()
+        .map(|section| proxy_settings(section, &taken, problems));
     Checked {
         settings: Settings {
             listen,
@@ -192,6 +210,7 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
             limits,
             login,
             shutdown_timeout,
+            proxy,
         },
         tls,
         named,
@@ -231,7 +250,10 @@ fn addresses(
         if seen.contains(&addr) && !fresh_port {
             problems.add(key, format!("{addr} is listed twice"));
         } else if taken.contains(&addr) && !fresh_port {
-            problems.add(key, format!("{addr} is already in server.listen"));
+            problems.add(
+                key,
+                format!("{addr} is already a listener (server.listen or tls.implicit_listen)"),
+            );
         } else {
             seen.push(addr);
         }

@@ -12,15 +12,22 @@ use super::{
     MAX_IDLE_TIMEOUT, MAX_WAIT_TIMEOUT, MIN_BLOCK_SIZE,
 };
 
-pub(super) fn listen_addresses(server: &ServerSection, problems: &mut Problems) -> Vec<SocketAddr> {
+/// `server.listen`; it may be empty only when `others` (implicit-TLS or
+/// proxied listeners) are configured.
+pub(super) fn listen_addresses(
+    server: &ServerSection,
+    others: bool,
+    problems: &mut Problems,
+) -> Vec<SocketAddr> {
     let written = match &server.listen {
         Some(list) => list.clone(),
         None => vec![DEFAULT_LISTEN.to_owned()],
     };
-    if written.is_empty() {
+    if written.is_empty() && !others {
         problems.add(
             "server.listen",
-            "must name at least one address, such as \"0.0.0.0:21\"",
+            "must name at least one address, such as \"0.0.0.0:21\" \
+             (or listen through tls.implicit_listen or proxy_protocol.listen)",
         );
     }
     addresses("server.listen", &written, &[], problems)

@@ -49,6 +49,7 @@ fn open_passive(cx: &mut Cx<'_>) -> Result<u16, Reply> {
             ));
         }
     };
+    let listener = listener.through(cx.conn.proxy.clone());
     let port = listener.port();
     let wait = cx.server.settings.session.data_timeout;
     cx.state.passive_until = Some(crate::deadline::after(Instant::now(), wait));
