@@ -210,7 +210,9 @@ async fn accept_loop(
             .as_ref()
             .map(|proxy| proxy.trusted.clone());
         let Some(trusted) = trusted.filter(|trusted| trusted.contains(peer.ip())) else {
-            tracing::warn!(%peer, "refused: a PROXY protocol listener takes connections only from proxy_protocol.trusted");
+            // At info, as every refused connection: one per attempt, and
+            // whoever can reach the port can make many.
+            tracing::info!(%peer, "refused: a PROXY protocol listener takes connections only from proxy_protocol.trusted");
             continue;
         };
         // The header is read in the connection's own task, so a slow proxy
