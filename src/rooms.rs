@@ -13,6 +13,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("tls", 0),
     ("proxy_protocol", 0),
     ("storage", 1),
+    ("user_store", 1),
     ("auth", 2),
     ("settings", 3),
     ("config", 4),
