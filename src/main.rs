@@ -273,12 +273,7 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("{err}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let Loaded {
-        mut settings,
-        users,
-        warnings,
-        ..
-    } = match load(&args) {
+    let mut loaded = match load(&args) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("{err}");
@@ -286,7 +281,7 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     if !args.listen.is_empty() {
-        settings.listen = args.listen.clone();
+        loaded.settings.listen = args.listen.clone();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -297,12 +292,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let config_path = args.config.clone();
     runtime.block_on(supervisor::run(
-        Loaded {
-            settings,
-            users,
-            warnings,
-            effective: None,
-        },
+        loaded,
         config_path.as_deref(),
         &args.listen,
     ))

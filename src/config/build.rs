@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::validate::{Checked, Problem, Problems, StorageSpec, TlsSpec, UserSpec};
+use super::account::{AccountRules, UsersDatabase};
+use super::validate::{Checked, DatabaseSpec, Problem, Problems, StorageSpec, TlsSpec, UserSpec};
 use crate::auth::{PasswordHash, User};
 use crate::settings::Settings;
 use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
 use crate::tls::{MinVersion, TlsLoadError, TlsSettings};
+use crate::user_store::{Backend, DatabasePassword, StoreSettings};
 
 /// A loaded config: the runtime values the server runs on.
 pub(super) struct Built {
@@ -20,6 +22,8 @@ pub(super) struct Built {
     pub anonymous: Option<User>,
     /// `server.sync_uploads`, already given to each fs storage.
     pub sync: UploadSync,
+    /// `[users_database]`, if the file has one.
+    pub database: Option<UsersDatabase>,
 }
 
 /// Opens what `checked` names (relative paths from `config_dir`); every
@@ -36,6 +40,7 @@ pub(super) fn build(
         anonymous,
         storages,
         sync,
+        database,
     } = checked;
     // Every storage an entry names is opened, whatever else is wrong, so a
     // missing directory shows beside the other problems.
@@ -43,37 +48,124 @@ pub(super) fn build(
         .into_iter()
         .map(|spec| open_storage(spec?, config_dir, sync, &mut problems))
         .collect();
+    let tls_configured = tls.is_some();
     settings.tls = tls.and_then(|spec| load_tls(spec, config_dir, &mut problems));
+    let database = database.and_then(|spec| open_database(spec, config_dir, &mut problems));
     if !problems.0.is_empty() {
         return Err(problems.0);
     }
     let limit = settings.session.storage_timeout;
     let account = |spec: UserSpec| -> Option<User> {
         let storage = opened.get(spec.entry)?.clone()?;
-        Some(User {
-            login: spec.login,
-            home: spec.home,
-            permissions: spec.permissions,
-            storage: bound_storage(storage, limit),
-            tls_required: spec.tls_required,
-            max_connections: spec.max_connections,
-            limits: spec.limits,
-        })
+        Some(account(spec, storage, limit))
     };
     let named = named
         .into_iter()
         .filter_map(|(spec, hash)| Some((account(spec)?, hash)))
         .collect();
     let anonymous = anonymous.and_then(account);
+    let database = database.map(|(store, cache_lifetime)| UsersDatabase {
+        store,
+        cache_lifetime,
+        accounts: AccountRules {
+            config_dir: config_dir.to_owned(),
+            tls_configured,
+            sync,
+            storage_timeout: limit,
+        },
+    });
     Ok(Built {
         settings,
         named,
         anonymous,
         sync,
+        database,
     })
 }
 
-fn open_storage(
+/// The account `spec` describes, over `storage`.
+pub(super) fn account(spec: UserSpec, storage: Arc<dyn Storage>, limit: Duration) -> User {
+    User {
+        login: spec.login,
+        home: spec.home,
+        permissions: spec.permissions,
+        storage: bound_storage(storage, limit),
+        tls_required: spec.tls_required,
+        max_connections: spec.max_connections,
+        limits: spec.limits,
+    }
+}
+
+/// Where the users database is, its SQLite file's directory checked, its
+/// PostgreSQL password read from `password_file`; with the cache lifetime.
+fn open_database(
+    spec: DatabaseSpec,
+    config_dir: &Path,
+    problems: &mut Problems,
+) -> Option<(StoreSettings, Duration)> {
+    let password = spec
+        .password_file
+        .and_then(|file| read_password(&config_dir.join(file), problems));
+    let backend = match spec.backend? {
+        Backend::Sqlite { path } => {
+            let resolved = config_dir.join(&path);
+            let resolved = std::path::absolute(&resolved).unwrap_or(resolved);
+            let parent = resolved.parent().unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                problems.add(
+                    "users_database.url",
+                    format!(
+                        "directory {} does not exist: create it, owned by the daemon's user",
+                        parent.display()
+                    ),
+                );
+                return None;
+            }
+            Backend::Sqlite { path: resolved }
+        }
+        Backend::Postgres { url, .. } => Backend::Postgres { url, password },
+    };
+    Some((
+        StoreSettings {
+            backend,
+            timeout: spec.timeout,
+        },
+        spec.cache_lifetime,
+    ))
+}
+
+/// The password in `file`, its first line; refused when others may read it.
+fn read_password(file: &Path, problems: &mut Problems) -> Option<DatabasePassword> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "users_database.password_file";
+    let shown = file.display();
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.add(key, format!("cannot read {shown}: {e}"));
+            return None;
+        }
+    };
+    let mode = std::fs::metadata(file).map_or(0, |meta| meta.permissions().mode());
+    if mode & 0o004 != 0 {
+        problems.add(
+            key,
+            format!("{shown} has mode {:04o}: a password file must not be readable by others; run `chmod 600 {shown}` (or `chmod 640 {shown}` to share it with the daemon's group)", mode & 0o7777),
+        );
+        return None;
+    }
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        problems.add(
+            key,
+            format!("{shown} is empty: its first line is the password"),
+        );
+        return None;
+    }
+    Some(DatabasePassword::new(password))
+}
+
+pub(super) fn open_storage(
     spec: StorageSpec,
     config_dir: &Path,
     sync: UploadSync,

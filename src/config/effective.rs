@@ -169,6 +169,28 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
             line("# [proxy_protocol]: not configured, no listener takes PROXY headers".to_owned())
         }
     }
+    line(String::new());
+    match (&built.database, &file.users_database) {
+        (Some(database), Some(written)) => {
+            line("[users_database]".to_owned());
+            line(format!(
+                "url = {}",
+                quoted(&database.store.backend.describe())
+            ));
+            if let Some(file) = &written.password_file {
+                line(format!(
+                    "password_file = {}",
+                    quoted(&absolute(config_dir, file))
+                ));
+            }
+            line(format!(
+                "cache_lifetime = {}",
+                duration(database.cache_lifetime)
+            ));
+            line(format!("timeout = {}", duration(database.store.timeout)));
+        }
+        _ => line("# [users_database]: not configured, users come from [[users]] only".to_owned()),
+    }
     for entry in &file.users {
         let user = match &entry.login {
             Some(login) => built

@@ -274,15 +274,24 @@ impl Base {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .expect("chmod key");
+        let password = dir.path().join("db-password");
+        std::fs::write(&password, "pw\n").expect("write password");
+        std::fs::set_permissions(
+            &password,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod password");
         let hash = crate::auth::hash_password("pw").expect("hash");
         let text = format!(
             "[server]\n[passive]\n[login]\n\
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
              [proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\"]\n\
+             [users_database]\nurl = \"postgres://aioftpd@127.0.0.1/ftp\"\npassword_file = \"{password}\"\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\nbase_path = \"{base}\"\n\
              permissions = [{{ path = \"/\" }}]\n",
             cert = cert_path.display(),
             key = key_path.display(),
+            password = password.display(),
             base = dir.path().display(),
         );
         Base { text, _dir: dir }

@@ -18,8 +18,10 @@
 //! | `effective.rs` | the config in effect, printed back as TOML |
 //! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
+//! | `account.rs` | users-database rows checked and built as `[[users]]` entries |
 //! | `every_key.rs` | (test) every key of the schema refuses its bad values |
 
+mod account;
 mod build;
 mod effective;
 mod error;
@@ -32,11 +34,12 @@ mod warnings;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use toml_edit::ImDocument;
 
+pub use account::{set_field, unset_field, AccountRules, FieldProblem, UsersDatabase};
 pub use error::{ConfigError, ConfigIssue};
 pub use warnings::{ConfigWarning, Risk};
 
@@ -63,6 +66,51 @@ pub struct Loaded {
     /// The config in effect as TOML, every key with its value
     /// (`check-config --print`); `None` for the embedded default.
     pub effective: Option<String>,
+    /// `[users_database]`, if the file has one.
+    pub users_database: Option<UsersDatabase>,
+    /// The logins `[[users]]` answers for, each with where it is written,
+    /// for [`Loaded::shadowing`].
+    logins: Vec<ConfigLogin>,
+}
+
+/// A login the file's `[[users]]` answers for, and where.
+#[derive(Clone, Debug)]
+struct ConfigLogin {
+    /// A named user's login, or each of [`crate::auth::ANONYMOUS_LOGINS`]
+    /// for the anonymous entry (which answers them in any letter case).
+    login: String,
+    any_case: bool,
+    file: PathBuf,
+    key: String,
+    line: Option<usize>,
+}
+
+impl Loaded {
+    /// The logins of `[[users]]`, named first: those a database row of the
+    /// same login cannot take over (and, for the anonymous entry's names,
+    /// whether any letter case matches).
+    pub fn config_logins(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.logins
+            .iter()
+            .map(|login| (login.login.as_str(), login.any_case))
+    }
+
+    /// Warnings for the `[[users]]` logins that `in_database` says the
+    /// users database holds too: the file's entry wins, the row is never used.
+    pub fn shadowing(&self, in_database: impl Fn(&str, bool) -> bool) -> Vec<ConfigWarning> {
+        self.logins
+            .iter()
+            .filter(|login| in_database(&login.login, login.any_case))
+            .map(|login| ConfigWarning {
+                file: login.file.clone(),
+                line: login.line,
+                key: login.key.clone(),
+                risk: Risk::ShadowsDatabaseRow {
+                    login: login.login.clone(),
+                },
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for Loaded {
@@ -127,7 +175,8 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
                 .collect();
             warnings.sort_by_key(|warning| warning.line.unwrap_or(usize::MAX));
             let effective = effective::render(&file, &built, config_dir);
-            return Ok(loaded(built, warnings, Some(effective)));
+            let logins = config_logins(&file, origin, &locator);
+            return Ok(loaded(built, warnings, Some(effective), logins));
         }
         (_, Some(Ok(_)) | None) => misfits,
         (_, Some(Err(found))) => {
@@ -145,14 +194,48 @@ pub fn load_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
     Err(ConfigError::new(issues))
 }
 
-fn loaded(built: Built, warnings: Vec<ConfigWarning>, effective: Option<String>) -> Loaded {
+fn loaded(
+    built: Built,
+    warnings: Vec<ConfigWarning>,
+    effective: Option<String>,
+    logins: Vec<ConfigLogin>,
+) -> Loaded {
     let cache = built.settings.login.credential_cache;
     Loaded {
         settings: built.settings,
         users: ConfigUserManager::new(built.named, built.anonymous).with_credential_cache(cache),
         warnings,
         effective,
+        users_database: built.database,
+        logins,
     }
+}
+
+/// Where each login of the valid `file` is written.
+fn config_logins(file: &schema::FileConfig, origin: &Path, locator: &Locator) -> Vec<ConfigLogin> {
+    let mut logins = Vec::new();
+    for (index, entry) in file.users.iter().enumerate() {
+        let (names, any_case, key): (Vec<String>, bool, String) = match &entry.login {
+            Some(login) => (vec![login.clone()], false, format!("users[{index}].login")),
+            None => (
+                crate::auth::ANONYMOUS_LOGINS.map(str::to_owned).to_vec(),
+                true,
+                format!("users[{index}]"),
+            ),
+        };
+        for login in names {
+            logins.push(ConfigLogin {
+                login,
+                any_case,
+                file: origin.to_owned(),
+                line: locator.line_of(&key),
+                key: key.clone(),
+            });
+        }
+    }
+    // Named users first: they shadow the anonymous entry's names too.
+    logins.sort_by_key(|login| login.any_case);
+    logins
 }
 
 /// toml_edit's messages can span lines; one issue is one line.
@@ -205,6 +288,8 @@ pub fn embedded_default(
         users: ConfigUserManager::new(Vec::new(), Some(anonymous)),
         warnings: Vec::new(),
         effective: None,
+        users_database: None,
+        logins: Vec::new(),
     })
 }
 

@@ -24,6 +24,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub users: Vec<UserEntry>,
     pub proxy_protocol: Option<ProxyProtocolSection>,
+    pub users_database: Option<UsersDatabaseSection>,
 }
 
 /// `[server]`: listeners and session behaviour.
@@ -88,6 +89,16 @@ pub(super) struct TlsSection {
 pub(super) struct ProxyProtocolSection {
     pub listen: Option<Vec<String>>,
     pub trusted: Option<Vec<String>>,
+}
+
+/// `[users_database]`: accounts kept in SQLite or PostgreSQL (docs/users.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UsersDatabaseSection {
+    pub url: Option<String>,
+    pub password_file: Option<String>,
+    pub cache_lifetime: Option<UnitText>,
+    pub timeout: Option<UnitText>,
 }
 
 /// One `[[users]]` entry; without `login` it is the anonymous user.

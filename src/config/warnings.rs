@@ -77,6 +77,12 @@ pub enum Risk {
         /// The directory, as resolved.
         dir: PathBuf,
     },
+    /// A `[[users]]` login is also a row of the users database: the
+    /// file's entry wins, and the row is never used.
+    ShadowsDatabaseRow {
+        /// The login.
+        login: String,
+    },
     /// A permission rule's path names nothing in the user's directory,
     /// likely a typo: the rule then guards nothing.
     RuleMatchesNothing {
@@ -118,6 +124,10 @@ impl fmt::Display for Risk {
                 f,
                 "{} is writable by every local account, which can then change what this user is served",
                 dir.display()
+            ),
+            Risk::ShadowsDatabaseRow { login } => write!(
+                f,
+                "{login:?} is also a login in the users database: this entry wins, so that row is never used; remove one of them (docs/users.md)"
             ),
             Risk::RuleMatchesNothing { path, base } => write!(
                 f,

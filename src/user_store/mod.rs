@@ -101,7 +101,8 @@ impl Backend {
                         .to_owned(),
                 );
             }
-            PgConnectOptions::from_str(written).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+            PgConnectOptions::from_str(written)
+                .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
             return Ok(Backend::Postgres {
                 url: written.to_owned(),
                 password: None,

@@ -16,7 +16,12 @@ fn settings(dir: &Path) -> StoreSettings {
 }
 
 fn record(login: &str) -> UserRecord {
-    UserRecord::new(login, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "memory", 1)
+    UserRecord::new(
+        login,
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        "memory",
+        1,
+    )
 }
 
 #[test]
@@ -71,7 +76,11 @@ async fn rows_go_in_come_back_change_and_go_away() {
     assert_eq!(store.insert(&alice).await, Ok(false), "the login is taken");
     assert_eq!(store.insert(&record("bob")).await, Ok(true));
     assert_eq!(store.find("alice").await, Ok(Some(alice.clone())));
-    assert_eq!(store.find("Alice").await, Ok(None), "logins compare exactly");
+    assert_eq!(
+        store.find("Alice").await,
+        Ok(None),
+        "logins compare exactly"
+    );
 
     alice.disabled = true;
     alice.home = None;
@@ -98,7 +107,12 @@ async fn values_are_bound_never_spliced_into_the_sql() {
     let dir = tempfile::tempdir().unwrap();
     let store = UserStore::open(&settings(dir.path())).unwrap();
     store.insert(&record("alice")).await.unwrap();
-    for hostile in ["x' OR '1'='1", "alice'; DROP TABLE aioftpd_users; --", "%", "_lice"] {
+    for hostile in [
+        "x' OR '1'='1",
+        "alice'; DROP TABLE aioftpd_users; --",
+        "%",
+        "_lice",
+    ] {
         assert_eq!(store.find(hostile).await, Ok(None), "{hostile}");
         assert_eq!(store.delete(hostile).await, Ok(false), "{hostile}");
     }

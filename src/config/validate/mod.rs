@@ -15,6 +15,7 @@
 //! | `proxy.rs` | `[proxy_protocol]` |
 //! | `tls.rs` | `[tls]` |
 //! | `users.rs` | `[[users]]` |
+//! | `users_database.rs` | `[users_database]` |
 //!
 //! This file holds what the sections share: the problem list, the duration
 //! bounds, and the parsers of counts, rates, durations and addresses.
@@ -25,6 +26,7 @@ mod proxy;
 mod server;
 mod tls;
 mod users;
+mod users_database;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ use proxy::proxy_settings;
 use server::{limits, listen_addresses, session_settings, upload_sync};
 use tls::tls_settings;
 use users::users;
+use users_database::users_database;
+
+pub(in crate::config) use users::check_entry;
+pub(in crate::config) use users_database::DatabaseSpec;
 
 /// Smallest accepted `block_size`: below this, transfers spend their time in syscalls.
 const MIN_BLOCK_SIZE: ByteSize = ByteSize(4 * ByteSize::KIB.0);
@@ -84,6 +90,14 @@ const MAX_BLOCK_DURATION: Duration = Duration::from_secs(365 * DAY.as_secs());
 /// day's reconnects without keeping a verified password around for longer.
 const MAX_CREDENTIAL_CACHE: Duration = DAY;
 
+/// `users_database.cache_lifetime`: past an hour, a disabled account could
+/// still log in for longer than anyone waits for it to be refused.
+const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+/// `users_database.timeout`: a login waits this long at most for the
+/// database; a minute is already past any client's patience.
+const MAX_DATABASE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One problem, before it is placed on a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Problem {
@@ -106,6 +120,8 @@ pub(in crate::config) struct Checked {
     pub storages: Vec<Option<StorageSpec>>,
     /// `server.sync_uploads`, for each fs storage.
     pub sync: UploadSync,
+    /// `[users_database]`, if the file has one.
+    pub database: Option<DatabaseSpec>,
 }
 
 /// A user's account as checked: a [`crate::auth::User`] but for its storage, which
@@ -191,7 +207,12 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         problems,
     )
     .unwrap_or(Settings::default().shutdown_timeout);
-    let (named, anonymous, storages) = users(&file.users, tls.is_some(), problems);
+    let database = file
+        .users_database
+        .as_ref()
+        .map(|section| users_database(section, problems));
+    let (named, anonymous, storages) =
+        users(&file.users, tls.is_some(), database.is_some(), problems);
     let mut taken = listen.clone();
     taken.extend(
         tls.iter()
@@ -217,6 +238,7 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         anonymous,
         storages,
         sync,
+        database,
     }
 }
 

@@ -285,3 +285,77 @@ fn virtual_paths_with_control_characters_are_refused() {
     ));
     assert_eq!(found.len(), 2, "{found:?}");
 }
+
+#[test]
+fn a_users_database_takes_the_place_of_users_and_has_documented_defaults() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let built = built("[users_database]\nurl = \"sqlite:users.db\"\n", dir.path())
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let database = built.database.expect("a users database");
+    assert_eq!(
+        database.store.backend,
+        crate::user_store::Backend::Sqlite {
+            path: dir.path().join("users.db")
+        },
+        "relative to the config's directory, made absolute"
+    );
+    assert_eq!(database.cache_lifetime.as_secs(), 30);
+    assert_eq!(database.store.timeout.as_secs(), 5);
+    assert!(built.named.is_empty() && built.anonymous.is_none());
+}
+
+#[test]
+fn users_database_values_are_checked() {
+    let found = problems("[users_database]\ncache_lifetime = \"2h\"\ntimeout = \"0s\"\n");
+    assert!(has(&found, "users_database.url", "required"));
+    assert!(has(&found, "users_database.cache_lifetime", "at most 1h"));
+    assert!(has(&found, "users_database.timeout", "greater than zero"));
+    assert_eq!(found.len(), 3, "{found:?}");
+    let found = problems(
+        "[users_database]\nurl = \"sqlite:/nonexistent/aioftpd/users.db\"\npassword_file = \"pw\"\n",
+    );
+    assert!(has(
+        &found,
+        "users_database.url",
+        "/nonexistent/aioftpd does not exist"
+    ));
+    assert!(has(
+        &found,
+        "users_database.password_file",
+        "only used with a postgres"
+    ));
+    let found = problems("[users_database]\nurl = \"postgres://a:secret@db/ftp\"\n");
+    assert!(has(&found, "users_database.url", "holds a password"));
+}
+
+#[test]
+fn a_database_password_file_must_be_readable_by_no_one_else() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "s3cret\nignored\n").unwrap();
+    let text = "[users_database]\nurl = \"postgres://aioftpd@db/ftp\"\npassword_file = \"pw\"\n";
+    std::fs::set_permissions(&file, PermissionsExt::from_mode(0o644)).unwrap();
+    let found = match built(text, dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    };
+    assert!(
+        found
+            .iter()
+            .any(|p| p.key == "users_database.password_file" && p.message.contains("chmod 600")),
+        "{found:?}"
+    );
+    std::fs::set_permissions(&file, PermissionsExt::from_mode(0o640)).unwrap();
+    let database = built(text, dir.path())
+        .unwrap_or_else(|p| panic!("{p:?}"))
+        .database
+        .expect("database");
+    assert_eq!(
+        database.store.backend,
+        crate::user_store::Backend::Postgres {
+            url: "postgres://aioftpd@db/ftp".into(),
+            password: Some(crate::user_store::DatabasePassword::new("s3cret")),
+        }
+    );
+}

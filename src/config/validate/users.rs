@@ -17,12 +17,13 @@ type NamedUsers = Vec<(UserSpec, PasswordHash)>;
 pub(super) fn users(
     entries: &[UserEntry],
     tls_configured: bool,
+    has_database: bool,
     problems: &mut Problems,
 ) -> (NamedUsers, Option<UserSpec>, Vec<Option<StorageSpec>>) {
-    if entries.is_empty() {
+    if entries.is_empty() && !has_database {
         problems.add(
             "users",
-            "no [[users]] entries: nobody could log in; add one (an entry without `login` allows anonymous access)",
+            "no [[users]] entries: nobody could log in; add one (an entry without `login` allows anonymous access), or a [users_database]",
         );
     }
     let mut named = Vec::new();
@@ -59,6 +60,19 @@ pub(super) fn users(
         }
     }
     (named, anonymous, storages)
+}
+
+/// One entry alone, as `users` checks each: a users-database row made into
+/// an entry (`config::account`). The account and its hash if the entry is
+/// wholly valid, and the storage it names.
+pub(in crate::config) fn check_entry(
+    entry: &UserEntry,
+    tls_configured: bool,
+    problems: &mut Problems,
+) -> (Option<(UserSpec, PasswordHash)>, Option<StorageSpec>) {
+    let (mut named, _, mut storages) =
+        users(std::slice::from_ref(entry), tls_configured, true, problems);
+    (named.pop(), storages.pop().flatten())
 }
 
 fn check_login(
