@@ -254,6 +254,12 @@ impl LoginAttempt {
         self.failures.settle(self.key, self.guess, false);
     }
 
+    /// The password could not be checked (the users database is down): no
+    /// guess was judged, so nothing counts against the address.
+    pub fn not_checked(self) {
+        self.succeeded();
+    }
+
     /// The password was wrong; `true` if that used up the budget (the
     /// address is now blocked).
     pub fn failed(mut self) -> bool {

@@ -47,6 +47,18 @@ impl ConfigUserManager {
         self
     }
 
+    /// Whether `login` is one of these users (a named one, or the anonymous
+    /// user's): a manager consulted after this one must not answer for it.
+    pub fn answers_for(&self, login: &str) -> bool {
+        self.users.contains_key(login) || self.anonymous_for(login).is_some()
+    }
+
+    /// The verifier of these users' passwords, for a manager that checks
+    /// others beside them: one verifier keeps one bound on argon2 at once.
+    pub fn verifier(&self) -> &PasswordVerifier {
+        &self.verifier
+    }
+
     fn anonymous_for(&self, login: &str) -> Option<&Arc<User>> {
         // A configured login named `ftp` or `anonymous` takes precedence over the anonymous user.
         if self.users.contains_key(login) {
@@ -79,8 +91,8 @@ impl UserManager for ConfigUserManager {
             return Some(user.clone());
         }
         let entry = self.users.get(login);
-        if let (Some((user, _)), Some(cache)) = (entry, &self.cache) {
-            if cache.hit(login, password) {
+        if let (Some((user, hash)), Some(cache)) = (entry, &self.cache) {
+            if cache.hit(login, hash, password) {
                 return Some(user.clone());
             }
         }
@@ -88,11 +100,11 @@ impl UserManager for ConfigUserManager {
             .verifier
             .verify(entry.map(|(_, hash)| hash), password, ClientKey::of(from))
             .await;
-        let user = entry.filter(|_| ok).map(|(user, _)| user.clone());
-        if let (Some(_), Some(cache)) = (&user, &self.cache) {
-            cache.remember(login, password);
+        let entry = entry.filter(|_| ok)?;
+        if let Some(cache) = &self.cache {
+            cache.remember(login, &entry.1, password);
         }
-        user
+        Some(entry.0.clone())
     }
 
     async fn notify_logout(&self, _user: &User) {}

@@ -6,8 +6,9 @@
 //! key is random and lives only in this process) for a short time, and a
 //! login with the same login and password within that time skips argon2.
 //! Failures are never cached, so a wrong password always costs a full
-//! verification. A reload or a password change builds a new user manager,
-//! and with it an empty cache.
+//! verification. What is remembered is bound to the hash it verified
+//! against, so a changed password (a reload, a row of the users database
+//! changed) never lets the old one in.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -19,13 +20,17 @@ use blake2::digest::{KeyInit, Mac};
 use blake2::Blake2bMac;
 use tokio::time::Instant;
 
-use super::Password;
+use super::{Password, PasswordHash};
 use crate::deadline;
 
 type Keyed = Blake2bMac<U32>;
 
+/// Logins remembered at most; past this expired entries are dropped, and
+/// if none has expired, all (only logins that verified get here).
+const REMEMBERED: usize = 16_384;
+
 /// Verified credentials, by login, until they expire.
-pub(super) struct CredentialCache {
+pub struct CredentialCache {
     key: [u8; 32],
     ttl: Duration,
     entries: Mutex<HashMap<String, ([u8; 32], Instant)>>,
@@ -33,7 +38,7 @@ pub(super) struct CredentialCache {
 
 impl CredentialCache {
     /// A cache keeping each verified password for `ttl`.
-    pub(super) fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration) -> Self {
         let mut key = [0u8; 32];
         OsRng.fill_bytes(&mut key);
         CredentialCache {
@@ -43,18 +48,20 @@ impl CredentialCache {
         }
     }
 
-    fn mac(&self, login: &str, password: &Password) -> Keyed {
+    fn mac(&self, login: &str, hash: &PasswordHash, password: &Password) -> Keyed {
         // A 32-byte key always fits Blake2b's key size.
         let mut mac =
             <Keyed as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
         mac.update(login.as_bytes());
         mac.update(&[0]);
+        mac.update(hash.phc().as_bytes());
+        mac.update(&[0]);
         mac.update(password.expose().as_bytes());
         mac
     }
 
-    /// Whether `password` verified for `login` less than `ttl` ago.
-    pub(super) fn hit(&self, login: &str, password: &Password) -> bool {
+    /// Whether `password` verified against `hash` for `login` less than `ttl` ago.
+    pub fn hit(&self, login: &str, hash: &PasswordHash, password: &Password) -> bool {
         let stored = {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             match entries.get(login) {
@@ -63,14 +70,27 @@ impl CredentialCache {
             }
         };
         // Constant-time comparison.
-        self.mac(login, password).verify_slice(&stored).is_ok()
+        self.mac(login, hash, password)
+            .verify_slice(&stored)
+            .is_ok()
     }
 
-    /// Remembers that `password` verified for `login`.
-    pub(super) fn remember(&self, login: &str, password: &Password) {
-        let digest: [u8; 32] = self.mac(login, password).finalize().into_bytes().into();
-        let until = deadline::after(Instant::now(), self.ttl);
+    /// Remembers that `password` verified against `hash` for `login`.
+    pub fn remember(&self, login: &str, hash: &PasswordHash, password: &Password) {
+        let digest: [u8; 32] = self
+            .mac(login, hash, password)
+            .finalize()
+            .into_bytes()
+            .into();
+        let now = Instant::now();
+        let until = deadline::after(now, self.ttl);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= REMEMBERED && !entries.contains_key(login) {
+            entries.retain(|_, (_, until)| *until > now);
+            if entries.len() >= REMEMBERED {
+                entries.clear();
+            }
+        }
         entries.insert(login.to_owned(), (digest, until));
     }
 }
@@ -79,24 +99,36 @@ impl CredentialCache {
 mod tests {
     use super::*;
 
+    fn hash(password: &str) -> PasswordHash {
+        PasswordHash::parse(&crate::auth::hash_password(password).unwrap()).unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_verified_password_is_remembered_until_it_expires() {
         let cache = CredentialCache::new(Duration::from_secs(300));
-        let right = Password::new("s3cret");
-        assert!(!cache.hit("alice", &right));
-        cache.remember("alice", &right);
-        assert!(cache.hit("alice", &right));
-        assert!(!cache.hit("alice", &Password::new("s3cret ")));
-        assert!(!cache.hit("bob", &right), "entries are per login");
+        let (right, phc) = (Password::new("s3cret"), hash("s3cret"));
+        assert!(!cache.hit("alice", &phc, &right));
+        cache.remember("alice", &phc, &right);
+        assert!(cache.hit("alice", &phc, &right));
+        assert!(!cache.hit("alice", &phc, &Password::new("s3cret ")));
+        assert!(!cache.hit("bob", &phc, &right), "entries are per login");
         tokio::time::advance(Duration::from_secs(301)).await;
-        assert!(!cache.hit("alice", &right));
+        assert!(!cache.hit("alice", &phc, &right));
+    }
+
+    #[test]
+    fn a_changed_hash_forgets_the_old_password() {
+        let cache = CredentialCache::new(Duration::from_secs(300));
+        let old = Password::new("s3cret");
+        cache.remember("alice", &hash("s3cret"), &old);
+        assert!(!cache.hit("alice", &hash("n3w"), &old));
     }
 
     #[test]
     fn a_lifetime_too_long_for_the_clock_remembers_without_panicking() {
         let cache = CredentialCache::new(Duration::MAX);
-        let right = Password::new("s3cret");
-        cache.remember("alice", &right);
-        assert!(cache.hit("alice", &right));
+        let (right, phc) = (Password::new("s3cret"), hash("s3cret"));
+        cache.remember("alice", &phc, &right);
+        assert!(cache.hit("alice", &phc, &right));
     }
 }

@@ -20,6 +20,7 @@ use crate::throttle::Rate;
 use crate::tls::TlsPolicy;
 
 pub use config_users::{ConfigUserManager, DEFAULT_CREDENTIAL_CACHE};
+pub use credential_cache::CredentialCache;
 pub use password::{hash_password, PasswordHash, PasswordVerifier};
 
 /// Bandwidth limits of one user (aioftp's `User(read_speed_limit, ...)`).
@@ -231,6 +232,19 @@ pub enum LoginKind {
     Anonymous,
 }
 
+/// What checking a login's password came to.
+#[derive(Debug)]
+pub enum LoginCheck {
+    /// The password fits this account.
+    Accepted(Arc<User>),
+    /// An unknown login, a wrong password or a disabled account, alike.
+    Refused,
+    /// The password could not be checked now (the users database is down or
+    /// too slow, or the account's own record is broken and logged): neither
+    /// a success nor a failure, so the client is told to come back later.
+    Unavailable,
+}
+
 /// Looks up users and checks their passwords (aioftp's `AbstractUserManager`).
 #[async_trait]
 pub trait UserManager: Send + Sync + 'static {
@@ -244,6 +258,16 @@ pub trait UserManager: Send + Sync + 'static {
         password: &Password,
         from: IpAddr,
     ) -> Option<Arc<User>>;
+    /// [`UserManager::authenticate`], able to say that the password could
+    /// not be checked now: `PASS` asks this. A manager whose users live
+    /// somewhere that can be out of reach overrides it (and answers `None`
+    /// from `authenticate` then); by default every `None` is a refusal.
+    async fn check_password(&self, login: &str, password: &Password, from: IpAddr) -> LoginCheck {
+        match self.authenticate(login, password, from).await {
+            Some(user) => LoginCheck::Accepted(user),
+            None => LoginCheck::Refused,
+        }
+    }
     /// Called once when a logged-in session ends.
     async fn notify_logout(&self, user: &User);
     /// The TLS policy for `login` when it differs from the server's (asked at

@@ -65,6 +65,11 @@ impl PasswordHash {
         Ok(PasswordHash(phc.to_owned()))
     }
 
+    /// The PHC string, for keyed digests that must change with the hash.
+    pub(super) fn phc(&self) -> &str {
+        &self.0
+    }
+
     fn params(&self) -> Option<Params> {
         let parsed = argon2::PasswordHash::new(&self.0).ok()?;
         Params::try_from(&parsed).ok()

@@ -6,7 +6,7 @@ use super::super::state::{Account, Connection, LoginState, State};
 use super::super::{Action, Handled};
 use super::tls::check_login_protected;
 use super::Cx;
-use crate::auth::{LoginKind, Password, User};
+use crate::auth::{LoginCheck, LoginKind, Password, User};
 use crate::context::ServerContext;
 use crate::deadline;
 use crate::limits::LoginAttempt;
@@ -22,7 +22,8 @@ pub(in crate::session) fn holder(user: &User) -> Holder {
 }
 
 pub(in crate::session) async fn user(cx: Cx<'_>, login: String) -> Handled {
-    check_login_protected(cx.server, cx.conn, &login).await?;
+    let user_override = cx.server.users.tls_policy(&login).await;
+    check_login_protected(cx.server, cx.conn, user_override)?;
     logout(cx.server, cx.conn, cx.state).await;
     let kind = cx.server.users.get_user(&login).await;
     let text = match kind {
@@ -56,15 +57,34 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
         }
     };
     let asked = tokio::time::Instant::now();
-    let Some(user) = cx
+    let user = match cx
         .server
         .users
-        .authenticate(&login, &password, peer.ip())
+        .check_password(&login, &password, peer.ip())
         .await
-    else {
-        return login_failed(cx.server, cx.conn, &login, attempt, asked).await;
+    {
+        LoginCheck::Accepted(user) => user,
+        LoginCheck::Refused => {
+            return login_failed(cx.server, cx.conn, &login, attempt, asked).await
+        }
+        LoginCheck::Unavailable => {
+            // Not a failed guess: nothing was judged, so neither the
+            // budgets nor fail2ban hear of it. The manager logged why.
+            attempt.not_checked();
+            tracing::warn!(address = %peer.ip(), login, "login not checked: the user manager cannot check it now");
+            return Ok(Action::Close(Reply::new(
+                Code::ServiceUnavailable,
+                "Cannot check logins now, try again later",
+            )));
+        }
     };
     attempt.succeeded();
+    // Asked at USER too; asked again for the account found, in case the
+    // policy there was not known then (a users database that did not answer).
+    if let Err(refused) = check_login_protected(cx.server, cx.conn, user.tls_required) {
+        tracing::warn!(%peer, user = user.display_name(), "login refused: the account requires TLS");
+        return Err(refused);
+    }
     let Some(slot) = cx.server.user_slots.claim(&user) else {
         tracing::warn!(%peer, user = user.display_name(), "login refused: user at max_connections");
         return Err(Reply::new(

@@ -101,16 +101,16 @@ fn tls_policy(server: &ServerContext, user_override: Option<TlsPolicy>) -> Optio
     Some(user_override.unwrap_or(policy))
 }
 
-/// `USER` before `AUTH TLS` under `required = "login"` or `"data"`.
-pub(in crate::session) async fn check_login_protected(
+/// `USER` before `AUTH TLS` under `required = "login"` or `"data"`, the
+/// server's or the login's own (`user_override`).
+pub(in crate::session) fn check_login_protected(
     server: &ServerContext,
     conn: &Connection,
-    login: &str,
+    user_override: Option<TlsPolicy>,
 ) -> Result<(), Reply> {
     if conn.tls.is_some() {
         return Ok(());
     }
-    let user_override = server.users.tls_policy(login).await;
     if tls_policy(server, user_override) >= Some(TlsPolicy::Login) {
         return Err(Reply::new(
             Code::NotLoggedIn,
