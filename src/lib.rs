@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod context;
 pub mod data;
+pub mod database_users;
 mod deadline;
 pub mod limits;
 pub mod listing;

@@ -22,6 +22,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("data", 4),
     ("context", 5),
     ("reply", 5),
+    ("database_users", 5),
     ("session", 6),
     ("server", 7),
 ];

@@ -111,9 +111,10 @@ impl AccountRules {
 
     /// The account `record` describes, and its password hash; or every
     /// problem of the row. Opens the storage (a directory for fs), so it
-    /// blocks: run it off the async workers. With `storage`, that one is
-    /// used instead (the row's storage fields are unchanged since it was
-    /// opened), though the fields are still checked.
+    /// blocks: run it off the async workers. With `storage` (a storage this
+    /// returned before, as `User::storage`), that one is used instead, for
+    /// a row whose storage fields are unchanged since: a memory tree keeps
+    /// its files. The fields are still checked.
     pub fn account(
         &self,
         record: &UserRecord,
@@ -126,6 +127,7 @@ impl AccountRules {
             set_aside,
         } = read::read(&text);
         let mut problems = Problems::default();
+        let reused = storage.is_some();
         let checked = file.as_ref().and_then(|file| {
             let entry = file.users.first()?;
             let (account, spec) = check_entry(entry, self.tls_configured, &mut problems);
@@ -147,7 +149,12 @@ impl AccountRules {
         );
         match checked {
             Some(((spec, hash), storage)) if all.is_empty() => {
-                Ok((account(spec, storage, self.storage_timeout), hash))
+                let mut user = account(spec, storage.clone(), self.storage_timeout);
+                if reused {
+                    // Bounded by the timeout already.
+                    user.storage = storage;
+                }
+                Ok((user, hash))
             }
             _ if all.is_empty() => Err(vec![FieldProblem::new(
                 "",
