@@ -42,6 +42,17 @@ pub(crate) enum Command {
     /// Reads the password without echo from a terminal, or the first line of
     /// standard input otherwise.
     HashPassword,
+    /// Manage the users database that the config's [users_database] names.
+    ///
+    /// Each value is checked as the same [[users]] key is in the config, with
+    /// the same message, before anything is written. The daemon sees a change
+    /// within [users_database] cache_lifetime, without a reload. Exit status:
+    /// 0, 64 for a bad command line, config or value, 69 when the database
+    /// cannot be used. See docs/users.md.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Write the man pages (roff) into a directory, for packaging: aioftpd.1
     /// and one aioftpd-<subcommand>.1 for each subcommand it refers to.
     #[command(hide = true)]
@@ -55,6 +66,116 @@ pub(crate) enum Command {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What `aioftpd user` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserAction {
+    /// Add a user. The password is asked twice without echo on a terminal,
+    /// else read from the first line of standard input.
+    Add {
+        /// The login: not empty, no whitespace or control characters.
+        login: String,
+        #[command(flatten)]
+        fields: Box<AccountFields>,
+        /// Add it disabled: it cannot log in until `aioftpd user enable`.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Change a user's password, asked as for `add`.
+    Passwd {
+        /// The login.
+        login: String,
+    },
+    /// Set fields: FIELD VALUE pairs, checked together (so `storage fs
+    /// base_path /srv/ftp/a` moves a user to a directory in one step).
+    ///
+    /// FIELD is a [[users]] key: password (an argon2 hash), storage,
+    /// base_path, home, permissions, tls_required, max_connections,
+    /// download_limit, upload_limit, download_limit_per_connection,
+    /// upload_limit_per_connection; or another key of the storage backend.
+    /// VALUE is what the key takes in the config, a TOML value where it is
+    /// not text: `permissions '[{ path = "/", writable = true }]'`.
+    Set {
+        /// The login.
+        login: String,
+        /// FIELD VALUE, FIELD VALUE, ...
+        #[arg(value_names = ["FIELD", "VALUE"], num_args = 2.., required = true, allow_hyphen_values = true)]
+        pairs: Vec<String>,
+    },
+    /// Unset fields, so the [[users]] default applies to them.
+    Unset {
+        /// The login.
+        login: String,
+        /// The fields (not password or storage: every user has those).
+        #[arg(required = true)]
+        fields: Vec<String>,
+    },
+    /// List the users: a table, or JSON with --json. Never the password hashes.
+    List {
+        /// One JSON array of objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user's fields and any problem with them. Never the password hash.
+    Show {
+        /// The login.
+        login: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: its logins are refused, its row stays.
+    Disable {
+        /// The login.
+        login: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The login.
+        login: String,
+    },
+    /// Delete a user.
+    Del {
+        /// The login.
+        login: String,
+    },
+}
+
+/// The fields of a new user, as `[[users]]` keys take them; omitted ones
+/// get the `[[users]]` defaults.
+#[derive(Debug, Args)]
+pub(crate) struct AccountFields {
+    /// fs (serve base_path from disk) or memory (an empty tree, lost when the daemon stops).
+    #[arg(long, default_value = "fs")]
+    pub storage: String,
+    /// For fs: the directory the user sees as "/".
+    #[arg(long)]
+    pub base_path: Option<String>,
+    /// Where a session starts, as a virtual path (default "/").
+    #[arg(long)]
+    pub home: Option<String>,
+    /// Path rules as a TOML array (default read-only "/"): '[{ path = "/", writable = true }]'.
+    #[arg(long)]
+    pub permissions: Option<String>,
+    /// none, login or data (needs [tls]); default: [tls] required.
+    #[arg(long)]
+    pub tls_required: Option<String>,
+    /// Sessions this user may have logged in at once.
+    #[arg(long)]
+    pub max_connections: Option<String>,
+    /// All of the user's downloads together, bytes per second ("10MiB").
+    #[arg(long)]
+    pub download_limit: Option<String>,
+    /// All of the user's uploads together.
+    #[arg(long)]
+    pub upload_limit: Option<String>,
+    /// Each of the user's connections' downloads.
+    #[arg(long)]
+    pub download_limit_per_connection: Option<String>,
+    /// Each of the user's connections' uploads.
+    #[arg(long)]
+    pub upload_limit_per_connection: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -5,8 +5,9 @@
 
 mod cli;
 mod supervisor;
+mod user_command;
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { config, print }) => check_config(&config, print),
         Some(Command::HashPassword) => hash_password(),
+        Some(Command::User { action }) => user_command::run(cli.run.config.as_deref(), action),
         Some(Command::Man { dir }) => man_pages(&dir),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
@@ -46,7 +48,10 @@ fn main() -> ExitCode {
 fn check_config(path: &Path, print: bool) -> ExitCode {
     match config::load_file(path) {
         Ok(loaded) => {
-            for warning in &loaded.warnings {
+            let mut warnings: Vec<String> =
+                loaded.warnings.iter().map(ToString::to_string).collect();
+            warnings.extend(user_command::database_warnings(&loaded, path));
+            for warning in &warnings {
                 eprintln!("{warning}");
             }
             // Only the TOML goes to standard output, so it can be saved as it is.
@@ -55,7 +60,7 @@ fn check_config(path: &Path, print: bool) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // Warnings leave the exit status alone: the file is valid.
-            match loaded.warnings.len() {
+            match warnings.len() {
                 0 => println!("{}: ok", path.display()),
                 1 => println!("{}: ok, with 1 warning", path.display()),
                 n => println!("{}: ok, with {n} warnings", path.display()),
@@ -70,15 +75,22 @@ fn check_config(path: &Path, print: bool) -> ExitCode {
 }
 
 /// aioftpd(1) names a page per visible subcommand (aioftpd-check-config(1),
-/// ...): write them all, so none of those references dangles. As
+/// ...), and aioftpd-user(1) one per user command (aioftpd-user-add(1)):
+/// write them all, so none of those references dangles. As
 /// `clap_mangen::generate_to` does, but every page's footer says
 /// "aioftpd 0.1.0" rather than a subcommand's bare name.
 fn man_pages(dir: &Path) -> ExitCode {
+    fn with_subcommands(command: &clap::Command, pages: &mut Vec<clap::Command>) {
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            pages.push(sub.clone());
+            with_subcommands(sub, pages);
+        }
+    }
     let mut cli = Cli::command().disable_help_subcommand(true);
     cli.build();
     let source = format!("aioftpd {}", env!("CARGO_PKG_VERSION"));
-    let subcommands = cli.get_subcommands().filter(|sub| !sub.is_hide_set());
-    let pages: Vec<clap::Command> = subcommands.cloned().chain([cli.clone()]).collect();
+    let mut pages = vec![cli.clone()];
+    with_subcommands(&cli, &mut pages);
     let written = pages.into_iter().try_for_each(|page| {
         clap_mangen::Man::new(page)
             .source(source.clone())
@@ -95,32 +107,13 @@ fn man_pages(dir: &Path) -> ExitCode {
 }
 
 fn hash_password() -> ExitCode {
-    let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ");
-        let second = rpassword::prompt_password("Again: ");
-        match (first, second) {
-            (Ok(a), Ok(b)) if a == b => a,
-            (Ok(_), Ok(_)) => {
-                eprintln!("the passwords differ");
-                return ExitCode::FAILURE;
-            }
-            (Err(err), _) | (_, Err(err)) => {
-                eprintln!("cannot read the password: {err}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        let mut line = String::new();
-        if let Err(err) = std::io::stdin().lock().read_line(&mut line) {
-            eprintln!("cannot read the password: {err}");
+    let password = match user_command::read_password_for_hashing() {
+        Ok(password) => password,
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::FAILURE;
         }
-        line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    if password.is_empty() {
-        eprintln!("refusing to hash an empty password");
-        return ExitCode::FAILURE;
-    }
     match aioftpd::auth::hash_password(&password) {
         Ok(phc) => {
             println!("{phc}");

@@ -18,9 +18,14 @@ use futures::StreamExt;
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use aioftpd::auth::UserManager;
 use aioftpd::config::{self, ConfigWarning, Loaded};
+use aioftpd::database_users::DatabaseUserManager;
 use aioftpd::server::{self, Listener, Server};
 use aioftpd::settings::{ListenerSpec, Settings};
+use aioftpd::user_store::{StoreSettings, UserStore};
+
+use crate::user_command::shadowed;
 
 /// How often `STATUS=` is refreshed for `systemctl status`.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -28,19 +33,27 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// Where each configured listener is served: (configured address, implicit TLS) → bound address.
 type Bound = HashMap<ListenerSpec, SocketAddr>;
 
+/// Exit status when the users database cannot even be opened (EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+/// The users database in use, kept across reloads that leave it as it is.
+type OpenStore = Option<(StoreSettings, Arc<UserStore>)>;
+
 /// Runs the daemon until it is told to stop; the exit code to return.
 pub(crate) async fn run(
     loaded: Loaded,
     config_path: Option<&Path>,
     listen_override: &[SocketAddr],
 ) -> ExitCode {
-    let Loaded {
-        settings,
-        users,
-        warnings,
-        ..
-    } = loaded;
-    log_warnings(&warnings);
+    log_warnings(&loaded.warnings);
+    let mut store: OpenStore = None;
+    let (settings, users) = match users(loaded, &mut store).await {
+        Ok(running) => running,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
     let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]) {
         Ok(signals) => signals,
         Err(err) => {
@@ -48,7 +61,7 @@ pub(crate) async fn run(
             return ExitCode::FAILURE;
         }
     };
-    let server = Arc::new(Server::new(settings.clone(), Arc::new(users)));
+    let server = Arc::new(Server::new(settings.clone(), users));
     let activated = match inherited_listeners() {
         Ok(activated) => activated,
         Err(err) => {
@@ -79,7 +92,7 @@ pub(crate) async fn run(
                     tracing::info!("SIGHUP: no --config file to reload");
                     continue;
                 };
-                reload(&server, path, listen_override, &mut bound);
+                reload(&server, path, listen_override, &mut bound, &mut store).await;
             }
             Some(signal) => {
                 tracing::info!(signal, "signal received");
@@ -104,34 +117,92 @@ pub(crate) async fn run(
 }
 
 /// SIGHUP: load and validate the file, rebind what changed, swap the config.
-fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &mut Bound) {
+async fn reload(
+    server: &Server,
+    path: &Path,
+    listen_override: &[SocketAddr],
+    bound: &mut Bound,
+    store: &mut OpenStore,
+) {
     notify(&[NotifyState::Reloading, monotonic_now()]);
     match config::load_file(path) {
         Err(err) => {
             tracing::error!("reload rejected, the old config stays in force:\n{err}");
         }
-        Ok(Loaded {
-            mut settings,
-            users,
-            warnings,
-            ..
-        }) => {
-            log_warnings(&warnings);
-            if !listen_override.is_empty() {
-                settings.listen = listen_override.to_vec();
-            }
-            match rebind(server, &settings, bound) {
+        Ok(loaded) => {
+            log_warnings(&loaded.warnings);
+            // Opened before anything is swapped: a database that cannot be
+            // opened leaves the old config in force, listeners and all.
+            let mut reopened = store.clone();
+            match users(loaded, &mut reopened).await {
                 Err(message) => {
                     tracing::error!("reload rejected, the old config stays in force: {message}")
                 }
-                Ok(()) => {
-                    server.reload(settings, Arc::new(users));
-                    tracing::info!(config = %path.display(), "config reloaded");
+                Ok((mut settings, users)) => {
+                    if !listen_override.is_empty() {
+                        settings.listen = listen_override.to_vec();
+                    }
+                    match rebind(server, &settings, bound) {
+                        Err(message) => tracing::error!(
+                            "reload rejected, the old config stays in force: {message}"
+                        ),
+                        Ok(()) => {
+                            *store = reopened;
+                            server.reload(settings, users);
+                            tracing::info!(config = %path.display(), "config reloaded");
+                        }
+                    }
                 }
             }
         }
     }
     notify(&[NotifyState::Ready]);
+}
+
+/// The settings of `loaded`, and who may log in under it: its
+/// `[[users]]`, and its users database if it has one (`store`, reused when
+/// its settings are unchanged, else opened and put there). The database is
+/// asked once here, to create or migrate its schema and for the logins
+/// `[[users]]` shadows; it being down is logged, not fatal: its logins get
+/// 421 until it answers.
+async fn users(
+    loaded: Loaded,
+    store: &mut OpenStore,
+) -> Result<(Settings, Arc<dyn UserManager>), String> {
+    let Some(database) = &loaded.users_database else {
+        *store = None;
+        return Ok((loaded.settings, Arc::new(loaded.users)));
+    };
+    let open = match store
+        .as_ref()
+        .filter(|(settings, _)| *settings == database.store)
+    {
+        Some((_, open)) => open.clone(),
+        None => {
+            let open = Arc::new(UserStore::open(&database.store).map_err(|e| e.to_string())?);
+            *store = Some((database.store.clone(), open.clone()));
+            open
+        }
+    };
+    match shadowed(&loaded, &open).await {
+        Ok(warnings) => {
+            tracing::info!(database = open.name(), "users database ready");
+            log_warnings(&warnings);
+        }
+        Err(err) => tracing::error!("{err}; its users cannot log in until it answers"),
+    }
+    let credential_cache = loaded.settings.login.credential_cache;
+    let Loaded {
+        settings,
+        users,
+        users_database: Some(database),
+        ..
+    } = loaded
+    else {
+        unreachable!("checked above");
+    };
+    let manager = DatabaseUserManager::new(users, open, &database, credential_cache);
+    Ok((settings, Arc::new(manager)))
 }
 
 /// Risky settings are logged, not refused: the config is valid, and the

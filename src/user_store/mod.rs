@@ -259,6 +259,17 @@ impl UserStore {
         ).await)
     }
 
+    /// The logins equal to `login` in any letter case (ASCII), for the
+    /// names the anonymous user answers in any case.
+    pub async fn logins_any_case(&self, login: &str) -> Result<Vec<String>, StoreError> {
+        self.ready().await?;
+        let sql = "SELECT login FROM aioftpd_users WHERE lower(login) = lower($1) ORDER BY login";
+        let rows: Vec<(String,)> = on_pool!(self, pool => self.run(
+            sqlx::query_as(sql).bind(login).fetch_all(pool)
+        ).await)?;
+        Ok(rows.into_iter().map(|(login,)| login).collect())
+    }
+
     /// Every row, by login.
     pub async fn list(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.ready().await?;
@@ -392,19 +403,27 @@ impl UserStore {
 }
 
 /// Creates `path` empty with mode 0640 if it does not exist, so the password
-/// hashes SQLite writes there are not readable by every local account.
+/// hashes SQLite writes there are not readable by every local account, and
+/// gives it its directory's owner and group: root running `aioftpd user`
+/// first in the daemon's state directory must not leave a file the daemon
+/// cannot open. (SQLite gives its journal the database file's owner.)
 fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o640)
         .open(path)
     {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
     }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = std::fs::metadata(parent.unwrap_or(Path::new(".")))?;
+    // Only root may give a file away; anyone else keeps it, which is right.
+    let _ = std::os::unix::fs::chown(path, Some(dir.uid()), Some(dir.gid()));
+    Ok(())
 }
 
 /// Seconds since the Unix epoch, for `created_at` and `updated_at`.

@@ -89,6 +89,7 @@ async fn rows_go_in_come_back_change_and_go_away() {
     assert_eq!(store.find("alice").await, Ok(Some(alice.clone())));
     assert_eq!(store.update(&record("carol")).await, Ok(false));
 
+    assert_eq!(store.logins_any_case("ALICE").await.unwrap(), ["alice"]);
     let logins: Vec<String> = store
         .list()
         .await
