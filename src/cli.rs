@@ -100,7 +100,7 @@ pub(crate) enum UserAction {
         /// The login.
         login: String,
         /// FIELD VALUE, FIELD VALUE, ...
-        #[arg(value_names = ["FIELD", "VALUE"], num_args = 2.., required = true, allow_hyphen_values = true)]
+        #[arg(value_names = ["FIELD", "VALUE"], num_args = 2.., required = true)]
         pairs: Vec<String>,
     },
     /// Unset fields, so the [[users]] default applies to them.

@@ -25,7 +25,16 @@ use cli::{Cli, Command, LogFormat, RunArgs};
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are not errors; a bad command line is
+        // EX_USAGE, as a bad config is (clap's own status would be 2).
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     match cli.command {
         Some(Command::CheckConfig { config, print }) => check_config(&config, print),
         Some(Command::HashPassword) => hash_password(),

@@ -435,7 +435,14 @@ fn man_writes_a_page_for_every_subcommand_a_page_names() {
     pages.sort();
     pages.dedup();
     assert_eq!(written, pages, "one page per subcommand a page names");
-    for visible in ["run", "check-config", "hash-password", "user", "user-add", "user-set"] {
+    for visible in [
+        "run",
+        "check-config",
+        "hash-password",
+        "user",
+        "user-add",
+        "user-set",
+    ] {
         let page = format!("aioftpd-{visible}.1");
         assert!(written.contains(&page), "{page} missing: {written:?}");
     }

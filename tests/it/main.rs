@@ -22,3 +22,4 @@ mod supervisor;
 mod support;
 mod tls_keys;
 mod transfers;
+mod users;

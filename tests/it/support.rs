@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod ftps;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
