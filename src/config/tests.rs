@@ -783,3 +783,22 @@ fn proxy_protocol_listeners_and_trusted_networks_are_read_and_checked() {
         &["/etc/aioftpd.toml:3: proxy_protocol.trusted: must name the proxies' addresses"],
     );
 }
+
+#[test]
+fn users_of_a_database_count_among_those_whose_passwords_may_cross_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "[server]\nlisten = [\"0.0.0.0:2121\"]\n[users_database]\nurl = \"sqlite:users.db\"\n";
+    let loaded = load_str(text, &dir.path().join("aioftpd.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let cleartext = loaded
+        .warnings
+        .iter()
+        .find(|w| w.key == "server.listen")
+        .expect("a cleartext warning");
+    assert!(
+        cleartext
+            .to_string()
+            .contains("the users of [users_database] may log in without TLS"),
+        "{cleartext}"
+    );
+}

@@ -155,13 +155,18 @@ pub(super) fn check(file: &FileConfig, built: &Built, config_dir: &Path) -> Vec<
             .tls
             .as_ref()
             .map_or(TlsPolicy::Optional, |tls| tls.required);
-        let logins: Vec<String> = built
+        let mut logins: Vec<String> = built
             .named
             .iter()
             .map(|(user, _)| user)
             .filter(|user| user.tls_required.unwrap_or(server_policy) == TlsPolicy::Optional)
             .filter_map(|user| user.login.clone())
             .collect();
+        // A row's own tls_required is not known here: the server's policy
+        // is what covers them all.
+        if built.database.is_some() && server_policy == TlsPolicy::Optional {
+            logins.push("the users of [users_database]".to_owned());
+        }
         if !logins.is_empty() {
             let key = if file.tls.is_some() {
                 "tls.required"
