@@ -240,7 +240,7 @@ fn duration(value: Duration) -> String {
 
 /// In the largest binary unit that shows it exactly, else in bytes.
 fn size(bytes: u64) -> String {
-    if bytes >= ByteSize::KIB.0 && bytes % ByteSize::KIB.0 == 0 {
+    if bytes >= ByteSize::KIB.0 && bytes.is_multiple_of(ByteSize::KIB.0) {
         quoted(&ByteSize(bytes).to_string())
     } else {
         bytes.to_string()
