@@ -15,6 +15,7 @@ mod login;
 mod logs;
 mod properties;
 mod protocol;
+mod s3;
 mod security;
 mod settings;
 mod supervisor;
