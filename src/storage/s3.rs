@@ -291,10 +291,16 @@ impl S3Storage {
     }
 
     /// The object key of file `path`, relative to the prefix (`a/b.txt`).
+    /// OpenDAL trims whitespace off both ends of a key, so a path that
+    /// starts or ends with some would name another object (`/ a` would be
+    /// `/a`): it is refused instead.
     fn key<'a>(&self, path: &'a VirtualPath) -> Result<&'a str, StorageError> {
         let key = path.relative();
         // +1: the slash of the directory marker the same name may take.
-        if self.prefix_len + key.len() + 1 > MAX_KEY_LEN {
+        if self.prefix_len + key.len() + 1 > MAX_KEY_LEN
+            || key.starts_with(char::is_whitespace)
+            || key.ends_with(char::is_whitespace)
+        {
             return Err(StorageError::InvalidName);
         }
         Ok(key)
@@ -869,6 +875,84 @@ mod tests {
             storage.rmdir(&vp("/a/b")).await,
             Err(StorageError::DirectoryNotEmpty)
         ));
+    }
+
+    /// Characters that URLs, XML or S3's signing treat specially are only
+    /// bytes of a name here.
+    #[tokio::test]
+    async fn odd_names_round_trip() {
+        let storage = garage().storage();
+        let odd = [
+            "a b",
+            "100%",
+            "q?x=1&y",
+            "#hash",
+            "plus+sign",
+            "ü é ß",
+            "back\\slash",
+            "<&'\">",
+            " lead",
+            "~tilde",
+            "semi;colon",
+            "*star",
+            "emoji 🦀",
+        ];
+        storage.mkdir(&vp("/d ir%")).await.unwrap();
+        for name in odd {
+            let path = format!("/d ir%/{name}");
+            upload(&storage, &path, ATOMIC, name.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(
+                read_all(&storage, &path, 0).await.unwrap(),
+                name.as_bytes(),
+                "{name}"
+            );
+        }
+        let mut expected: Vec<String> = odd.iter().map(|n| n.to_string()).collect();
+        expected.sort();
+        assert_eq!(names(&storage, "/d ir%").await.unwrap(), expected);
+        assert_eq!(names(&storage, "/").await.unwrap(), ["d ir%"]);
+        storage
+            .rename(&vp("/d ir%/q?x=1&y"), &vp("/d ir%/r#1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            read_all(&storage, "/d ir%/r#1", 0).await.unwrap(),
+            b"q?x=1&y"
+        );
+    }
+
+    /// OpenDAL would trim it and reach another object.
+    #[tokio::test]
+    async fn whitespace_at_either_end_of_a_key_is_an_invalid_name() {
+        let storage = garage().storage();
+        upload(&storage, "/a", ATOMIC, b"a").await.unwrap();
+        for path in ["/ a", "/a ", "/\ta", "/d/x\u{3000}"] {
+            assert!(
+                matches!(
+                    storage.metadata(&vp(path)).await,
+                    Err(StorageError::InvalidName)
+                ),
+                "{path:?}"
+            );
+            assert!(
+                matches!(
+                    upload(&storage, path, ATOMIC, b"x").await,
+                    Err(StorageError::InvalidName)
+                ),
+                "{path:?}"
+            );
+        }
+        assert!(matches!(
+            storage.mkdir(&vp("/d ")).await,
+            Err(StorageError::InvalidName)
+        ));
+        // Inside a key, whitespace is only a byte of it.
+        storage.mkdir(&vp("/d x")).await.unwrap();
+        upload(&storage, "/d x/ y", ATOMIC, b"y").await.unwrap();
+        assert_eq!(names(&storage, "/d x").await.unwrap(), [" y"]);
+        assert_eq!(read_all(&storage, "/a", 0).await.unwrap(), b"a");
     }
 
     #[tokio::test]
