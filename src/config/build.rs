@@ -1,16 +1,17 @@
 //! The second stage of loading: opens what the checked file names (each
-//! user's directory, the TLS certificate and key) and assembles the runtime
-//! values. Its problems join the first stage's on the same keys, so
+//! user's directory or S3 access key, the TLS certificate and key) and
+//! assembles the runtime values. Its problems join the first stage's on the same keys, so
 //! `check-config` still shows every problem of the file at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::validate::{Checked, Problem, Problems, StorageSpec, TlsSpec, UserSpec};
+use super::validate::{Checked, Problem, Problems, S3Spec, StorageSpec, TlsSpec, UserSpec};
 use crate::auth::{PasswordHash, User};
 use crate::settings::Settings;
-use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
+use crate::storage::s3::{S3Config, S3Credentials};
+use crate::storage::{FsStorage, MemoryStorage, S3Storage, Storage, TimedStorage, UploadSync};
 use crate::tls::{MinVersion, TlsLoadError, TlsSettings};
 
 /// A loaded config: the runtime values the server runs on.
@@ -85,7 +86,49 @@ fn open_storage(
             Some(Arc::new(storage.with_upload_sync(sync)))
         }
         StorageSpec::Memory => Some(Arc::new(MemoryStorage::new())),
+        StorageSpec::S3(spec) => {
+            let env = |name: &str| std::env::var(name).ok();
+            let storage = open_s3(spec, config_dir, &env, problems)?;
+            Some(Arc::new(storage))
+        }
     }
+}
+
+/// The environment variables that hold an access key where no
+/// `credentials_file` is named, as AWS's tools read them.
+const KEY_ID_VARIABLE: &str = "AWS_ACCESS_KEY_ID";
+const SECRET_VARIABLE: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// Reads the access key (the file, relative to `config_dir`, or `env`) and
+/// makes the storage; nothing is sent to the endpoint yet.
+pub(super) fn open_s3(
+    spec: S3Spec,
+    config_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<S3Storage> {
+    let file_key = format!("{}.credentials_file", spec.key);
+    let credentials = match &spec.credentials_file {
+        Some(file) => S3Credentials::read(&config_dir.join(file)),
+        None => match (env(KEY_ID_VARIABLE), env(SECRET_VARIABLE)) {
+            (Some(id), Some(secret)) => S3Credentials::new(&id, &secret)
+                .map_err(|e| format!("not set, and the key in the environment is wrong: {e}")),
+            _ => Err(format!(
+                "not set, and {KEY_ID_VARIABLE} and {SECRET_VARIABLE} are not both in the environment: name a file holding the access key (docs/configuration.md)"
+            )),
+        },
+    };
+    let credentials = problems.check(file_key, credentials)?;
+    let config = S3Config {
+        endpoint: spec.endpoint,
+        bucket: spec.bucket,
+        region: spec.region,
+        prefix: spec.prefix,
+        credentials,
+        part_size: spec.part_size,
+        parts_in_flight: spec.parts_in_flight,
+    };
+    problems.check(spec.key, S3Storage::new(config))
 }
 
 /// Loads the certificate and key; the files are read even when the

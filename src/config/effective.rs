@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::build::Built;
 use super::schema::{FileConfig, UserEntry};
 use super::units::{ByteSize, HumanDuration};
+use super::validate::{s3_spec, Problems, S3Spec};
 use crate::auth::User;
 use crate::storage::UploadSync;
 use crate::throttle::Rate;
@@ -199,15 +200,22 @@ fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Pat
         }
         _ => line("# no login: the anonymous user".to_owned()),
     }
-    match &entry.base_path {
-        Some(base) => {
+    match (&entry.base_path, &entry.s3) {
+        (Some(base), _) => {
             line("storage = \"fs\"".to_owned());
             line(format!(
                 "base_path = {}",
                 quoted(&absolute(config_dir, base))
             ));
         }
-        None => line("storage = \"memory\"".to_owned()),
+        (None, Some(section)) => {
+            line("storage = \"s3\"".to_owned());
+            // Checked already: this only fills in the defaults again.
+            if let Some(spec) = s3_spec("s3", section, &mut Problems::default()) {
+                s3_table(&mut line, &spec, config_dir);
+            }
+        }
+        (None, None) => line("storage = \"memory\"".to_owned()),
     }
     line(format!("home = {}", quoted(user.home.as_str())));
     line("permissions = [".to_owned());
@@ -241,6 +249,30 @@ fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Pat
     ));
 }
 
+/// A user's `s3` table, inline (a `[users.s3]` header would take the
+/// user's keys that follow).
+fn s3_table(line: &mut impl FnMut(String), spec: &S3Spec, config_dir: &Path) {
+    let credentials_file = match &spec.credentials_file {
+        Some(file) => format!(
+            ", credentials_file = {}",
+            quoted(&absolute(config_dir, &file.to_string_lossy()))
+        ),
+        None => {
+            line("# s3.credentials_file: not set, the key comes from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_owned());
+            String::new()
+        }
+    };
+    line(format!(
+        "s3 = {{ endpoint = {}, bucket = {}, region = {}, prefix = {}{credentials_file}, part_size = {}, parts_in_flight = {} }}",
+        quoted(&spec.endpoint),
+        quoted(&spec.bucket),
+        quoted(&spec.region),
+        quoted(&spec.prefix),
+        size(spec.part_size as u64),
+        spec.parts_in_flight,
+    ));
+}
+
 /// A TOML basic string, escaped as TOML needs.
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
@@ -257,7 +289,7 @@ fn duration(value: Duration) -> String {
 
 /// In the largest binary unit that shows it exactly, else in bytes.
 fn size(bytes: u64) -> String {
-    if bytes >= ByteSize::KIB.0 && bytes % ByteSize::KIB.0 == 0 {
+    if bytes >= ByteSize::KIB.0 && bytes.is_multiple_of(ByteSize::KIB.0) {
         quoted(&ByteSize(bytes).to_string())
     } else {
         bytes.to_string()

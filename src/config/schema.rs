@@ -98,6 +98,7 @@ pub(super) struct UserEntry {
     pub password: Option<String>,
     pub storage: Option<String>,
     pub base_path: Option<String>,
+    pub s3: Option<S3Section>,
     pub home: Option<String>,
     pub permissions: Option<Vec<PermissionEntry>>,
     pub tls_required: Option<String>,
@@ -106,6 +107,20 @@ pub(super) struct UserEntry {
     pub upload_limit: Option<UnitText>,
     pub download_limit_per_connection: Option<UnitText>,
     pub upload_limit_per_connection: Option<UnitText>,
+}
+
+/// A user's `s3 = { ... }` (or `[users.s3]`): the bucket behind `storage = "s3"`.
+/// It names the access key's file, never the key itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct S3Section {
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub prefix: Option<String>,
+    pub credentials_file: Option<String>,
+    pub part_size: Option<UnitText>,
+    pub parts_in_flight: Option<u64>,
 }
 
 /// One `{ path = "/", readable = true, writable = false }` rule.

@@ -16,6 +16,7 @@ mod logs;
 mod properties;
 mod protocol;
 mod proxy;
+mod s3;
 mod security;
 mod settings;
 mod supervisor;

@@ -15,6 +15,7 @@
 //! | `proxy.rs` | `[proxy_protocol]` |
 //! | `tls.rs` | `[tls]` |
 //! | `users.rs` | `[[users]]` |
+//! | `s3.rs` | a user's `s3` table (`storage = "s3"`) |
 //!
 //! This file holds what the sections share: the problem list, the duration
 //! bounds, and the parsers of counts, rates, durations and addresses.
@@ -22,6 +23,7 @@
 mod login;
 mod passive;
 mod proxy;
+mod s3;
 mod server;
 mod tls;
 mod users;
@@ -43,6 +45,7 @@ use crate::tls::{MinVersion, TlsPolicy};
 use login::login_protection;
 use passive::passive_settings;
 use proxy::proxy_settings;
+pub(in crate::config) use s3::s3_spec;
 use server::{limits, listen_addresses, session_settings, upload_sync};
 use tls::tls_settings;
 use users::users;
@@ -126,6 +129,23 @@ pub(in crate::config) enum StorageSpec {
     Fs { key: String, written: PathBuf },
     /// A tree in memory.
     Memory,
+    /// Objects under a prefix of an S3 bucket.
+    S3(S3Spec),
+}
+
+/// A user's `s3` table as checked: what [`crate::storage::s3::S3Config`]
+/// needs but the access key, which `credentials_file` (relative to the
+/// config's directory) or else the environment holds.
+pub(in crate::config) struct S3Spec {
+    /// The table's key path (`users[0].s3`), for the problems of opening it.
+    pub key: String,
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub prefix: String,
+    pub credentials_file: Option<PathBuf>,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
 }
 
 /// `[tls]` as checked: the PEM files' paths and the policies; `None` where
