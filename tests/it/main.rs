@@ -17,6 +17,7 @@ mod properties;
 mod protocol;
 mod proxy;
 mod s3;
+mod scale_out;
 mod security;
 mod settings;
 mod supervisor;
