@@ -1,6 +1,6 @@
 //! The daemon serving a user whose storage is an S3 bucket (a real Garage,
-//! started once for the test binary), driven by curl, lftp and Python's
-//! ftplib. Every file is checked byte for byte, both as a client reads it
+//! started once for the test binary), driven by curl, lftp, rclone and
+//! Python's ftplib. Every file is checked byte for byte, both as a client reads it
 //! back and as the object stored in the bucket.
 
 use std::io::Write;
@@ -200,8 +200,8 @@ fn lftp_mirrors_a_tree_up_lists_it_and_mirrors_it_back_from_s3() {
         std::fs::write(path, bytes).unwrap();
     }
     let back = work.path().join("back");
-    // lftp sets each file's time with MFMT after the upload, and goes on
-    // when S3 refuses (502).
+    // lftp sets each file's time with MFMT after the upload; S3 keeps its
+    // own, and the reply says which.
     let script = format!(
         "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; \
          mirror -R --no-perms {tree} up; cls -l up up/sub up/sub/deeper; mirror up {back}; bye",
@@ -225,6 +225,75 @@ fn lftp_mirrors_a_tree_up_lists_it_and_mirrors_it_back_from_s3() {
         assert_same(&mirrored, bytes, &format!("mirrored back {name}"));
     }
     assert_eq!(bucket.names("/up"), ["a.bin", "empty", "sub"]);
+}
+
+#[test]
+fn rclone_copies_a_tree_up_and_back_through_its_connection_pool_on_s3() {
+    if !have_tool("rclone", &["version"]) {
+        return;
+    }
+    let (server, bucket, _) = s3_server();
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let files: [(&str, Vec<u8>); 4] = [
+        ("big.bin", pattern(2 * PART + 4_321, 81)),
+        ("one.txt", b"one\n".to_vec()),
+        ("sub/two.bin", pattern(300_000, 82)),
+        ("sub/three.bin", pattern(70_000, 83)),
+    ];
+    for (name, bytes) in &files {
+        let path = tree.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let config = work.path().join("rclone.conf");
+    std::fs::write(&config, "").unwrap();
+    let obscured = run_ok(Command::new("rclone").args(["obscure", PASSWORD]));
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--ftp-host",
+        &server.addr.ip().to_string(),
+        "--ftp-port",
+        &server.addr.port().to_string(),
+        "--ftp-user",
+        "alice",
+        "--ftp-pass",
+        obscured.trim(),
+        // A failure must show, not be retried away.
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "1",
+    ]
+    .map(str::to_owned);
+    // Its default pool: several files at once, each on its own connection.
+    run_ok(
+        Command::new("rclone")
+            .arg("copy")
+            .arg(&tree)
+            .arg(":ftp:/up")
+            .args(&args),
+    );
+    for (name, bytes) in &files {
+        assert_same(
+            &bucket.read(&format!("/up/{name}")),
+            bytes,
+            &format!("stored {name}"),
+        );
+    }
+    let back = work.path().join("back");
+    run_ok(
+        Command::new("rclone")
+            .arg("copy")
+            .arg(":ftp:/up")
+            .arg(&back)
+            .args(&args),
+    );
+    for (name, bytes) in &files {
+        let copied = std::fs::read(back.join(name)).unwrap();
+        assert_same(&copied, bytes, &format!("copied back {name}"));
+    }
 }
 
 /// Every command this backend does, and the ones it refuses with a 5xx.
@@ -254,7 +323,9 @@ mdtm = f.sendcmd("MDTM py.bin")
 assert mdtm.startswith("213 ") and len(mdtm) == 18, mdtm
 refused("502", f.storbinary, "APPE py.bin", io.BytesIO(b"more"))
 refused("502", f.storbinary, "STOR py.bin", io.BytesIO(b"x"), 8192, None, 10)
-refused("502", f.sendcmd, "MFMT 20200101000000 py.bin")
+# S3 keeps the time the object was written: MFMT says so instead of failing.
+kept = f.sendcmd("MFMT 20200101000000 py.bin")
+assert kept == "213 Modify=" + mdtm[4:] + "; /py.bin", (kept, mdtm)
 f.mkd("sub")
 refused("550", f.mkd, "sub")
 assert sorted(f.nlst()) == ["py.bin", "sub"], f.nlst()
