@@ -10,8 +10,8 @@
 //! of processes that are gone are removed at the next start.
 //!
 //! The binary is `$GARAGE`, else [`CACHED_GARAGE`]. Without either the S3
-//! tests fail, saying how to install it: a missing server must not pass
-//! for a passing backend.
+//! tests skip, saying how to install it, as tests of a missing client do,
+//! and fail under CI (see [`missing`]).
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -215,15 +215,37 @@ api_bind_addr = "127.0.0.1:{admin}"
 
 /// The Garage binary, or a failure that says how to install it.
 fn binary() -> PathBuf {
-    let binary = std::env::var_os("GARAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(CACHED_GARAGE));
+    let binary = binary_path();
     assert!(
         binary.is_file(),
         "the S3 tests need Garage 2.5.0 at {} (set GARAGE to its path, or install it: {INSTALL})",
         binary.display()
     );
     binary
+}
+
+fn binary_path() -> PathBuf {
+    std::env::var_os("GARAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CACHED_GARAGE))
+}
+
+/// Whether Garage is missing, so an S3 test is to be skipped: as with a
+/// missing client, it says so and skips, except under CI (`CI` set), where
+/// it fails, saying how to install it.
+pub fn missing() -> bool {
+    if binary_path().is_file() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the S3 tests need Garage 2.5.0 under CI (set GARAGE to its path, or install it: {INSTALL})"
+    );
+    eprintln!(
+        "skipping: no Garage at {} (set GARAGE, or install it: {INSTALL})",
+        binary_path().display()
+    );
+    true
 }
 
 /// Starts `garage server` from a thread that waits on it for as long as
