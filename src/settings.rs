@@ -8,10 +8,12 @@
 //! duration too long to add to the clock (`Duration::MAX`) is taken as
 //! "never", it does not panic a session.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use crate::proxy_protocol::TrustedProxies;
 use crate::throttle::Rate;
@@ -172,6 +174,32 @@ pub struct PassiveSettings {
     pub ports: Option<RangeInclusive<u16>>,
     /// Address announced in `PASV` replies instead of the control connection's local one (NAT).
     pub public_address: Option<IpAddr>,
+    /// Addresses announced to clients in given networks instead, the first
+    /// that matches (a LAN beside the NAT).
+    pub overrides: Vec<PassiveOverride>,
+}
+
+/// `PASV` announces `address` to clients in any of `networks`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassiveOverride {
+    /// Where the clients are.
+    pub networks: Vec<IpNet>,
+    /// What they are told to connect to.
+    pub address: Ipv4Addr,
+}
+
+impl PassiveSettings {
+    /// The address `PASV` announces to `client`: the first override whose
+    /// networks hold it, else `public_address`; `None`: the control
+    /// connection's local address.
+    pub fn announced_to(&self, client: IpAddr) -> Option<IpAddr> {
+        let client = client.to_canonical();
+        self.overrides
+            .iter()
+            .find(|rule| rule.networks.iter().any(|net| net.contains(&client)))
+            .map(|rule| IpAddr::V4(rule.address))
+            .or(self.public_address)
+    }
 }
 
 impl Default for SessionSettings {

@@ -122,6 +122,16 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         None => "# public_address: not set, PASV announces the control connection's local address"
             .to_owned(),
     });
+    for rule in &s.passive.overrides {
+        let networks: Vec<String> = rule
+            .networks
+            .iter()
+            .map(|net| quoted(&net.to_string()))
+            .collect();
+        line("[[passive.overrides]]".to_owned());
+        line(format!("networks = [{}]", networks.join(", ")));
+        line(format!("address = \"{}\"", rule.address));
+    }
     line(String::new());
     match (&s.tls, &file.tls) {
         (Some(tls), Some(written)) => {

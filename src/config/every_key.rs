@@ -287,7 +287,9 @@ impl Base {
             .expect("chmod s3 key");
         let hash = crate::auth::hash_password("pw").expect("hash");
         let head = format!(
-            "[server]\n[passive]\n[login]\n\
+            "[server]\n[passive]\n\
+             [[passive.overrides]]\nnetworks = [\"192.168.1.0/24\"]\naddress = \"192.168.1.2\"\n\
+             [login]\n\
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
              [proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\"]\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\n",

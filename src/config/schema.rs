@@ -67,6 +67,15 @@ pub(super) struct LoginSection {
 pub(super) struct PassiveSection {
     pub ports: Option<UnitText>,
     pub public_address: Option<String>,
+    pub overrides: Option<Vec<PassiveOverrideEntry>>,
+}
+
+/// One `[[passive.overrides]]`: the address announced to some networks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PassiveOverrideEntry {
+    pub networks: Option<Vec<String>>,
+    pub address: Option<String>,
 }
 
 /// `[tls]`: FTPS. Present means TLS is offered.

@@ -797,3 +797,42 @@ fn proxy_protocol_listeners_and_trusted_networks_are_read_and_checked() {
         &["/etc/aioftpd.toml:3: proxy_protocol.trusted: must name the proxies' addresses"],
     );
 }
+
+#[test]
+fn passive_overrides_announce_per_network_and_the_first_match_wins() {
+    let loaded = load(
+        "[passive]\npublic_address = \"203.0.113.7\"\n\
+         [[passive.overrides]]\nnetworks = [\"192.168.1.0/24\", \"10.0.0.0/8\"]\naddress = \"192.168.1.2\"\n\
+         [[passive.overrides]]\nnetworks = [\"10.1.0.0/16\"]\naddress = \"10.1.0.2\"\n\
+         [[users]]\nstorage = \"memory\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let passive = &loaded.settings.passive;
+    let to = |client: &str| passive.announced_to(client.parse().unwrap());
+    assert_eq!(to("192.168.1.40"), Some("192.168.1.2".parse().unwrap()));
+    assert_eq!(
+        to("10.1.2.3"),
+        Some("192.168.1.2".parse().unwrap()),
+        "the first rule that matches, not the most specific"
+    );
+    assert_eq!(
+        to("::ffff:192.168.1.40"),
+        Some("192.168.1.2".parse().unwrap())
+    );
+    assert_eq!(to("198.51.100.1"), Some("203.0.113.7".parse().unwrap()));
+
+    let lines = error_lines(
+        "[[passive.overrides]]\nnetworks = [\"192.168.1.7/24\", \"lan\"]\naddress = \"::1\"\n\
+         [[passive.overrides]]\naddress = \"10.0.0.1\"\n\
+         [[users]]\nstorage = \"memory\"\n",
+    );
+    assert_starts(
+        &lines,
+        &[
+            "/etc/aioftpd.toml:2: passive.overrides[0].networks[0]: \"192.168.1.7/24\" has host bits set",
+            "/etc/aioftpd.toml:2: passive.overrides[0].networks[1]: invalid address or network",
+            "/etc/aioftpd.toml:3: passive.overrides[0].address: \"::1\" is IPv6",
+            "/etc/aioftpd.toml:4: passive.overrides[1].networks: must name the clients' networks",
+        ],
+    );
+}

@@ -28,10 +28,12 @@ mod server;
 mod tls;
 mod users;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use super::schema::{FileConfig, UnitText};
 use super::units::{ByteSize, HumanDuration};
@@ -279,6 +281,26 @@ fn addresses(
         }
     }
     seen
+}
+
+/// An address (`10.0.0.2`, `::1`) or a network (`10.0.1.0/24`).
+fn network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+            format!("invalid address or network {text:?}: expected \"10.0.0.2\" or \"10.0.1.0/24\"")
+        })?,
+    };
+    // A network written with host bits ("10.0.1.7/24") is most likely a
+    // typo for one address or the network; say which was read.
+    if net.network() != net.addr() {
+        return Err(format!(
+            "{text:?} has host bits set: write the network as \"{}\" or one address without a prefix",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }
 
 /// A `required`/`tls_required` value.
