@@ -165,6 +165,8 @@ pub struct SessionSettings {
     pub socket_timeout: Duration,
     /// How long one storage operation may take before it fails with `451`.
     pub storage_timeout: Duration,
+    /// The most bytes one `HASH` (or XCRC, XMD5, ...) reads; 0 turns them off.
+    pub hash_max_size: u64,
 }
 
 /// Passive-mode data connections.
@@ -213,6 +215,7 @@ impl Default for SessionSettings {
             login_timeout: Duration::from_secs(60),
             socket_timeout: Duration::from_secs(30),
             storage_timeout: Duration::from_secs(30),
+            hash_max_size: 4 << 30,
         }
     }
 }

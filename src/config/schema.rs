@@ -47,6 +47,7 @@ pub(super) struct ServerSection {
     pub upload_limit: Option<UnitText>,
     pub download_limit_per_connection: Option<UnitText>,
     pub upload_limit_per_connection: Option<UnitText>,
+    pub hash_max_size: Option<UnitText>,
 }
 
 /// `[login]`: brute-force protection.

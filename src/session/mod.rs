@@ -34,6 +34,7 @@ pub use command::{
     find_spec, ArgRule, Command, CommandSpec, EpsvArg, Need, ParseError, TransferType, COMMANDS,
 };
 pub use control::{AsyncStream, ControlChannel, Line, PlainControl, MAX_LINE_LENGTH};
+pub use handlers::hash::{Algorithm as HashAlgorithm, Style as HashStyle};
 
 use handlers::Cx;
 use state::{Connection, ControlTls, LoginState, State};
