@@ -30,3 +30,4 @@ pub mod settings;
 pub mod storage;
 pub mod throttle;
 pub mod tls;
+pub mod transfer_log;

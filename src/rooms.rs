@@ -12,6 +12,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("throttle", 0),
     ("tls", 0),
     ("proxy_protocol", 0),
+    ("transfer_log", 0),
     ("storage", 1),
     ("auth", 2),
     ("settings", 3),

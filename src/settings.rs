@@ -38,6 +38,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Listeners behind a load balancer that speaks the PROXY protocol.
     pub proxy: Option<ProxySettings>,
+    /// One line per finished upload or download (`[transfer_log]`).
+    pub transfer_log: Option<crate::transfer_log::Settings>,
 }
 
 /// `[proxy_protocol]`: control listeners whose connections come from
@@ -231,6 +233,7 @@ impl Default for Settings {
             login: LoginProtection::default(),
             shutdown_timeout: Duration::from_secs(60),
             proxy: None,
+            transfer_log: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sd_notify::NotifyState;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use aioftpd::config::{self, ConfigWarning, Loaded};
 use aioftpd::server::{self, Listener, Server};
@@ -41,7 +41,7 @@ pub(crate) async fn run(
         ..
     } = loaded;
     log_warnings(&warnings);
-    let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]) {
+    let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1]) {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("cannot install signal handlers: {err}");
@@ -74,7 +74,10 @@ pub(crate) async fn run(
     let status = tokio::spawn(report_status(server.clone()));
     loop {
         match signals.next().await {
+            Some(SIGUSR1) => reopen_transfer_log(&server),
             Some(SIGHUP) => {
+                // logrotate's postrotate may send either signal.
+                reopen_transfer_log(&server);
                 let Some(path) = config_path else {
                     tracing::info!("SIGHUP: no --config file to reload");
                     continue;
@@ -100,6 +103,14 @@ pub(crate) async fn run(
             tracing::warn!(signal, "second signal: exiting without waiting for transfers");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGUSR1 (and SIGHUP): the transfer log goes to a fresh file of its
+/// name, after the lines already queued, as logrotate expects.
+fn reopen_transfer_log(server: &Server) {
+    if let Some(log) = &server.context().transfer_log {
+        log.reopen();
     }
 }
 

@@ -45,6 +45,22 @@ pub(super) fn build(
         .map(|spec| open_storage(spec?, config_dir, sync, &mut problems))
         .collect();
     settings.tls = tls.and_then(|spec| load_tls(spec, config_dir, &mut problems));
+    if let Some(log) = &mut settings.transfer_log {
+        log.path = config_dir.join(&log.path);
+        // Opened here once, so a directory that is missing or not writable
+        // shows on its key like every other problem; the server opens it
+        // for good.
+        if let Err(err) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log.path)
+        {
+            problems.add(
+                "transfer_log.path",
+                format!("cannot append to {}: {err}", log.path.display()),
+            );
+        }
+    }
     if !problems.0.is_empty() {
         return Err(problems.0);
     }

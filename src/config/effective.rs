@@ -180,6 +180,24 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
             line("# [proxy_protocol]: not configured, no listener takes PROXY headers".to_owned())
         }
     }
+    line(String::new());
+    match &s.transfer_log {
+        Some(log) => {
+            line("[transfer_log]".to_owned());
+            line(format!(
+                "path = {}",
+                quoted(&log.path.display().to_string())
+            ));
+            let format = match log.format {
+                crate::transfer_log::Format::Xferlog => "xferlog",
+                crate::transfer_log::Format::Json => "json",
+            };
+            line(format!("format = {}", quoted(format)));
+        }
+        None => {
+            line("# [transfer_log]: not configured, transfers go to the main log only".to_owned())
+        }
+    }
     for entry in &file.users {
         let user = match &entry.login {
             Some(login) => built

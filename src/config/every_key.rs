@@ -292,9 +292,11 @@ impl Base {
              [login]\n\
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
              [proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\"]\n\
+             [transfer_log]\npath = \"{log}\"\nformat = \"xferlog\"\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\n",
             cert = cert_path.display(),
             key = key_path.display(),
+            log = dir.path().join("xferlog").display(),
         );
         let rule = "permissions = [{ path = \"/\" }]\n";
         let text = format!(

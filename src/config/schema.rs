@@ -24,6 +24,15 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub users: Vec<UserEntry>,
     pub proxy_protocol: Option<ProxyProtocolSection>,
+    pub transfer_log: Option<TransferLogSection>,
+}
+
+/// `[transfer_log]`: the xferlog (or JSON) file of finished transfers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TransferLogSection {
+    pub path: Option<String>,
+    pub format: Option<String>,
 }
 
 /// `[server]`: listeners and session behaviour.

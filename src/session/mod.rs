@@ -27,6 +27,7 @@ use crate::data::DataSetup;
 use crate::deadline;
 use crate::limits::ConnectionPermit;
 use crate::proxy_protocol::TrustedProxies;
+use crate::transfer_log::Record;
 
 pub use crate::reply::Reply;
 use crate::reply::{push_body_line, Code, StreamedReply};
@@ -429,6 +430,20 @@ impl Session {
             error = error.unwrap_or(""),
             "transfer"
         );
+        let file_transfer = matches!(transfer.verb, "RETR" | "STOR" | "APPE" | "STOU");
+        if let (Some(log), true) = (&self.context.transfer_log, file_transfer) {
+            log.record(&Record {
+                ended: std::time::SystemTime::now(),
+                took: transfer.elapsed(),
+                address: self.conn.peer.ip(),
+                bytes,
+                path: transfer.path.to_string(),
+                ascii: self.state.transfer_type == TransferType::Ascii,
+                upload: transfer.verb != "RETR",
+                login: self.state.user().and_then(|u| u.login.clone()),
+                complete: result == "ok",
+            });
+        }
         Some(transfer)
     }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::schema::{FileConfig, UnitText};
+use super::schema::{FileConfig, TransferLogSection, UnitText};
 use super::units::{ByteSize, HumanDuration};
 use crate::auth::{PasswordHash, Permission, UserLimits};
 use crate::path::VirtualPath;
@@ -223,6 +223,10 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         .proxy_protocol
         .as_ref()
         .map(|section| proxy_settings(section, &taken, problems));
+    let transfer_log = file
+        .transfer_log
+        .as_ref()
+        .and_then(|section| transfer_log(section, problems));
     Checked {
         settings: Settings {
             listen,
@@ -233,6 +237,7 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
             login,
             shutdown_timeout,
             proxy,
+            transfer_log,
         },
         tls,
         named,
@@ -301,6 +306,48 @@ fn network(text: &str) -> Result<IpNet, String> {
         ));
     }
     Ok(net)
+}
+
+/// `[transfer_log]`: its file (relative paths are taken from the config's
+/// directory at build) and format.
+fn transfer_log(
+    section: &TransferLogSection,
+    problems: &mut Problems,
+) -> Option<crate::transfer_log::Settings> {
+    let path = match section.path.as_deref().map(str::trim) {
+        Some(path) if !path.is_empty() && !path.chars().any(char::is_control) => {
+            Some(PathBuf::from(path))
+        }
+        Some(_) => {
+            problems.add(
+                "transfer_log.path",
+                "must name a file, without control characters",
+            );
+            None
+        }
+        None => {
+            problems.add(
+                "transfer_log.path",
+                "required: the file to append to, such as \"/var/log/aioftpd/xferlog\"",
+            );
+            None
+        }
+    };
+    let format = match section.format.as_deref().map(str::trim) {
+        None | Some("xferlog") => Some(crate::transfer_log::Format::Xferlog),
+        Some("json") => Some(crate::transfer_log::Format::Json),
+        Some(other) => {
+            problems.add(
+                "transfer_log.format",
+                format!("unknown format {other:?}: expected \"xferlog\" or \"json\""),
+            );
+            None
+        }
+    };
+    Some(crate::transfer_log::Settings {
+        path: path?,
+        format: format?,
+    })
 }
 
 /// A `required`/`tls_required` value.
