@@ -19,6 +19,8 @@ pub mod data;
 mod deadline;
 pub mod limits;
 pub mod listing;
+pub mod metrics;
+pub mod metrics_endpoint;
 pub mod path;
 pub mod proxy_protocol;
 pub mod reply;

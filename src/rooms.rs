@@ -12,6 +12,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("throttle", 0),
     ("tls", 0),
     ("proxy_protocol", 0),
+    ("metrics", 0),
     ("transfer_log", 0),
     ("storage", 1),
     ("auth", 2),
@@ -24,6 +25,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("reply", 5),
     ("session", 6),
     ("server", 7),
+    ("metrics_endpoint", 8),
 ];
 
 #[cfg(test)]

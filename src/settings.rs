@@ -40,6 +40,8 @@ pub struct Settings {
     pub proxy: Option<ProxySettings>,
     /// One line per finished upload or download (`[transfer_log]`).
     pub transfer_log: Option<crate::transfer_log::Settings>,
+    /// Where `/metrics` and `/healthz` are served (`[metrics] listen`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `[proxy_protocol]`: control listeners whose connections come from
@@ -234,6 +236,7 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(60),
             proxy: None,
             transfer_log: None,
+            metrics: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use aioftpd::config::{self, ConfigWarning, Loaded};
+use aioftpd::metrics_endpoint;
 use aioftpd::server::{self, Listener, Server};
 use aioftpd::settings::{ListenerSpec, Settings};
 
@@ -70,6 +71,22 @@ pub(crate) async fn run(
             serve(&server, listener, None);
         }
     }
+    let metrics = match settings.metrics {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, "metrics listening");
+                Some(tokio::spawn(metrics_endpoint::serve(
+                    listener,
+                    server.clone(),
+                )))
+            }
+            Err(err) => {
+                eprintln!("cannot listen for metrics on {addr}: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     notify(&[NotifyState::Ready]);
     let status = tokio::spawn(report_status(server.clone()));
     loop {
@@ -92,9 +109,12 @@ pub(crate) async fn run(
         }
     }
     notify(&[NotifyState::Stopping]);
+    // Health checks fail from now on, so a balancer sends no new clients;
+    // the metrics stay up while transfers drain.
+    aioftpd::metrics::get().set_draining();
     status.abort();
     let grace = server.context().settings.shutdown_timeout;
-    tokio::select! {
+    let exit = tokio::select! {
         () = server.shutdown(grace) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -103,7 +123,11 @@ pub(crate) async fn run(
             tracing::warn!(signal, "second signal: exiting without waiting for transfers");
             ExitCode::FAILURE
         }
+    };
+    if let Some(metrics) = metrics {
+        metrics.abort();
     }
+    exit
 }
 
 /// SIGUSR1 (and SIGHUP): the transfer log goes to a fresh file of its
@@ -114,11 +138,19 @@ fn reopen_transfer_log(server: &Server) {
     }
 }
 
+fn count_reload(result: &str) {
+    aioftpd::metrics::get()
+        .reloads
+        .with_label_values(&[result])
+        .inc();
+}
+
 /// SIGHUP: load and validate the file, rebind what changed, swap the config.
 fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &mut Bound) {
     notify(&[NotifyState::Reloading, monotonic_now()]);
     match config::load_file(path) {
         Err(err) => {
+            count_reload("refused");
             tracing::error!("reload rejected, the old config stays in force:\n{err}");
         }
         Ok(Loaded {
@@ -133,9 +165,14 @@ fn reload(server: &Server, path: &Path, listen_override: &[SocketAddr], bound: &
             }
             match rebind(server, &settings, bound) {
                 Err(message) => {
+                    count_reload("refused");
                     tracing::error!("reload rejected, the old config stays in force: {message}")
                 }
                 Ok(()) => {
+                    if settings.metrics != server.context().settings.metrics {
+                        tracing::warn!("metrics.listen changed: it takes effect at the next start");
+                    }
+                    count_reload("ok");
                     server.reload(settings, Arc::new(users));
                     tracing::info!(config = %path.display(), "config reloaded");
                 }

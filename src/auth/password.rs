@@ -210,10 +210,16 @@ impl PasswordVerifier {
         password: &Password,
         client: ClientKey,
     ) -> bool {
+        let asked = Instant::now();
         let Some(turn) = self.turns.wait(client).await else {
             return false;
         };
         let started = Instant::now();
+        let metrics = crate::metrics::get();
+        metrics.password_checks.inc();
+        metrics
+            .password_wait
+            .observe(started.duration_since(asked).as_secs_f64());
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).clone();
         let password = password.clone();

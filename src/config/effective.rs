@@ -198,6 +198,14 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
             line("# [transfer_log]: not configured, transfers go to the main log only".to_owned())
         }
     }
+    line(String::new());
+    match s.metrics {
+        Some(addr) => {
+            line("[metrics]".to_owned());
+            line(format!("listen = \"{addr}\""));
+        }
+        None => line("# [metrics]: not configured, no /metrics endpoint".to_owned()),
+    }
     for entry in &file.users {
         let user = match &entry.login {
             Some(login) => built

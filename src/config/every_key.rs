@@ -293,6 +293,7 @@ impl Base {
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
              [proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\"]\n\
              [transfer_log]\npath = \"{log}\"\nformat = \"xferlog\"\n\
+             [metrics]\nlisten = \"127.0.0.1:9187\"\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\n",
             cert = cert_path.display(),
             key = key_path.display(),

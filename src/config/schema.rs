@@ -25,6 +25,14 @@ pub(super) struct FileConfig {
     pub users: Vec<UserEntry>,
     pub proxy_protocol: Option<ProxyProtocolSection>,
     pub transfer_log: Option<TransferLogSection>,
+    pub metrics: Option<MetricsSection>,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MetricsSection {
+    pub listen: Option<String>,
 }
 
 /// `[transfer_log]`: the xferlog (or JSON) file of finished transfers.

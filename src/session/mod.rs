@@ -94,6 +94,8 @@ pub struct Session {
     permit: Option<ConnectionPermit>,
     /// New config generations, picked up at the next command.
     updates: Option<watch::Receiver<Arc<ServerContext>>>,
+    /// Its place in `aioftpd_sessions`.
+    gauge: SessionGauge,
 }
 
 impl Session {
@@ -125,6 +127,7 @@ impl Session {
             long_lines: 0,
             permit: None,
             updates: None,
+            gauge: SessionGauge::new(false),
         }
     }
 
@@ -431,6 +434,22 @@ impl Session {
             "transfer"
         );
         let file_transfer = matches!(transfer.verb, "RETR" | "STOR" | "APPE" | "STOU");
+        if file_transfer {
+            let direction = if transfer.verb == "RETR" {
+                "download"
+            } else {
+                "upload"
+            };
+            let metrics = crate::metrics::get();
+            metrics
+                .transfers
+                .with_label_values(&[direction, result])
+                .inc();
+            metrics
+                .transfer_bytes
+                .with_label_values(&[direction])
+                .inc_by(bytes);
+        }
         if let (Some(log), true) = (&self.context.transfer_log, file_transfer) {
             log.record(&Record {
                 ended: std::time::SystemTime::now(),
@@ -481,6 +500,7 @@ impl Session {
     /// within the socket timeout.
     async fn send(&mut self, reply: Reply) -> bool {
         tracing::debug!(code = reply.code().number(), "reply");
+        count_reply(reply.code().number());
         let limit = self.context.settings.session.socket_timeout;
         matches!(
             tokio::time::timeout(limit, self.control.send(&reply)).await,
@@ -497,6 +517,7 @@ impl Session {
         let tickets = self.context.resumption.open_control(self.conn.peer.ip());
         let acceptor = tls.control_acceptor(&tickets);
         self.control.start_tls(&tls, acceptor).await?;
+        self.gauge.protected();
         if let Some(user) = self.state.user() {
             tickets.set_holder(handlers::auth::holder(user));
         }
@@ -516,6 +537,58 @@ impl Session {
         self.send(reply).await;
         let _ = self.control.shutdown().await;
     }
+}
+
+/// One open control connection in `aioftpd_sessions`, under its TLS state.
+struct SessionGauge {
+    tls: bool,
+}
+
+impl SessionGauge {
+    fn new(tls: bool) -> Self {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[label(tls)])
+            .inc();
+        SessionGauge { tls }
+    }
+
+    /// The connection is protected from now on.
+    fn protected(&mut self) {
+        if !self.tls {
+            *self = SessionGauge::new(true);
+        }
+    }
+}
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[label(self.tls)])
+            .dec();
+    }
+}
+
+fn label(tls: bool) -> &'static str {
+    if tls {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// `aioftpd_replies_total` by class.
+fn count_reply(code: u16) {
+    const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+    let class = CLASSES
+        .get(usize::from(code / 100))
+        .copied()
+        .unwrap_or("other");
+    crate::metrics::get()
+        .replies
+        .with_label_values(&[class])
+        .inc();
 }
 
 /// A streamed reply goes out in writes of about this many bytes.

@@ -12,7 +12,9 @@ mod hostile;
 mod limits;
 mod listings;
 mod login;
+
 mod logs;
+mod metrics;
 mod properties;
 mod protocol;
 mod proxy;

@@ -227,6 +227,26 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         .transfer_log
         .as_ref()
         .and_then(|section| transfer_log(section, problems));
+    taken.extend(proxy.iter().flat_map(|proxy| proxy.listen.iter().copied()));
+    let metrics = file.metrics.as_ref().and_then(|section| {
+        let Some(written) = &section.listen else {
+            problems.add(
+                "metrics.listen",
+                "required: where /metrics is served, such as \"127.0.0.1:9187\"",
+            );
+            return None;
+        };
+        let parsed = match written.trim().parse::<SocketAddr>() {
+            Ok(addr) if taken.contains(&addr) && addr.port() != 0 => Err(format!(
+                "{addr} is already an FTP listener: give the metrics a port of their own"
+            )),
+            Ok(addr) => Ok(addr),
+            Err(_) => Err(format!(
+                "invalid address {written:?}: expected \"ip:port\", such as \"127.0.0.1:9187\""
+            )),
+        };
+        problems.check("metrics.listen", parsed)
+    });
     Checked {
         settings: Settings {
             listen,
@@ -238,6 +258,7 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
             shutdown_timeout,
             proxy,
             transfer_log,
+            metrics,
         },
         tls,
         named,

@@ -48,6 +48,10 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
     let attempt = match cx.server.login_failures.begin(peer.ip(), &login, &password) {
         Ok(attempt) => attempt,
         Err(refused) => {
+            crate::metrics::get()
+                .logins
+                .with_label_values(&["blocked"])
+                .inc();
             tracing::warn!(%peer, ?refused, "login not checked: address over its failure budget");
             return Ok(Action::Close(Reply::new(
                 Code::ServiceUnavailable,
@@ -65,6 +69,10 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
         return login_failed(cx.server, cx.conn, &login, attempt, asked).await;
     };
     attempt.succeeded();
+    crate::metrics::get()
+        .logins
+        .with_label_values(&["ok"])
+        .inc();
     let Some(slot) = cx.server.user_slots.claim(&user) else {
         tracing::warn!(%peer, user = user.display_name(), "login refused: user at max_connections");
         return Err(Reply::new(
@@ -98,6 +106,10 @@ async fn login_failed(
         login,
         "login failed [aioftpd-auth-failure]"
     );
+    crate::metrics::get()
+        .logins
+        .with_label_values(&["failed"])
+        .inc();
     let blocked = attempt.failed();
     conn.failed_logins += 1;
     let protection = &server.settings.login;
