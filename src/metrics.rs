@@ -33,8 +33,10 @@ pub struct Metrics {
     /// TLS handshakes completed, by connection (control, data) and whether
     /// a session was resumed.
     pub tls_handshakes: IntCounterVec,
-    /// Password checks (argon2) run, and how long each waited for its turn.
+    /// Password checks (argon2) run.
     pub password_checks: IntCounter,
+    /// Password checks waiting for their turn now.
+    pub password_queue: IntGauge,
     /// Seconds a password check waited before it ran.
     pub password_wait: Histogram,
     /// Storage operations' latency, by operation.
@@ -75,6 +77,11 @@ impl Metrics {
             "Password verifications (argon2) run.",
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
+        let password_queue = IntGauge::new(
+            "aioftpd_password_queue",
+            "Password verifications waiting for their turn now.",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
         let password_wait = Histogram::with_opts(
             HistogramOpts::new(
                 "aioftpd_password_wait_seconds",
@@ -96,6 +103,7 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable!("{e}"));
         for metric in [
             Box::new(password_checks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(password_queue.clone()),
             Box::new(password_wait.clone()),
             Box::new(storage_seconds.clone()),
         ] {
@@ -147,6 +155,7 @@ impl Metrics {
                 &["connection", "resumed"],
             ),
             password_checks,
+            password_queue,
             password_wait,
             storage_seconds,
             reloads: counters(
