@@ -10,6 +10,7 @@ use crate::limits::{Admission, LoginFailures, UserSlots};
 use crate::settings::Settings;
 use crate::throttle::Bucket;
 use crate::tls::resumption::Resumption;
+use crate::transfer_log::TransferLog;
 
 /// What every session of a server shares. A reload builds a new generation
 /// (settings, users, passive ports, server-wide buckets) around the same
@@ -34,6 +35,9 @@ pub struct ServerContext {
     pub user_slots: Arc<UserSlots>,
     /// Failed logins per address.
     pub login_failures: Arc<LoginFailures>,
+    /// The log of finished transfers, if one is configured (and could be
+    /// opened).
+    pub transfer_log: Option<Arc<TransferLog>>,
 }
 
 impl ServerContext {
@@ -47,6 +51,7 @@ impl ServerContext {
             admission: Admission::new(&settings.limits),
             user_slots: Arc::default(),
             login_failures: Arc::new(LoginFailures::new(&settings.login)),
+            transfer_log: open_transfer_log(&settings, None),
             settings,
             users,
         })
@@ -69,8 +74,29 @@ impl ServerContext {
             admission: self.admission.clone(),
             user_slots: self.user_slots.clone(),
             login_failures: self.login_failures.clone(),
+            transfer_log: open_transfer_log(&settings, self.transfer_log.as_ref()),
             settings,
             users,
         })
+    }
+}
+
+/// The transfer log `settings` ask for: `running` if it is that one, else
+/// a new one. One that cannot be opened (checked at load, so it went away
+/// since) is logged and left out: transfers go on.
+fn open_transfer_log(
+    settings: &Settings,
+    running: Option<&Arc<TransferLog>>,
+) -> Option<Arc<TransferLog>> {
+    let wanted = settings.transfer_log.as_ref()?;
+    if let Some(log) = running.filter(|log| log.settings() == wanted) {
+        return Some(log.clone());
+    }
+    match TransferLog::open(wanted) {
+        Ok(log) => Some(Arc::new(log)),
+        Err(err) => {
+            tracing::error!(%err, path = %wanted.path.display(), "cannot open the transfer log");
+            None
+        }
     }
 }

@@ -12,6 +12,8 @@ const ROOMS: &[(&str, u8)] = &[
     ("throttle", 0),
     ("tls", 0),
     ("proxy_protocol", 0),
+    ("metrics", 0),
+    ("transfer_log", 0),
     ("storage", 1),
     ("user_store", 1),
     ("auth", 2),
@@ -25,6 +27,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("database_users", 5),
     ("session", 6),
     ("server", 7),
+    ("metrics_endpoint", 8),
 ];
 
 #[cfg(test)]

@@ -8,10 +8,12 @@
 //! duration too long to add to the clock (`Duration::MAX`) is taken as
 //! "never", it does not panic a session.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use crate::proxy_protocol::TrustedProxies;
 use crate::throttle::Rate;
@@ -36,6 +38,10 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Listeners behind a load balancer that speaks the PROXY protocol.
     pub proxy: Option<ProxySettings>,
+    /// One line per finished upload or download (`[transfer_log]`).
+    pub transfer_log: Option<crate::transfer_log::Settings>,
+    /// Where `/metrics` and `/healthz` are served (`[metrics] listen`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `[proxy_protocol]`: control listeners whose connections come from
@@ -163,6 +169,8 @@ pub struct SessionSettings {
     pub socket_timeout: Duration,
     /// How long one storage operation may take before it fails with `451`.
     pub storage_timeout: Duration,
+    /// The most bytes one `HASH` (or XCRC, XMD5, ...) reads; 0 turns them off.
+    pub hash_max_size: u64,
 }
 
 /// Passive-mode data connections.
@@ -172,6 +180,32 @@ pub struct PassiveSettings {
     pub ports: Option<RangeInclusive<u16>>,
     /// Address announced in `PASV` replies instead of the control connection's local one (NAT).
     pub public_address: Option<IpAddr>,
+    /// Addresses announced to clients in given networks instead, the first
+    /// that matches (a LAN beside the NAT).
+    pub overrides: Vec<PassiveOverride>,
+}
+
+/// `PASV` announces `address` to clients in any of `networks`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassiveOverride {
+    /// Where the clients are.
+    pub networks: Vec<IpNet>,
+    /// What they are told to connect to.
+    pub address: Ipv4Addr,
+}
+
+impl PassiveSettings {
+    /// The address `PASV` announces to `client`: the first override whose
+    /// networks hold it, else `public_address`; `None`: the control
+    /// connection's local address.
+    pub fn announced_to(&self, client: IpAddr) -> Option<IpAddr> {
+        let client = client.to_canonical();
+        self.overrides
+            .iter()
+            .find(|rule| rule.networks.iter().any(|net| net.contains(&client)))
+            .map(|rule| IpAddr::V4(rule.address))
+            .or(self.public_address)
+    }
 }
 
 impl Default for SessionSettings {
@@ -185,6 +219,7 @@ impl Default for SessionSettings {
             login_timeout: Duration::from_secs(60),
             socket_timeout: Duration::from_secs(30),
             storage_timeout: Duration::from_secs(30),
+            hash_max_size: 4 << 30,
         }
     }
 }
@@ -200,6 +235,8 @@ impl Default for Settings {
             login: LoginProtection::default(),
             shutdown_timeout: Duration::from_secs(60),
             proxy: None,
+            transfer_log: None,
+            metrics: None,
         }
     }
 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sd_notify::NotifyState;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use aioftpd::auth::UserManager;
 use aioftpd::config::{self, ConfigWarning, Loaded};
 use aioftpd::database_users::DatabaseUserManager;
+use aioftpd::metrics_endpoint;
 use aioftpd::server::{self, Listener, Server};
 use aioftpd::settings::{ListenerSpec, Settings};
 use aioftpd::user_store::{StoreSettings, UserStore};
@@ -54,7 +55,7 @@ pub(crate) async fn run(
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT]) {
+    let mut signals = match signal_hook_tokio::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1]) {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("cannot install signal handlers: {err}");
@@ -83,11 +84,30 @@ pub(crate) async fn run(
             serve(&server, listener, None);
         }
     }
+    let metrics = match settings.metrics {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, "metrics listening");
+                Some(tokio::spawn(metrics_endpoint::serve(
+                    listener,
+                    server.clone(),
+                )))
+            }
+            Err(err) => {
+                eprintln!("cannot listen for metrics on {addr}: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     notify(&[NotifyState::Ready]);
     let status = tokio::spawn(report_status(server.clone()));
     loop {
         match signals.next().await {
+            Some(SIGUSR1) => reopen_transfer_log(&server),
             Some(SIGHUP) => {
+                // logrotate's postrotate may send either signal.
+                reopen_transfer_log(&server);
                 let Some(path) = config_path else {
                     tracing::info!("SIGHUP: no --config file to reload");
                     continue;
@@ -102,9 +122,12 @@ pub(crate) async fn run(
         }
     }
     notify(&[NotifyState::Stopping]);
+    // Health checks fail from now on, so a balancer sends no new clients;
+    // the metrics stay up while transfers drain.
+    aioftpd::metrics::get().set_draining();
     status.abort();
     let grace = server.context().settings.shutdown_timeout;
-    tokio::select! {
+    let exit = tokio::select! {
         () = server.shutdown(grace) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -113,7 +136,26 @@ pub(crate) async fn run(
             tracing::warn!(signal, "second signal: exiting without waiting for transfers");
             ExitCode::FAILURE
         }
+    };
+    if let Some(metrics) = metrics {
+        metrics.abort();
     }
+    exit
+}
+
+/// SIGUSR1 (and SIGHUP): the transfer log goes to a fresh file of its
+/// name, after the lines already queued, as logrotate expects.
+fn reopen_transfer_log(server: &Server) {
+    if let Some(log) = &server.context().transfer_log {
+        log.reopen();
+    }
+}
+
+fn count_reload(result: &str) {
+    aioftpd::metrics::get()
+        .reloads
+        .with_label_values(&[result])
+        .inc();
 }
 
 /// SIGHUP: load and validate the file, rebind what changed, swap the config.
@@ -127,6 +169,7 @@ async fn reload(
     notify(&[NotifyState::Reloading, monotonic_now()]);
     match config::load_file(path) {
         Err(err) => {
+            count_reload("refused");
             tracing::error!("reload rejected, the old config stays in force:\n{err}");
         }
         Ok(loaded) => {
@@ -136,6 +179,7 @@ async fn reload(
             let mut reopened = store.clone();
             match users(loaded, &mut reopened).await {
                 Err(message) => {
+                    count_reload("refused");
                     tracing::error!("reload rejected, the old config stays in force: {message}")
                 }
                 Ok((mut settings, users)) => {
@@ -143,10 +187,19 @@ async fn reload(
                         settings.listen = listen_override.to_vec();
                     }
                     match rebind(server, &settings, bound) {
-                        Err(message) => tracing::error!(
-                            "reload rejected, the old config stays in force: {message}"
-                        ),
+                        Err(message) => {
+                            count_reload("refused");
+                            tracing::error!(
+                                "reload rejected, the old config stays in force: {message}"
+                            )
+                        }
                         Ok(()) => {
+                            if settings.metrics != server.context().settings.metrics {
+                                tracing::warn!(
+                                    "metrics.listen changed: it takes effect at the next start"
+                                );
+                            }
+                            count_reload("ok");
                             *store = reopened;
                             server.reload(settings, users);
                             tracing::info!(config = %path.display(), "config reloaded");

@@ -215,10 +215,18 @@ impl PasswordVerifier {
         password: &Password,
         client: ClientKey,
     ) -> bool {
+        let asked = Instant::now();
+        let metrics = crate::metrics::get();
+        let queued = Queued::new(&metrics.password_queue);
         let Some(turn) = self.turns.wait(client).await else {
             return false;
         };
+        drop(queued);
         let started = Instant::now();
+        metrics.password_checks.inc();
+        metrics
+            .password_wait
+            .observe(started.duration_since(asked).as_secs_f64());
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).clone();
         let password = password.clone();
@@ -249,6 +257,23 @@ impl PasswordVerifier {
 }
 
 type Check = Shared<BoxFuture<'static, bool>>;
+
+/// One check waiting for its turn, in `aioftpd_password_queue` until it
+/// gets it or its login gives up.
+struct Queued<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Queued<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Queued(gauge)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 /// The checks running now, by a keyed hash of what they check (the key is
 /// random and lives only in this process, so neither passwords nor their

@@ -1,6 +1,6 @@
 //! The second stage of loading: opens what the checked file names (each
-//! user's directory, the TLS certificate and key) and assembles the runtime
-//! values. Its problems join the first stage's on the same keys, so
+//! user's directory or S3 access key, the TLS certificate and key) and
+//! assembles the runtime values. Its problems join the first stage's on the same keys, so
 //! `check-config` still shows every problem of the file at once.
 
 use std::path::{Path, PathBuf};
@@ -8,10 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::account::{AccountRules, UsersDatabase};
-use super::validate::{Checked, DatabaseSpec, Problem, Problems, StorageSpec, TlsSpec, UserSpec};
+use super::validate::{
+    Checked, DatabaseSpec, Problem, Problems, S3Spec, StorageSpec, TlsSpec, UserSpec,
+};
 use crate::auth::{PasswordHash, User};
 use crate::settings::Settings;
-use crate::storage::{FsStorage, MemoryStorage, Storage, TimedStorage, UploadSync};
+use crate::storage::s3::{S3Config, S3Credentials};
+use crate::storage::{FsStorage, MemoryStorage, S3Storage, Storage, TimedStorage, UploadSync};
 use crate::tls::{MinVersion, TlsLoadError, TlsSettings};
 use crate::user_store::{Backend, DatabasePassword, StoreSettings};
 
@@ -50,6 +53,22 @@ pub(super) fn build(
         .collect();
     let tls_configured = tls.is_some();
     settings.tls = tls.and_then(|spec| load_tls(spec, config_dir, &mut problems));
+    if let Some(log) = &mut settings.transfer_log {
+        log.path = config_dir.join(&log.path);
+        // Opened here once, so a directory that is missing or not writable
+        // shows on its key like every other problem; the server opens it
+        // for good.
+        if let Err(err) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log.path)
+        {
+            problems.add(
+                "transfer_log.path",
+                format!("cannot append to {}: {err}", log.path.display()),
+            );
+        }
+    }
     let database = database.and_then(|spec| open_database(spec, config_dir, &mut problems));
     if !problems.0.is_empty() {
         return Err(problems.0);
@@ -177,7 +196,49 @@ pub(super) fn open_storage(
             Some(Arc::new(storage.with_upload_sync(sync)))
         }
         StorageSpec::Memory => Some(Arc::new(MemoryStorage::new())),
+        StorageSpec::S3(spec) => {
+            let env = |name: &str| std::env::var(name).ok();
+            let storage = open_s3(spec, config_dir, &env, problems)?;
+            Some(Arc::new(storage))
+        }
     }
+}
+
+/// The environment variables that hold an access key where no
+/// `credentials_file` is named, as AWS's tools read them.
+const KEY_ID_VARIABLE: &str = "AWS_ACCESS_KEY_ID";
+const SECRET_VARIABLE: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// Reads the access key (the file, relative to `config_dir`, or `env`) and
+/// makes the storage; nothing is sent to the endpoint yet.
+pub(super) fn open_s3(
+    spec: S3Spec,
+    config_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<S3Storage> {
+    let file_key = format!("{}.credentials_file", spec.key);
+    let credentials = match &spec.credentials_file {
+        Some(file) => S3Credentials::read(&config_dir.join(file)),
+        None => match (env(KEY_ID_VARIABLE), env(SECRET_VARIABLE)) {
+            (Some(id), Some(secret)) => S3Credentials::new(&id, &secret)
+                .map_err(|e| format!("not set, and the key in the environment is wrong: {e}")),
+            _ => Err(format!(
+                "not set, and {KEY_ID_VARIABLE} and {SECRET_VARIABLE} are not both in the environment: name a file holding the access key (docs/configuration.md)"
+            )),
+        },
+    };
+    let credentials = problems.check(file_key, credentials)?;
+    let config = S3Config {
+        endpoint: spec.endpoint,
+        bucket: spec.bucket,
+        region: spec.region,
+        prefix: spec.prefix,
+        credentials,
+        part_size: spec.part_size,
+        parts_in_flight: spec.parts_in_flight,
+    };
+    problems.check(spec.key, S3Storage::new(config))
 }
 
 /// Loads the certificate and key; the files are read even when the

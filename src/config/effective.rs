@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::build::Built;
 use super::schema::{FileConfig, UserEntry};
 use super::units::{ByteSize, HumanDuration};
+use super::validate::{s3_spec, Problems, S3Spec};
 use crate::auth::User;
 use crate::storage::UploadSync;
 use crate::throttle::Rate;
@@ -121,6 +122,16 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         None => "# public_address: not set, PASV announces the control connection's local address"
             .to_owned(),
     });
+    for rule in &s.passive.overrides {
+        let networks: Vec<String> = rule
+            .networks
+            .iter()
+            .map(|net| quoted(&net.to_string()))
+            .collect();
+        line("[[passive.overrides]]".to_owned());
+        line(format!("networks = [{}]", networks.join(", ")));
+        line(format!("address = \"{}\"", rule.address));
+    }
     line(String::new());
     match (&s.tls, &file.tls) {
         (Some(tls), Some(written)) => {
@@ -168,6 +179,32 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         None => {
             line("# [proxy_protocol]: not configured, no listener takes PROXY headers".to_owned())
         }
+    }
+    line(String::new());
+    match &s.transfer_log {
+        Some(log) => {
+            line("[transfer_log]".to_owned());
+            line(format!(
+                "path = {}",
+                quoted(&log.path.display().to_string())
+            ));
+            let format = match log.format {
+                crate::transfer_log::Format::Xferlog => "xferlog",
+                crate::transfer_log::Format::Json => "json",
+            };
+            line(format!("format = {}", quoted(format)));
+        }
+        None => {
+            line("# [transfer_log]: not configured, transfers go to the main log only".to_owned())
+        }
+    }
+    line(String::new());
+    match s.metrics {
+        Some(addr) => {
+            line("[metrics]".to_owned());
+            line(format!("listen = \"{addr}\""));
+        }
+        None => line("# [metrics]: not configured, no /metrics endpoint".to_owned()),
     }
     line(String::new());
     match (&built.database, &file.users_database) {
@@ -221,15 +258,22 @@ fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Pat
         }
         _ => line("# no login: the anonymous user".to_owned()),
     }
-    match &entry.base_path {
-        Some(base) => {
+    match (&entry.base_path, &entry.s3) {
+        (Some(base), _) => {
             line("storage = \"fs\"".to_owned());
             line(format!(
                 "base_path = {}",
                 quoted(&absolute(config_dir, base))
             ));
         }
-        None => line("storage = \"memory\"".to_owned()),
+        (None, Some(section)) => {
+            line("storage = \"s3\"".to_owned());
+            // Checked already: this only fills in the defaults again.
+            if let Some(spec) = s3_spec("s3", section, &mut Problems::default()) {
+                s3_table(&mut line, &spec, config_dir);
+            }
+        }
+        (None, None) => line("storage = \"memory\"".to_owned()),
     }
     line(format!("home = {}", quoted(user.home.as_str())));
     line("permissions = [".to_owned());
@@ -263,6 +307,30 @@ fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Pat
     ));
 }
 
+/// A user's `s3` table, inline (a `[users.s3]` header would take the
+/// user's keys that follow).
+fn s3_table(line: &mut impl FnMut(String), spec: &S3Spec, config_dir: &Path) {
+    let credentials_file = match &spec.credentials_file {
+        Some(file) => format!(
+            ", credentials_file = {}",
+            quoted(&absolute(config_dir, &file.to_string_lossy()))
+        ),
+        None => {
+            line("# s3.credentials_file: not set, the key comes from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_owned());
+            String::new()
+        }
+    };
+    line(format!(
+        "s3 = {{ endpoint = {}, bucket = {}, region = {}, prefix = {}{credentials_file}, part_size = {}, parts_in_flight = {} }}",
+        quoted(&spec.endpoint),
+        quoted(&spec.bucket),
+        quoted(&spec.region),
+        quoted(&spec.prefix),
+        size(spec.part_size as u64),
+        spec.parts_in_flight,
+    ));
+}
+
 /// A TOML basic string, escaped as TOML needs.
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
@@ -279,7 +347,7 @@ fn duration(value: Duration) -> String {
 
 /// In the largest binary unit that shows it exactly, else in bytes.
 fn size(bytes: u64) -> String {
-    if bytes >= ByteSize::KIB.0 && bytes % ByteSize::KIB.0 == 0 {
+    if bytes >= ByteSize::KIB.0 && bytes.is_multiple_of(ByteSize::KIB.0) {
         quoted(&ByteSize(bytes).to_string())
     } else {
         bytes.to_string()

@@ -255,9 +255,12 @@ fn outside_the_domain(kind: Kind) -> Vec<Value> {
 
 /// A valid file with every section and one entry of each list, so any key
 /// can be set in it: TLS with a real certificate, a proxied listener, one
-/// named user with a rule.
+/// named user with a rule. The keys of a user's `s3` table are set in a
+/// second file, where that user's storage is s3 (with an access key in a
+/// file).
 struct Base {
     text: String,
+    s3_text: String,
     _dir: tempfile::TempDir,
 }
 
@@ -274,6 +277,14 @@ impl Base {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .expect("chmod key");
+        let s3_key = dir.path().join("s3.key");
+        std::fs::write(
+            &s3_key,
+            "aws_access_key_id = GKexample\naws_secret_access_key = secret\n",
+        )
+        .expect("write s3 key");
+        std::fs::set_permissions(&s3_key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod s3 key");
         let password = dir.path().join("db-password");
         std::fs::write(&password, "pw\n").expect("write password");
         std::fs::set_permissions(
@@ -282,24 +293,48 @@ impl Base {
         )
         .expect("chmod password");
         let hash = crate::auth::hash_password("pw").expect("hash");
-        let text = format!(
-            "[server]\n[passive]\n[login]\n\
+        let head = format!(
+            "[server]\n[passive]\n\
+             [[passive.overrides]]\nnetworks = [\"192.168.1.0/24\"]\naddress = \"192.168.1.2\"\n\
+             [login]\n\
              [tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n\
              [proxy_protocol]\nlisten = [\"127.0.0.11:2121\"]\ntrusted = [\"10.0.0.2\"]\n\
+             [transfer_log]\npath = \"{log}\"\nformat = \"xferlog\"\n\
+             [metrics]\nlisten = \"127.0.0.1:9187\"\n\
              [users_database]\nurl = \"postgres://aioftpd@127.0.0.1/ftp\"\npassword_file = \"{password}\"\n\
-             [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\nbase_path = \"{base}\"\n\
-             permissions = [{{ path = \"/\" }}]\n",
+             [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\n",
             cert = cert_path.display(),
             key = key_path.display(),
+            log = dir.path().join("xferlog").display(),
             password = password.display(),
-            base = dir.path().display(),
         );
-        Base { text, _dir: dir }
+        let rule = "permissions = [{ path = \"/\" }]\n";
+        let text = format!(
+            "{head}base_path = \"{base}\"\n{rule}",
+            base = dir.path().display()
+        );
+        let s3_text = format!(
+            "{head}storage = \"s3\"\n{rule}\
+             [users.s3]\nendpoint = \"http://127.0.0.1:3900\"\nbucket = \"files\"\n\
+             region = \"garage\"\nprefix = \"alice/\"\ncredentials_file = \"{s3_key}\"\n\
+             part_size = \"8MiB\"\nparts_in_flight = 2\n",
+            s3_key = s3_key.display()
+        );
+        Base {
+            text,
+            s3_text,
+            _dir: dir,
+        }
     }
 
     /// The base file with `key` set to `bad`.
     fn with(&self, key: &str, bad: &Value) -> String {
-        let mut doc: DocumentMut = self.text.parse().expect("base parses");
+        let base = if key.starts_with("users[0].s3.") {
+            &self.s3_text
+        } else {
+            &self.text
+        };
+        let mut doc: DocumentMut = base.parse().expect("base parses");
         set(doc.as_table_mut(), key, bad.clone());
         doc.to_string()
     }
@@ -341,7 +376,9 @@ fn every_key_of_the_schema_refuses_its_bad_values_on_its_line() {
     let keys = keys();
     assert!(keys.len() > 40, "the probe found only {keys:?}");
     let base = Base::new();
-    load_str(&base.text, Path::new("/etc/aioftpd.toml")).expect("the base file is valid");
+    for text in [&base.text, &base.s3_text] {
+        load_str(text, Path::new("/etc/aioftpd.toml")).expect("the base file is valid");
+    }
     let mut failures = Vec::new();
     for key in &keys {
         let refused_on_its_line = |bad: &Value| -> bool {

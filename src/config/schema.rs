@@ -25,6 +25,23 @@ pub(super) struct FileConfig {
     pub users: Vec<UserEntry>,
     pub proxy_protocol: Option<ProxyProtocolSection>,
     pub users_database: Option<UsersDatabaseSection>,
+    pub transfer_log: Option<TransferLogSection>,
+    pub metrics: Option<MetricsSection>,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MetricsSection {
+    pub listen: Option<String>,
+}
+
+/// `[transfer_log]`: the xferlog (or JSON) file of finished transfers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TransferLogSection {
+    pub path: Option<String>,
+    pub format: Option<String>,
 }
 
 /// `[server]`: listeners and session behaviour.
@@ -48,6 +65,7 @@ pub(super) struct ServerSection {
     pub upload_limit: Option<UnitText>,
     pub download_limit_per_connection: Option<UnitText>,
     pub upload_limit_per_connection: Option<UnitText>,
+    pub hash_max_size: Option<UnitText>,
 }
 
 /// `[login]`: brute-force protection.
@@ -68,6 +86,15 @@ pub(super) struct LoginSection {
 pub(super) struct PassiveSection {
     pub ports: Option<UnitText>,
     pub public_address: Option<String>,
+    pub overrides: Option<Vec<PassiveOverrideEntry>>,
+}
+
+/// One `[[passive.overrides]]`: the address announced to some networks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PassiveOverrideEntry {
+    pub networks: Option<Vec<String>>,
+    pub address: Option<String>,
 }
 
 /// `[tls]`: FTPS. Present means TLS is offered.
@@ -109,6 +136,7 @@ pub(super) struct UserEntry {
     pub password: Option<String>,
     pub storage: Option<String>,
     pub base_path: Option<String>,
+    pub s3: Option<S3Section>,
     pub home: Option<String>,
     pub permissions: Option<Vec<PermissionEntry>>,
     pub tls_required: Option<String>,
@@ -117,6 +145,20 @@ pub(super) struct UserEntry {
     pub upload_limit: Option<UnitText>,
     pub download_limit_per_connection: Option<UnitText>,
     pub upload_limit_per_connection: Option<UnitText>,
+}
+
+/// A user's `s3 = { ... }` (or `[users.s3]`): the bucket behind `storage = "s3"`.
+/// It names the access key's file, never the key itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct S3Section {
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub prefix: Option<String>,
+    pub credentials_file: Option<String>,
+    pub part_size: Option<UnitText>,
+    pub parts_in_flight: Option<u64>,
 }
 
 /// One `{ path = "/", readable = true, writable = false }` rule.

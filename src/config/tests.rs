@@ -698,9 +698,16 @@ async fn the_printed_config_loads_to_the_same_settings_and_prints_the_same() {
     let tree = served_tree();
     let dir = tempfile::tempdir().expect("temp dir");
     let text = format!(
-        "{}\n[server]\nlisten = [\"127.0.0.1:2121\"]\nbanner = \"say \\\"hi\\\"\"\nblock_size = 5000\nsync_uploads = \"always\"\nmax_connections_per_ip = 8\ndownload_limit = \"3MiB\"\n\n[login]\ncredential_cache = \"0s\"\n\n[passive]\nports = \"50000-50100\"\npublic_address = \"203.0.113.7\"\n\n[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nbase_path = \"alice\"\nhome = \"/docs/../\"\ntls_required = \"data\"\nmax_connections = 2\nupload_limit_per_connection = 1000\n\n[[users]]\nstorage = \"memory\"\n",
+        "{}\n[server]\nlisten = [\"127.0.0.1:2121\"]\nbanner = \"say \\\"hi\\\"\"\nblock_size = 5000\nsync_uploads = \"always\"\nmax_connections_per_ip = 8\ndownload_limit = \"3MiB\"\n\n[login]\ncredential_cache = \"0s\"\n\n[passive]\nports = \"50000-50100\"\npublic_address = \"203.0.113.7\"\n\n[[users]]\nlogin = \"alice\"\npassword = \"{ALICE_HASH}\"\nbase_path = \"alice\"\nhome = \"/docs/../\"\ntls_required = \"data\"\nmax_connections = 2\nupload_limit_per_connection = 1000\n\n[[users]]\nstorage = \"memory\"\n\n[[users]]\nlogin = \"bob\"\npassword = \"{ALICE_HASH}\"\nstorage = \"s3\"\ns3 = {{ endpoint = \"http://127.0.0.1:3900/\", bucket = \"files\", region = \"garage\", prefix = \"/users/bob\", credentials_file = \"s3.key\" }}\n",
         tls_section(tree.path(), "login").replace("[tls]\n", "[tls]\nimplicit_listen = [\"127.0.0.1:990\"]\nmin_version = \"1.3\"\n"),
     );
+    let s3_key = tree.path().join("s3.key");
+    std::fs::write(
+        &s3_key,
+        "aws_access_key_id = GK1\naws_secret_access_key = s\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&s3_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let origin = tree.path().join("aioftpd.toml");
     let first = load_str(&text, &origin).unwrap_or_else(|e| panic!("{e}"));
     let printed = first.effective.clone().expect("a file's config is printed");
@@ -737,6 +744,13 @@ async fn the_printed_config_loads_to_the_same_settings_and_prints_the_same() {
         printed.contains(&format!(
             "base_path = \"{}\"",
             tree.path().join("alice").display()
+        )),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "s3 = {{ endpoint = \"http://127.0.0.1:3900\", bucket = \"files\", region = \"garage\", prefix = \"users/bob/\", credentials_file = \"{}\", part_size = \"8MiB\", parts_in_flight = 2 }}",
+            s3_key.display()
         )),
         "{printed}"
     );
@@ -800,5 +814,44 @@ fn users_of_a_database_count_among_those_whose_passwords_may_cross_in_clear() {
             .to_string()
             .contains("the users of [users_database] may log in without TLS"),
         "{cleartext}"
+    );
+}
+
+#[test]
+fn passive_overrides_announce_per_network_and_the_first_match_wins() {
+    let loaded = load(
+        "[passive]\npublic_address = \"203.0.113.7\"\n\
+         [[passive.overrides]]\nnetworks = [\"192.168.1.0/24\", \"10.0.0.0/8\"]\naddress = \"192.168.1.2\"\n\
+         [[passive.overrides]]\nnetworks = [\"10.1.0.0/16\"]\naddress = \"10.1.0.2\"\n\
+         [[users]]\nstorage = \"memory\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let passive = &loaded.settings.passive;
+    let to = |client: &str| passive.announced_to(client.parse().unwrap());
+    assert_eq!(to("192.168.1.40"), Some("192.168.1.2".parse().unwrap()));
+    assert_eq!(
+        to("10.1.2.3"),
+        Some("192.168.1.2".parse().unwrap()),
+        "the first rule that matches, not the most specific"
+    );
+    assert_eq!(
+        to("::ffff:192.168.1.40"),
+        Some("192.168.1.2".parse().unwrap())
+    );
+    assert_eq!(to("198.51.100.1"), Some("203.0.113.7".parse().unwrap()));
+
+    let lines = error_lines(
+        "[[passive.overrides]]\nnetworks = [\"192.168.1.7/24\", \"lan\"]\naddress = \"::1\"\n\
+         [[passive.overrides]]\naddress = \"10.0.0.1\"\n\
+         [[users]]\nstorage = \"memory\"\n",
+    );
+    assert_starts(
+        &lines,
+        &[
+            "/etc/aioftpd.toml:2: passive.overrides[0].networks[0]: \"192.168.1.7/24\" has host bits set",
+            "/etc/aioftpd.toml:2: passive.overrides[0].networks[1]: invalid address or network",
+            "/etc/aioftpd.toml:3: passive.overrides[0].address: \"::1\" is IPv6",
+            "/etc/aioftpd.toml:4: passive.overrides[1].networks: must name the clients' networks",
+        ],
     );
 }

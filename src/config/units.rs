@@ -68,7 +68,7 @@ impl fmt::Display for HumanDuration {
         }
         let (unit, scale) = DURATION_UNITS
             .iter()
-            .filter(|(_, scale)| millis % u128::from(*scale) == 0)
+            .filter(|(_, scale)| millis.is_multiple_of(u128::from(*scale)))
             .max_by_key(|(_, scale)| *scale)
             .unwrap_or(&("ms", 1));
         write!(f, "{}{unit}", millis / u128::from(*scale))
@@ -142,11 +142,11 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.0;
         const GIB: u64 = 1 << 30;
-        if bytes >= GIB && bytes % GIB == 0 {
+        if bytes >= GIB && bytes.is_multiple_of(GIB) {
             write!(f, "{}GiB", bytes / GIB)
-        } else if bytes >= Self::MIB.0 && bytes % Self::MIB.0 == 0 {
+        } else if bytes >= Self::MIB.0 && bytes.is_multiple_of(Self::MIB.0) {
             write!(f, "{}MiB", bytes / Self::MIB.0)
-        } else if bytes >= Self::KIB.0 && bytes % Self::KIB.0 == 0 {
+        } else if bytes >= Self::KIB.0 && bytes.is_multiple_of(Self::KIB.0) {
             write!(f, "{}KiB", bytes / Self::KIB.0)
         } else {
             write!(f, "{bytes} bytes")

@@ -54,6 +54,8 @@ struct Leases {
     per_user: HashMap<Arc<str>, usize>,
     client_cap: usize,
     user_cap: usize,
+    /// The ports of the range, leased or not.
+    total: usize,
 }
 
 impl Leases {
@@ -140,6 +142,7 @@ impl PassivePortPool {
                 Ports::Range(Mutex::new(Leases {
                     client_cap: share(4),
                     user_cap: share(2),
+                    total: free.len(),
                     free,
                     per_client: HashMap::new(),
                     per_user: HashMap::new(),
@@ -148,6 +151,18 @@ impl PassivePortPool {
             None => Ports::Ephemeral(ephemeral_range()),
         };
         Arc::new(PassivePortPool { ports })
+    }
+
+    /// Ports of the configured range leased now, and free; `None` without
+    /// a range (each listener takes an ephemeral port).
+    pub fn usage(&self) -> Option<(usize, usize)> {
+        match &self.ports {
+            Ports::Range(leases) => {
+                let leases = leases.lock().unwrap_or_else(PoisonError::into_inner);
+                Some((leases.total - leases.free.len(), leases.free.len()))
+            }
+            Ports::Ephemeral(_) => None,
+        }
     }
 
     /// Binds a passive listener on `ip` for `lessee`, on the next free port

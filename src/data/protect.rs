@@ -71,6 +71,10 @@ impl DataProtection {
             .and_then(|done| done)
             .map_err(TransferError::TlsHandshake)?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        crate::metrics::get()
+            .tls_handshakes
+            .with_label_values(&["data", if resumed { "yes" } else { "no" }])
+            .inc();
         // Without the rule nothing hangs on the verdict, so nothing waits for
         // it; it still decides whether the tickets this connection handed out count.
         let verdict_by = match self.tls.require_session_reuse {

@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::handlers::hash::{Algorithm, Style as HashStyle};
 use super::handlers::{unchecked_path, Cx, Target};
 use super::{Action, Handled};
 use crate::path::VirtualPath;
@@ -37,6 +38,10 @@ pub enum Feature {
     Tls(&'static str),
     /// The `MLST` line with the facts in effect (RFC 3659 §7.8).
     Facts,
+    /// The `HASH` line with the algorithm selected, when hashing is on.
+    Hash,
+    /// This line, when hashing is on (the X-aliases).
+    HashAlias(&'static str),
 }
 
 /// The right a command needs on its path, checked at dispatch on the path
@@ -141,6 +146,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     )
     .feature(Feature::Line("EPSV")),
     spec("FEAT", false, NoArg, "FEAT (list extensions)"),
+    spec(
+        "HASH",
+        true,
+        Required,
+        "HASH <path> (digest of a file, draft-bryan-ftpext-hash; OPTS HASH selects)",
+    )
+    .feature(Feature::Hash)
+    .needs(Need::Read),
     spec("HELP", false, Optional, "HELP [<command>]"),
     spec(
         "LIST",
@@ -228,11 +241,36 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("SYST", false, NoArg, "SYST"),
     spec("TYPE", false, Required, "TYPE A | I | L 8"),
     spec("USER", false, Required, "USER <login>"),
+    spec("XCRC", true, Required, "XCRC <path> (CRC32 of a file)")
+        .feature(Feature::HashAlias("XCRC"))
+        .needs(Need::Read),
     spec("XCUP", true, NoArg, "XCUP (same as CDUP)").needs(Need::Read),
     spec("XCWD", true, Required, "XCWD <path> (same as CWD)").needs(Need::Read),
+    spec("XMD5", true, Required, "XMD5 <path> (MD5 of a file)")
+        .feature(Feature::HashAlias("XMD5"))
+        .needs(Need::Read),
     spec("XMKD", true, Required, "XMKD <path> (same as MKD)").needs(Need::Entry),
     spec("XPWD", true, NoArg, "XPWD (same as PWD)"),
     spec("XRMD", true, Required, "XRMD <path> (same as RMD)").needs(Need::Entry),
+    spec("XSHA1", true, Required, "XSHA1 <path> (SHA-1 of a file)")
+        .feature(Feature::HashAlias("XSHA1"))
+        .needs(Need::Read),
+    spec(
+        "XSHA256",
+        true,
+        Required,
+        "XSHA256 <path> (SHA-256 of a file)",
+    )
+    .feature(Feature::HashAlias("XSHA256"))
+    .needs(Need::Read),
+    spec(
+        "XSHA512",
+        true,
+        Required,
+        "XSHA512 <path> (SHA-512 of a file)",
+    )
+    .feature(Feature::HashAlias("XSHA512"))
+    .needs(Need::Read),
 ];
 
 /// Finds a verb's spec, case-insensitively.
@@ -267,8 +305,16 @@ pub enum Command {
     Feat,
     Help(Option<String>),
     List(Option<String>),
+    /// `HASH` (`style` Hash) or an X-alias naming its algorithm.
+    Hash {
+        path: String,
+        style: HashStyle,
+    },
     Mdtm(String),
-    Mfmt { time: String, path: String },
+    Mfmt {
+        time: String,
+        path: String,
+    },
     Mkd(String),
     Mlsd(Option<String>),
     Mlst(Option<String>),
@@ -330,6 +376,7 @@ impl Command {
             C::Appe(path)
             | C::Cwd(path)
             | C::Dele(path)
+            | C::Hash { path, .. }
             | C::Mdtm(path)
             | C::Mfmt { path, .. }
             | C::Mkd(path)
@@ -389,6 +436,20 @@ impl Command {
             "HELP" => Command::Help(arg_opt),
             "LIST" => Command::List(strip_list_flags(arg)),
             "MDTM" => Command::Mdtm(req()),
+            "HASH" => Command::Hash {
+                path: req(),
+                style: HashStyle::Hash,
+            },
+            "XCRC" | "XMD5" | "XSHA1" | "XSHA256" | "XSHA512" => Command::Hash {
+                path: req(),
+                style: HashStyle::Alias(match spec.verb {
+                    "XCRC" => Algorithm::Crc32,
+                    "XMD5" => Algorithm::Md5,
+                    "XSHA1" => Algorithm::Sha1,
+                    "XSHA256" => Algorithm::Sha256,
+                    _ => Algorithm::Sha512,
+                }),
+            },
             "MFMT" => {
                 let (time, path) = arg
                     .split_once(' ')
@@ -542,7 +603,9 @@ pub(super) async fn run(
     target: Option<Target>,
     rename_from: Option<VirtualPath>,
 ) -> Handled {
-    use super::handlers::{auth, data_setup, file_ops, listing, misc, navigation, tls, transfer};
+    use super::handlers::{
+        auth, data_setup, file_ops, hash, listing, misc, navigation, tls, transfer,
+    };
     use Command as C;
     // Every arm that takes a target has a path and a declared right
     // (`command::tests::a_verb_needs_a_right_exactly_when_it_names_a_path`).
@@ -562,6 +625,7 @@ pub(super) async fn run(
         C::Rnto(_) => file_ops::rnto(rename_from, target()?).await,
         C::Size(_) => file_ops::size(target()?).await,
         C::Mdtm(_) => file_ops::mdtm(target()?).await,
+        C::Hash { style, .. } => Box::pin(hash::hash(cx, target()?, style)).await,
         C::Mfmt { time, .. } => file_ops::mfmt(&time, target()?).await,
         C::Retr(_) => Box::pin(transfer::retr(cx, target()?)).await,
         C::Stor(_) => Box::pin(transfer::stor(cx, target()?)).await,

@@ -168,6 +168,12 @@ impl ControlChannel {
             Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
         );
         let protected = tls.handshake(acceptor, plain).await?;
+        let resumed =
+            protected.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        crate::metrics::get()
+            .tls_handshakes
+            .with_label_values(&["control", if resumed { "yes" } else { "no" }])
+            .inc();
         self.io = Box::new(protected);
         Ok(())
     }

@@ -27,6 +27,7 @@ use crate::data::DataSetup;
 use crate::deadline;
 use crate::limits::ConnectionPermit;
 use crate::proxy_protocol::TrustedProxies;
+use crate::transfer_log::Record;
 
 pub use crate::reply::Reply;
 use crate::reply::{push_body_line, Code, StreamedReply};
@@ -34,6 +35,7 @@ pub use command::{
     find_spec, ArgRule, Command, CommandSpec, EpsvArg, Need, ParseError, TransferType, COMMANDS,
 };
 pub use control::{AsyncStream, ControlChannel, Line, PlainControl, MAX_LINE_LENGTH};
+pub use handlers::hash::{Algorithm as HashAlgorithm, Style as HashStyle};
 
 use handlers::Cx;
 use state::{Connection, ControlTls, LoginState, State};
@@ -92,6 +94,8 @@ pub struct Session {
     permit: Option<ConnectionPermit>,
     /// New config generations, picked up at the next command.
     updates: Option<watch::Receiver<Arc<ServerContext>>>,
+    /// Its place in `aioftpd_sessions`.
+    gauge: SessionGauge,
 }
 
 impl Session {
@@ -123,6 +127,7 @@ impl Session {
             long_lines: 0,
             permit: None,
             updates: None,
+            gauge: SessionGauge::new(false),
         }
     }
 
@@ -428,6 +433,36 @@ impl Session {
             error = error.unwrap_or(""),
             "transfer"
         );
+        let file_transfer = matches!(transfer.verb, "RETR" | "STOR" | "APPE" | "STOU");
+        if file_transfer {
+            let direction = if transfer.verb == "RETR" {
+                "download"
+            } else {
+                "upload"
+            };
+            let metrics = crate::metrics::get();
+            metrics
+                .transfers
+                .with_label_values(&[direction, result])
+                .inc();
+            metrics
+                .transfer_bytes
+                .with_label_values(&[direction])
+                .inc_by(bytes);
+        }
+        if let (Some(log), true) = (&self.context.transfer_log, file_transfer) {
+            log.record(&Record {
+                ended: std::time::SystemTime::now(),
+                took: transfer.elapsed(),
+                address: self.conn.peer.ip(),
+                bytes,
+                path: transfer.path.to_string(),
+                ascii: self.state.transfer_type == TransferType::Ascii,
+                upload: transfer.verb != "RETR",
+                login: self.state.user().and_then(|u| u.login.clone()),
+                complete: result == "ok",
+            });
+        }
         Some(transfer)
     }
 
@@ -465,6 +500,7 @@ impl Session {
     /// within the socket timeout.
     async fn send(&mut self, reply: Reply) -> bool {
         tracing::debug!(code = reply.code().number(), "reply");
+        count_reply(reply.code().number());
         let limit = self.context.settings.session.socket_timeout;
         matches!(
             tokio::time::timeout(limit, self.control.send(&reply)).await,
@@ -481,6 +517,7 @@ impl Session {
         let tickets = self.context.resumption.open_control(self.conn.peer.ip());
         let acceptor = tls.control_acceptor(&tickets);
         self.control.start_tls(&tls, acceptor).await?;
+        self.gauge.protected();
         if let Some(user) = self.state.user() {
             tickets.set_holder(handlers::auth::holder(user));
         }
@@ -500,6 +537,58 @@ impl Session {
         self.send(reply).await;
         let _ = self.control.shutdown().await;
     }
+}
+
+/// One open control connection in `aioftpd_sessions`, under its TLS state.
+struct SessionGauge {
+    tls: bool,
+}
+
+impl SessionGauge {
+    fn new(tls: bool) -> Self {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[label(tls)])
+            .inc();
+        SessionGauge { tls }
+    }
+
+    /// The connection is protected from now on.
+    fn protected(&mut self) {
+        if !self.tls {
+            *self = SessionGauge::new(true);
+        }
+    }
+}
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        crate::metrics::get()
+            .sessions
+            .with_label_values(&[label(self.tls)])
+            .dec();
+    }
+}
+
+fn label(tls: bool) -> &'static str {
+    if tls {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// `aioftpd_replies_total` by class.
+fn count_reply(code: u16) {
+    const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+    let class = CLASSES
+        .get(usize::from(code / 100))
+        .copied()
+        .unwrap_or("other");
+    crate::metrics::get()
+        .replies
+        .with_label_values(&[class])
+        .inc();
 }
 
 /// A streamed reply goes out in writes of about this many bytes.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::command::TransferType;
+use super::handlers::hash::Algorithm;
 use crate::auth::User;
 use crate::context::ServerContext;
 use crate::data::DataSetup;
@@ -129,6 +130,8 @@ pub(super) struct State {
     pub passive_until: Option<Instant>,
     pub epsv_all: bool,
     pub facts: FactSet,
+    /// What `HASH` computes (`OPTS HASH`).
+    pub hash_algorithm: Algorithm,
 }
 
 impl State {
@@ -143,6 +146,7 @@ impl State {
             passive_until: None,
             epsv_all: false,
             facts: FactSet::default(),
+            hash_algorithm: Algorithm::Sha256,
         }
     }
 

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::faults::FaultyStorage;
+use super::garage::garage;
 use super::test_support::{bare_names, names, read_all, upload, vp};
 use super::{
     DirEntry, EntryStream, FileKind, FsStorage, MemoryStorage, Metadata, ReadStream, Storage,
@@ -34,7 +35,8 @@ const ATOMIC: WriteMode = WriteMode::Replace { atomic: true };
 const IN_PLACE: WriteMode = WriteMode::Replace { atomic: false };
 
 /// Operations a backend may lack, as the trait allows (an object store
-/// cannot append to an object or rename a directory in one step).
+/// cannot append to an object or rename a directory in one step, and its
+/// objects have no identity beyond their keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Optional {
     /// Uploads with [`WriteMode::Append`] (`APPE`).
@@ -45,6 +47,9 @@ pub(super) enum Optional {
     SetModified,
     /// [`Storage::rename`] of a directory.
     RenameDir,
+    /// [`Metadata::unique`] (MLSD `unique`): a lacking backend reports
+    /// none, rather than one that a rename would change.
+    Unique,
 }
 
 /// A fresh backend for one test, and what it declared it lacks.
@@ -576,6 +581,19 @@ pub(super) async fn dropping_a_listing_early_stops_it(b: &Subject) {
 pub(super) async fn unique_is_per_object(b: &Subject) {
     b.put("/a", b"").await;
     b.put("/b", b"").await;
+    if b.lacks(Optional::Unique) {
+        b.mkdirs(&["/d"]).await;
+        for path in ["/", "/a", "/d"] {
+            let meta = b.metadata(&vp(path)).await.unwrap();
+            assert_eq!(meta.unique, None, "{path}");
+        }
+        let listed: Vec<DirEntry> = b.list(&vp("/")).await.unwrap().try_collect().await.unwrap();
+        assert!(
+            listed.iter().all(|e| e.metadata.unique.is_none()),
+            "{listed:?}"
+        );
+        return;
+    }
     let unique = |m: Metadata| m.unique.unwrap();
     let a = unique(b.metadata(&vp("/a")).await.unwrap());
     assert_ne!(a, unique(b.metadata(&vp("/b")).await.unwrap()));
@@ -649,8 +667,9 @@ pub(super) async fn an_offered_os_file_holds_the_files_bytes(b: &Subject) {
 /// naming the [`Optional`] operations the backend lacks. A new behaviour is
 /// a function above and its name in the list below.
 macro_rules! conformance_suite {
-    ($backend:ident, $subject:expr $(, except [$($lacks:ident),* $(,)?])? $(,)?) => {
-        conformance_suite!(@tests $backend, $subject, [$($($lacks),*)?];
+    ($backend:ident, $subject:expr $(, except [$($lacks:ident),* $(,)?])?
+        $(, unless $skip:expr)? $(,)?) => {
+        conformance_suite!(@tests $backend, $subject, [$($($lacks),*)?], [$($skip)?];
             a_new_storage_is_an_empty_root,
             uploaded_file_reads_back_with_metadata,
             metadata_tells_directories_and_missing_paths,
@@ -684,7 +703,8 @@ macro_rules! conformance_suite {
             an_offered_os_file_holds_the_files_bytes,
         );
     };
-    (@tests $backend:ident, $subject:expr, [$($lacks:ident),*]; $($behaviour:ident),* $(,)?) => {
+    (@tests $backend:ident, $subject:expr, [$($lacks:ident),*], [$($skip:expr)?];
+        $($behaviour:ident),* $(,)?) => {
         mod $backend {
             use super::*;
 
@@ -692,9 +712,17 @@ macro_rules! conformance_suite {
                 ($subject).lacking(&[$($crate::storage::conformance::Optional::$lacks),*])
             }
 
+            /// A backend whose server is not installed here skips.
+            fn skipped() -> bool {
+                false $(|| $skip)?
+            }
+
             $(
                 #[tokio::test]
                 async fn $behaviour() {
+                    if skipped() {
+                        return;
+                    }
                     $crate::storage::conformance::$behaviour(&subject()).await;
                 }
             )*
@@ -730,7 +758,7 @@ conformance_suite!(
 conformance_suite!(
     memory_lacking_the_optional_operations,
     Subject::new(Lacking(MemoryStorage::new())),
-    except [Append, WriteAt, SetModified, RenameDir]
+    except [Append, WriteAt, SetModified, RenameDir, Unique]
 );
 
 /// A memory tree that refuses every [`Optional`] operation, as a backend
@@ -741,11 +769,21 @@ struct Lacking(MemoryStorage);
 #[async_trait]
 impl Storage for Lacking {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        self.0.metadata(path).await
+        let meta = self.0.metadata(path).await?;
+        Ok(Metadata {
+            unique: None,
+            ..meta
+        })
     }
 
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
-        self.0.list(path).await
+        let entries = self.0.list(path).await?;
+        Ok(entries
+            .map_ok(|mut entry| {
+                entry.metadata.unique = None;
+                entry
+            })
+            .boxed())
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
@@ -786,3 +824,13 @@ impl Storage for Lacking {
         Err(StorageError::Unsupported)
     }
 }
+
+// A real S3 server (Garage, started once for the test binary), each test
+// under a fresh prefix of its bucket; skipped where Garage is not installed,
+// unless under CI.
+conformance_suite!(
+    s3,
+    Subject::new(garage().storage()),
+    except [Append, WriteAt, SetModified, RenameDir, Unique],
+    unless crate::storage::garage::missing(),
+);

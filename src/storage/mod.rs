@@ -39,7 +39,11 @@ mod conformance;
 #[cfg(any(test, feature = "test-support"))]
 pub mod faults;
 pub mod fs;
+// Tests' S3 server only, as `faults`: a Garage started for the test binary.
+#[cfg(any(test, feature = "test-support"))]
+pub mod garage;
 pub mod memory;
+pub mod s3;
 #[cfg(test)]
 mod test_support;
 pub mod timed;
@@ -56,6 +60,7 @@ use crate::path::VirtualPath;
 
 pub use fs::{FsStorage, UploadSync};
 pub use memory::MemoryStorage;
+pub use s3::S3Storage;
 pub use timed::TimedStorage;
 
 /// What kind of object a path names.

@@ -25,39 +25,48 @@ impl TimedStorage {
         TimedStorage { inner, limit }
     }
 
+    /// `op` within the limit; its latency goes to
+    /// `aioftpd_storage_operation_seconds` under `name`.
     async fn bounded<T>(
         &self,
+        name: &'static str,
         op: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        tokio::time::timeout(self.limit, op)
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.limit, op)
             .await
-            .unwrap_or(Err(StorageError::TimedOut))
+            .unwrap_or(Err(StorageError::TimedOut));
+        crate::metrics::get().storage_operation(name, started.elapsed());
+        result
     }
 }
 
 #[async_trait]
 impl Storage for TimedStorage {
     async fn metadata(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        self.bounded(self.inner.metadata(path)).await
+        self.bounded("metadata", self.inner.metadata(path)).await
     }
 
     async fn list(&self, path: &VirtualPath) -> Result<EntryStream, StorageError> {
-        self.bounded(self.inner.list(path)).await
+        self.bounded("list", self.inner.list(path)).await
     }
 
     async fn list_names(&self, path: &VirtualPath) -> Result<NameStream, StorageError> {
-        self.bounded(self.inner.list_names(path)).await
+        self.bounded("list_names", self.inner.list_names(path))
+            .await
     }
 
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<ReadStream, StorageError> {
-        self.bounded(self.inner.open_read(path, offset)).await
+        self.bounded("open_read", self.inner.open_read(path, offset))
+            .await
     }
 
     async fn open_os_file(
         &self,
         path: &VirtualPath,
     ) -> Result<Option<(std::fs::File, u64)>, StorageError> {
-        self.bounded(self.inner.open_os_file(path)).await
+        self.bounded("open_os_file", self.inner.open_os_file(path))
+            .await
     }
 
     async fn open_write(
@@ -65,31 +74,33 @@ impl Storage for TimedStorage {
         path: &VirtualPath,
         mode: WriteMode,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        self.bounded(self.inner.open_write(path, mode)).await
+        self.bounded("open_write", self.inner.open_write(path, mode))
+            .await
     }
 
     async fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
-        self.bounded(self.inner.mkdir(path)).await
+        self.bounded("mkdir", self.inner.mkdir(path)).await
     }
 
     async fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
-        self.bounded(self.inner.rmdir(path)).await
+        self.bounded("rmdir", self.inner.rmdir(path)).await
     }
 
     async fn remove(&self, path: &VirtualPath) -> Result<(), StorageError> {
-        self.bounded(self.inner.remove(path)).await
+        self.bounded("remove", self.inner.remove(path)).await
     }
 
     async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
-        self.bounded(self.inner.rename(from, to)).await
+        self.bounded("rename", self.inner.rename(from, to)).await
     }
 
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), StorageError> {
-        self.bounded(self.inner.set_modified(path, time)).await
+        self.bounded("set_modified", self.inner.set_modified(path, time))
+            .await
     }
 
     async fn resolve(&self, path: &VirtualPath) -> Result<VirtualPath, StorageError> {
-        self.bounded(self.inner.resolve(path)).await
+        self.bounded("resolve", self.inner.resolve(path)).await
     }
 }
 

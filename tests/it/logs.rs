@@ -207,3 +207,143 @@ fn fail2ban_finds_each_failed_login_in_the_journal() {
         );
     }
 }
+
+/// The lines of `path` once it has `count` of them (the daemon writes them
+/// from a thread of its own, after the `226`); bounded.
+fn lines_once(path: &Path, count: usize) -> Vec<String> {
+    for _ in 0..2_000 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= count {
+            assert_eq!(lines.len(), count, "{path:?}: {lines:#?}");
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("{path:?} never had {count} lines");
+}
+
+/// One xferlog(5) line, read as its documentation describes it: the
+/// current time (five fields: weekday, month, day, time, year), then
+/// transfer-time remote-host file-size filename transfer-type
+/// special-action-flag direction access-mode username service-name
+/// authentication-method authenticated-user-id completion-status.
+#[derive(Debug, PartialEq, Eq)]
+struct Xfer {
+    host: String,
+    size: u64,
+    file: String,
+    kind: String,
+    direction: String,
+    access: String,
+    user: String,
+    status: String,
+}
+
+fn parse_xferlog(line: &str) -> Xfer {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.len(), 18, "{line}");
+    assert!(
+        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&f[0]),
+        "{line}"
+    );
+    assert!(f[3].len() == 8 && f[3].matches(':').count() == 2, "{line}");
+    assert!(f[4].parse::<u32>().unwrap() >= 2026, "{line}");
+    f[5].parse::<u64>().expect("transfer-time in seconds");
+    assert_eq!(
+        (f[10], f[14], f[15], f[16]),
+        ("_", "ftp", "0", "*"),
+        "{line}"
+    );
+    Xfer {
+        host: f[6].to_owned(),
+        size: f[7].parse().unwrap(),
+        file: f[8].to_owned(),
+        kind: f[9].to_owned(),
+        direction: f[11].to_owned(),
+        access: f[12].to_owned(),
+        user: f[13].to_owned(),
+        status: f[17].to_owned(),
+    }
+}
+
+fn logged_daemon(format: &str) -> (Daemon, tempfile::TempDir, std::path::PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["pub", "readonly", "secret"] {
+        std::fs::create_dir(root.path().join(dir)).unwrap();
+    }
+    let log = root.path().join("xferlog");
+    let config = format!(
+        "{}\n[transfer_log]\npath = \"{}\"\nformat = \"{format}\"\n",
+        default_config(root.path()),
+        log.display()
+    );
+    let path = root.path().join("aioftpd.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::start(root.path(), &["--config", path.to_str().unwrap()]);
+    (daemon, root, log)
+}
+
+#[test]
+fn the_xferlog_reads_back_as_its_format_says_and_rotation_loses_no_line() {
+    let (mut daemon, root, log) = logged_daemon("xferlog");
+    std::fs::write(root.path().join("pub/down.bin"), vec![7u8; 1000]).unwrap();
+    let mut c = RawClient::connect(daemon.addr);
+    c.login("alice", PASSWORD);
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    assert_eq!(c.upload("STOR my file.bin", &[1u8; 2345]).code, 226);
+    let (reply, _) = c.fetch("RETR pub/down.bin");
+    assert_eq!(reply.code, 226);
+    let mut anon = RawClient::connect(daemon.addr);
+    anon.login("anonymous", "me@example.com");
+    assert_eq!(anon.fetch("RETR down.bin").0.code, 226);
+
+    let lines = lines_once(&log, 3);
+    let parsed: Vec<Xfer> = lines.iter().map(|l| parse_xferlog(l)).collect();
+    let expect = |size, file: &str, kind: &str, direction: &str, access: &str, user: &str| Xfer {
+        host: "127.0.0.1".into(),
+        size,
+        file: file.into(),
+        kind: kind.into(),
+        direction: direction.into(),
+        access: access.into(),
+        user: user.into(),
+        status: "c".into(),
+    };
+    assert_eq!(
+        parsed,
+        [
+            expect(2345, "/my_file.bin", "b", "i", "r", "alice"),
+            expect(1000, "/pub/down.bin", "b", "o", "r", "alice"),
+            // The anonymous session stayed in TYPE A.
+            expect(1000, "/down.bin", "a", "o", "a", "anonymous"),
+        ]
+    );
+
+    // logrotate: the file is renamed, then SIGUSR1; what came before stays
+    // in the old file, what comes after goes to a new one.
+    let rotated = root.path().join("xferlog.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    daemon.signal("USR1");
+    daemon.wait_for("transfer log reopened");
+    assert_eq!(c.upload("STOR after.bin", b"after").code, 226);
+    assert_eq!(lines_once(&rotated, 3), lines);
+    let after = lines_once(&log, 1);
+    assert_eq!(parse_xferlog(&after[0]).file, "/after.bin");
+}
+
+#[test]
+fn the_json_transfer_log_keeps_names_exact() {
+    let (_daemon, _root, log) = logged_daemon("json");
+    let mut c = RawClient::connect(_daemon.addr);
+    c.login("alice", PASSWORD);
+    assert_eq!(c.upload("STOR a \"quoted\" name", b"12345").code, 226);
+    let line = &lines_once(&log, 1)[0];
+    let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(record["path"], "/a \"quoted\" name");
+    assert_eq!(record["bytes"], 5);
+    assert_eq!(record["direction"], "upload");
+    assert_eq!(record["user"], "alice");
+    assert_eq!(record["address"], "127.0.0.1");
+    assert_eq!(record["complete"], true);
+}

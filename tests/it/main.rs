@@ -12,10 +12,14 @@ mod hostile;
 mod limits;
 mod listings;
 mod login;
+
 mod logs;
+mod metrics;
 mod properties;
 mod protocol;
 mod proxy;
+mod s3;
+mod scale_out;
 mod security;
 mod settings;
 mod supervisor;

@@ -193,6 +193,12 @@ fn through_haproxy_each_rule_sees_the_client_and_data_flows_both_ways() {
         stolen.len()
     );
 
+    // Active mode goes to the client the header named, and nowhere else:
+    // the proxy's own address is foreign to this session too.
+    assert_eq!(client.cmd("EPRT |1|127.0.0.2|40000|").code, 200);
+    assert_eq!(client.cmd("EPRT |1|127.0.0.10|40000|").code, 504);
+    assert_eq!(client.cmd("PORT 127,0,0,3,156,64").code, 504);
+
     // The v1 header (`send-proxy`) names the client as well: a second
     // session from 127.0.0.2 fills its cap of 2, a third is refused, and
     // 127.0.0.3 is not counted with them.

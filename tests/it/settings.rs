@@ -142,3 +142,31 @@ fn durations_too_long_for_the_clock_in_settings_built_in_code_mean_never() {
         "and the address is blocked, however long the block"
     );
 }
+
+#[test]
+fn pasv_announces_each_client_network_its_own_address() {
+    let server = TestServer::start_with(|root| {
+        format!(
+            "{}\n[passive]\npublic_address = \"203.0.113.7\"\n\
+             [[passive.overrides]]\nnetworks = [\"127.0.0.2\"]\naddress = \"192.168.1.2\"\n\
+             [[passive.overrides]]\nnetworks = [\"127.0.0.3/32\", \"10.0.0.0/8\"]\naddress = \"10.0.0.5\"\n",
+            default_config(root)
+        )
+    });
+    let announced = |from: &str| {
+        let mut c = RawClient::connect_from(from.parse().unwrap(), server.addr);
+        c.login("alice", PASSWORD);
+        let reply = c.cmd("PASV");
+        assert_eq!(reply.code, 227, "{reply:?}");
+        let text = reply.text();
+        let inner = &text[text.find('(').unwrap() + 1..text.find(')').unwrap()];
+        inner.split(',').take(4).collect::<Vec<_>>().join(".")
+    };
+    assert_eq!(announced("127.0.0.2"), "192.168.1.2");
+    assert_eq!(announced("127.0.0.3"), "10.0.0.5");
+    assert_eq!(
+        announced("127.0.0.4"),
+        "203.0.113.7",
+        "elsewhere: public_address"
+    );
+}

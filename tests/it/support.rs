@@ -238,6 +238,11 @@ impl RawClient {
         self.writer.write_all(bytes).expect("write");
     }
 
+    /// The control connection's own address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().expect("local")
+    }
+
     /// Reads one complete reply; panics if the server closed the connection.
     pub fn reply(&mut self) -> Reply {
         read_reply(&mut self.reader).expect("reply")
@@ -286,8 +291,7 @@ impl RawClient {
     /// A data connection to `addr` from the control connection's host, as
     /// a client makes it.
     fn data_to(&self, addr: SocketAddr) -> TcpStream {
-        let local = self.writer.local_addr().expect("local").ip();
-        let data = tcp_from(local, addr);
+        let data = tcp_from(self.local_addr().ip(), addr);
         data.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
         data
     }

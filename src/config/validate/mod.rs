@@ -15,6 +15,7 @@
 //! | `proxy.rs` | `[proxy_protocol]` |
 //! | `tls.rs` | `[tls]` |
 //! | `users.rs` | `[[users]]` |
+//! | `s3.rs` | a user's `s3` table (`storage = "s3"`) |
 //! | `users_database.rs` | `[users_database]` |
 //!
 //! This file holds what the sections share: the problem list, the duration
@@ -23,17 +24,20 @@
 mod login;
 mod passive;
 mod proxy;
+mod s3;
 mod server;
 mod tls;
 mod users;
 mod users_database;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::schema::{FileConfig, UnitText};
+use ipnet::IpNet;
+
+use super::schema::{FileConfig, TransferLogSection, UnitText};
 use super::units::{ByteSize, HumanDuration};
 use crate::auth::{PasswordHash, Permission, UserLimits};
 use crate::path::VirtualPath;
@@ -45,6 +49,7 @@ use crate::tls::{MinVersion, TlsPolicy};
 use login::login_protection;
 use passive::passive_settings;
 use proxy::proxy_settings;
+pub(in crate::config) use s3::s3_spec;
 use server::{limits, listen_addresses, session_settings, upload_sync};
 use tls::tls_settings;
 use users::users;
@@ -142,6 +147,23 @@ pub(in crate::config) enum StorageSpec {
     Fs { key: String, written: PathBuf },
     /// A tree in memory.
     Memory,
+    /// Objects under a prefix of an S3 bucket.
+    S3(S3Spec),
+}
+
+/// A user's `s3` table as checked: what [`crate::storage::s3::S3Config`]
+/// needs but the access key, which `credentials_file` (relative to the
+/// config's directory) or else the environment holds.
+pub(in crate::config) struct S3Spec {
+    /// The table's key path (`users[0].s3`), for the problems of opening it.
+    pub key: String,
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub prefix: String,
+    pub credentials_file: Option<PathBuf>,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
 }
 
 /// `[tls]` as checked: the PEM files' paths and the policies; `None` where
@@ -222,6 +244,30 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         .proxy_protocol
         .as_ref()
         .map(|section| proxy_settings(section, &taken, problems));
+    let transfer_log = file
+        .transfer_log
+        .as_ref()
+        .and_then(|section| transfer_log(section, problems));
+    taken.extend(proxy.iter().flat_map(|proxy| proxy.listen.iter().copied()));
+    let metrics = file.metrics.as_ref().and_then(|section| {
+        let Some(written) = &section.listen else {
+            problems.add(
+                "metrics.listen",
+                "required: where /metrics is served, such as \"127.0.0.1:9187\"",
+            );
+            return None;
+        };
+        let parsed = match written.trim().parse::<SocketAddr>() {
+            Ok(addr) if taken.contains(&addr) && addr.port() != 0 => Err(format!(
+                "{addr} is already an FTP listener: give the metrics a port of their own"
+            )),
+            Ok(addr) => Ok(addr),
+            Err(_) => Err(format!(
+                "invalid address {written:?}: expected \"ip:port\", such as \"127.0.0.1:9187\""
+            )),
+        };
+        problems.check("metrics.listen", parsed)
+    });
     Checked {
         settings: Settings {
             listen,
@@ -232,6 +278,8 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
             login,
             shutdown_timeout,
             proxy,
+            transfer_log,
+            metrics,
         },
         tls,
         named,
@@ -281,6 +329,68 @@ fn addresses(
         }
     }
     seen
+}
+
+/// An address (`10.0.0.2`, `::1`) or a network (`10.0.1.0/24`).
+fn network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+            format!("invalid address or network {text:?}: expected \"10.0.0.2\" or \"10.0.1.0/24\"")
+        })?,
+    };
+    // A network written with host bits ("10.0.1.7/24") is most likely a
+    // typo for one address or the network; say which was read.
+    if net.network() != net.addr() {
+        return Err(format!(
+            "{text:?} has host bits set: write the network as \"{}\" or one address without a prefix",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+/// `[transfer_log]`: its file (relative paths are taken from the config's
+/// directory at build) and format.
+fn transfer_log(
+    section: &TransferLogSection,
+    problems: &mut Problems,
+) -> Option<crate::transfer_log::Settings> {
+    let path = match section.path.as_deref().map(str::trim) {
+        Some(path) if !path.is_empty() && !path.chars().any(char::is_control) => {
+            Some(PathBuf::from(path))
+        }
+        Some(_) => {
+            problems.add(
+                "transfer_log.path",
+                "must name a file, without control characters",
+            );
+            None
+        }
+        None => {
+            problems.add(
+                "transfer_log.path",
+                "required: the file to append to, such as \"/var/log/aioftpd/xferlog\"",
+            );
+            None
+        }
+    };
+    let format = match section.format.as_deref().map(str::trim) {
+        None | Some("xferlog") => Some(crate::transfer_log::Format::Xferlog),
+        Some("json") => Some(crate::transfer_log::Format::Json),
+        Some(other) => {
+            problems.add(
+                "transfer_log.format",
+                format!("unknown format {other:?}: expected \"xferlog\" or \"json\""),
+            );
+            None
+        }
+    };
+    Some(crate::transfer_log::Settings {
+        path: path?,
+        format: format?,
+    })
 }
 
 /// A `required`/`tls_required` value.

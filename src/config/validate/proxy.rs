@@ -1,7 +1,7 @@
 //! `[proxy_protocol]`: listeners behind a load balancer, and who may speak
 //! the PROXY protocol to them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -10,7 +10,7 @@ use crate::config::schema::ProxyProtocolSection;
 use crate::proxy_protocol::TrustedProxies;
 use crate::settings::ProxySettings;
 
-use super::{addresses, Problems};
+use super::{addresses, network, Problems};
 
 pub(super) fn proxy_settings(
     section: &ProxyProtocolSection,
@@ -37,7 +37,7 @@ pub(super) fn proxy_settings(
         .iter()
         .enumerate()
         .filter_map(|(index, text)| {
-            problems.check(format!("proxy_protocol.trusted[{index}]"), network(text))
+            problems.check(format!("proxy_protocol.trusted[{index}]"), trusted(text))
         })
         .collect();
     ProxySettings {
@@ -46,26 +46,13 @@ pub(super) fn proxy_settings(
     }
 }
 
-/// An address (`10.0.0.2`, `::1`) or a network (`10.0.1.0/24`).
-fn network(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    let net = match text.parse::<IpNet>() {
-        Ok(net) => net,
-        Err(_) => text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
-            format!("invalid address or network {text:?}: expected \"10.0.0.2\" or \"10.0.1.0/24\"")
-        })?,
-    };
+/// A trusted proxy's address or network: not every address.
+fn trusted(text: &str) -> Result<IpNet, String> {
+    let net = network(text)?;
     if net.prefix_len() == 0 {
         return Err(format!(
-            "{text:?} trusts every address: anyone could then claim to be any client"
-        ));
-    }
-    // A network written with host bits ("10.0.1.7/24") is most likely a
-    // typo for one address or the network; say which was read.
-    if net.network() != net.addr() {
-        return Err(format!(
-            "{text:?} has host bits set: write the network as \"{}\" or one address without a prefix",
-            net.trunc()
+            "{:?} trusts every address: anyone could then claim to be any client",
+            text.trim()
         ));
     }
     Ok(net)

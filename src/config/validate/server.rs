@@ -81,6 +81,11 @@ pub(super) fn session_settings(server: &ServerSection, problems: &mut Problems) 
     let data_timeout = wait("server.data_timeout", &server.data_timeout, problems)
         .unwrap_or(defaults.data_timeout);
     let block_size = block_size(&server.block_size, problems).unwrap_or(defaults.block_size);
+    let hash_max_size = server
+        .hash_max_size
+        .as_ref()
+        .and_then(|text| problems.check("server.hash_max_size", parse::<ByteSize>(text)))
+        .map_or(defaults.hash_max_size, |size| size.0);
     SessionSettings {
         banner,
         idle_timeout,
@@ -90,6 +95,7 @@ pub(super) fn session_settings(server: &ServerSection, problems: &mut Problems) 
         login_timeout,
         socket_timeout,
         storage_timeout,
+        hash_max_size,
     }
 }
 

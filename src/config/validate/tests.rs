@@ -152,7 +152,8 @@ fn storage_and_base_path_must_agree() {
          [[users]]\nstorage = \"memory\"\nbase_path = \"/tmp\"\n\
          [[users]]\nlogin = \"c\"\nstorage = \"s3\"\n\
          [[users]]\nlogin = \"d\"\nbase_path = {:?}\n\
-         [[users]]\nlogin = \"e\"\nbase_path = \"missing\"\n",
+         [[users]]\nlogin = \"e\"\nbase_path = \"missing\"\n\
+         [[users]]\nlogin = \"f\"\nstorage = \"sftp\"\n",
         file.display()
     );
     let found: Vec<(String, String)> = match built(&text, dir.path()) {
@@ -165,13 +166,101 @@ fn storage_and_base_path_must_agree() {
         "users[1].base_path",
         "not used by memory storage"
     ));
-    assert!(has(&found, "users[2].storage", "unknown storage \"s3\""));
+    assert!(has(&found, "users[2].s3", "required for s3 storage"));
+    assert!(has(&found, "users[5].storage", "unknown storage \"sftp\""));
     assert!(has(&found, "users[3].base_path", "not a directory"));
     assert!(has(
         &found,
         "users[4].base_path",
         "directory does not exist (resolved to"
     ));
+}
+
+/// A user `login` with `storage = "s3"` and the table `s3` (TOML inline).
+fn s3_user(login: &str, s3: &str) -> String {
+    format!("[[users]]\nlogin = \"{login}\"\npassword = \"$argon2id$x\"\nstorage = \"s3\"\ns3 = {{ {s3} }}\n")
+}
+
+#[test]
+fn an_s3_table_is_checked_key_by_key() {
+    let good = "endpoint = \"http://127.0.0.1:3900\", bucket = \"files\", region = \"garage\"";
+    let text = [
+        s3_user("a", "bucket = \"files\""),
+        s3_user("b", "endpoint = \"ftp://x\", bucket = \"No_Such\", region = \"us east\""),
+        s3_user("c", &format!("{good}, prefix = \"a//b\", part_size = \"1MiB\", parts_in_flight = 99")),
+        s3_user("d", &format!("{good}, credentials_file = \"\", parts_in_flight = 0")),
+        "[[users]]\nlogin = \"e\"\npassword = \"$argon2id$x\"\nstorage = \"memory\"\ns3 = { bucket = \"files\" }\n".to_owned(),
+        format!("[[users]]\nlogin = \"f\"\npassword = \"$argon2id$x\"\nstorage = \"s3\"\nbase_path = \"/srv\"\ns3 = {{ {good} }}\n"),
+    ]
+    .concat();
+    let found = problems(&text);
+    assert!(has(
+        &found,
+        "users[0].s3.endpoint",
+        "required for s3 storage"
+    ));
+    assert!(has(&found, "users[0].s3.region", "required for s3 storage"));
+    assert!(has(&found, "users[1].s3.endpoint", "http:// or https://"));
+    assert!(has(&found, "users[1].s3.bucket", "not a bucket name"));
+    assert!(has(&found, "users[1].s3.region", "whitespace"));
+    assert!(has(&found, "users[2].s3.prefix", "component \"\""));
+    assert!(has(&found, "users[2].s3.part_size", "S3's smallest part"));
+    assert!(has(&found, "users[2].s3.parts_in_flight", "at most 16"));
+    assert!(has(
+        &found,
+        "users[3].s3.credentials_file",
+        "must not be empty"
+    ));
+    assert!(has(&found, "users[3].s3.parts_in_flight", "at least 1"));
+    assert!(has(&found, "users[4].s3", "not used by memory storage"));
+    assert!(has(&found, "users[5].base_path", "not used by s3 storage"));
+}
+
+/// The key is read when the file is loaded, from the file the table names
+/// (relative to the config) or else from the environment.
+#[test]
+fn an_s3_access_key_comes_from_its_file_or_the_environment() {
+    use crate::config::build::open_s3;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = |file: Option<&str>| {
+        let text = s3_user(
+            "a",
+            &match file {
+                Some(file) => format!("endpoint = \"http://127.0.0.1:3900\", bucket = \"files\", region = \"garage\", credentials_file = \"{file}\""),
+                None => "endpoint = \"http://127.0.0.1:3900\", bucket = \"files\", region = \"garage\"".to_owned(),
+            },
+        );
+        let file: FileConfig = toml::from_str(&text).expect("fits the schema");
+        let section = file.users[0].s3.as_ref().expect("an s3 table");
+        crate::config::validate::s3_spec("users[0].s3", section, &mut Problems::default())
+            .expect("a valid table")
+    };
+    let no_env = |_: &str| None;
+    let open = |spec, env: &dyn Fn(&str) -> Option<String>| {
+        let mut problems = Problems::default();
+        let opened = open_s3(spec, dir.path(), env, &mut problems);
+        (opened.is_some(), problems.0)
+    };
+    let (opened, found) = open(spec(Some("missing.key")), &no_env);
+    assert!(!opened);
+    assert_eq!(found[0].key, "users[0].s3.credentials_file");
+    assert!(found[0].message.contains("missing.key"), "{found:?}");
+    std::fs::write(
+        dir.path().join("s3.key"),
+        "aws_access_key_id = GK1\naws_secret_access_key = s\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        dir.path().join("s3.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    assert_eq!(open(spec(Some("s3.key")), &no_env), (true, Vec::new()));
+    let (opened, found) = open(spec(None), &no_env);
+    assert!(!opened);
+    assert!(found[0].message.contains("AWS_ACCESS_KEY_ID"), "{found:?}");
+    let env = |name: &str| Some(format!("{name}-value"));
+    assert_eq!(open(spec(None), &env), (true, Vec::new()));
 }
 
 #[test]

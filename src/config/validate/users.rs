@@ -8,6 +8,7 @@ use crate::auth::{PasswordHash, Permission};
 use crate::config::schema::{PermissionEntry, UserEntry};
 use crate::path::VirtualPath;
 
+use super::s3::s3_spec;
 use super::{count, rate, tls_policy, Problems, StorageSpec, UserSpec};
 
 type NamedUsers = Vec<(UserSpec, PasswordHash)>;
@@ -213,10 +214,19 @@ fn virtual_path(written: &str) -> Result<VirtualPath, String> {
     }
 }
 
-/// What `storage` and `base_path` name; nothing is opened here.
+/// What `storage`, `base_path` and `s3` name; nothing is opened here.
 fn storage(prefix: &str, entry: &UserEntry, problems: &mut Problems) -> Option<StorageSpec> {
     let base_key = format!("{prefix}.base_path");
-    match entry.storage.as_deref().unwrap_or("fs") {
+    let s3_key = format!("{prefix}.s3");
+    let kind = entry.storage.as_deref().unwrap_or("fs");
+    if entry.s3.is_some() && kind != "s3" {
+        problems.add(
+            &s3_key,
+            format!("not used by {kind} storage; remove it, or set storage = \"s3\""),
+        );
+        return None;
+    }
+    match kind {
         "fs" => {
             let Some(written) = entry.base_path.as_deref() else {
                 problems.add(base_key, "required for fs storage: the directory to serve");
@@ -237,10 +247,27 @@ fn storage(prefix: &str, entry: &UserEntry, problems: &mut Problems) -> Option<S
             }
             Some(StorageSpec::Memory)
         }
+        "s3" => {
+            if entry.base_path.is_some() {
+                problems.add(
+                    base_key,
+                    "not used by s3 storage (the user's root is `s3.prefix`); remove it",
+                );
+            }
+            let Some(section) = &entry.s3 else {
+                problems.add(
+                    s3_key,
+                    "required for s3 storage: a table with the endpoint, bucket and region (docs/configuration.md)",
+                );
+                return None;
+            };
+            let spec = s3_spec(&s3_key, section, problems)?;
+            entry.base_path.is_none().then_some(StorageSpec::S3(spec))
+        }
         other => {
             problems.add(
                 format!("{prefix}.storage"),
-                format!("unknown storage {other:?}: expected \"fs\" or \"memory\""),
+                format!("unknown storage {other:?}: expected \"fs\", \"memory\" or \"s3\""),
             );
             None
         }

@@ -49,6 +49,10 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
     let attempt = match cx.server.login_failures.begin(peer.ip(), &login, &password) {
         Ok(attempt) => attempt,
         Err(refused) => {
+            crate::metrics::get()
+                .logins
+                .with_label_values(&["blocked"])
+                .inc();
             tracing::warn!(%peer, ?refused, "login not checked: address over its failure budget");
             return Ok(Action::Close(Reply::new(
                 Code::ServiceUnavailable,
@@ -71,6 +75,10 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
             // Not a failed guess: nothing was judged, so neither the
             // budgets nor fail2ban hear of it. The manager logged why.
             attempt.not_checked();
+            crate::metrics::get()
+                .logins
+                .with_label_values(&["unavailable"])
+                .inc();
             tracing::warn!(address = %peer.ip(), login, "login not checked: the user manager cannot check it now");
             return Ok(Action::Close(Reply::new(
                 Code::ServiceUnavailable,
@@ -85,6 +93,10 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
         tracing::warn!(%peer, user = user.display_name(), "login refused: the account requires TLS");
         return Err(refused);
     }
+    crate::metrics::get()
+        .logins
+        .with_label_values(&["ok"])
+        .inc();
     let Some(slot) = cx.server.user_slots.claim(&user) else {
         tracing::warn!(%peer, user = user.display_name(), "login refused: user at max_connections");
         return Err(Reply::new(
@@ -118,6 +130,10 @@ async fn login_failed(
         login,
         "login failed [aioftpd-auth-failure]"
     );
+    crate::metrics::get()
+        .logins
+        .with_label_values(&["failed"])
+        .inc();
     let blocked = attempt.failed();
     conn.failed_logins += 1;
     let protection = &server.settings.login;

@@ -71,7 +71,7 @@ pub(in crate::session) fn pasv(cx: &mut Cx<'_>) -> Handled {
         ));
     }
     let announced = match (
-        cx.server.settings.passive.public_address,
+        cx.server.settings.passive.announced_to(cx.conn.peer.ip()),
         cx.conn.local.ip().to_canonical(),
     ) {
         (Some(IpAddr::V4(public)), _) => public,

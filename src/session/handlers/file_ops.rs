@@ -6,7 +6,7 @@ use super::{quote_path, real_path, Target};
 use crate::listing::time_format::{parse_timestamp, timestamp};
 use crate::path::VirtualPath;
 use crate::reply::{Code, Reply};
-use crate::storage::FileKind;
+use crate::storage::{FileKind, StorageError};
 
 pub(in crate::session) async fn mkd(target: Target) -> Handled {
     let Target { user, path, .. } = target;
@@ -122,14 +122,30 @@ pub(in crate::session) async fn mdtm(target: Target) -> Handled {
     }
 }
 
+/// `MFMT`: the reply names the time the file has afterwards. A storage
+/// that keeps its own times (S3 sets them when an object is written, and
+/// only then) leaves the time as it is and the reply says which it is,
+/// rather than failing: rclone and lftp set the time after every upload,
+/// and rclone counts a refusal as a failed copy, while both take the
+/// reply's time for what the server keeps.
 pub(in crate::session) async fn mfmt(time: &str, target: Target) -> Handled {
     let when = parse_timestamp(time)
         .ok_or_else(|| Reply::new(Code::BadArguments, "Time must be YYYYMMDDHHMMSS"))?;
     let Target { user, path, .. } = target;
-    user.storage.set_modified(&path, when).await?;
+    let kept = match user.storage.set_modified(&path, when).await {
+        Ok(()) => when,
+        Err(StorageError::Unsupported) => {
+            let meta = user.storage.metadata(&path).await?;
+            match meta.modified {
+                Some(time) if meta.kind == FileKind::File => time,
+                _ => return Err(StorageError::Unsupported.into()),
+            }
+        }
+        Err(err) => return Err(err.into()),
+    };
     Ok(Reply::new(
         Code::FileStatus,
-        format!("Modify={}; {}", timestamp(when), path),
+        format!("Modify={}; {}", timestamp(kept), path),
     )
     .into())
 }

@@ -3,6 +3,7 @@
 use super::super::command::{find_spec, Feature, TransferType, COMMANDS};
 use super::super::state::State;
 use super::super::Handled;
+use super::hash::{self, Algorithm};
 use crate::context::ServerContext;
 use crate::listing::FactSet;
 use crate::reply::{Code, Reply};
@@ -49,6 +50,13 @@ pub(in crate::session) fn feat(server: &ServerContext, state: &State) -> Reply {
             Feature::None => {}
             Feature::Line(line) => features.push(line.to_owned()),
             Feature::Facts => features.push(state.facts.feature_line()),
+            Feature::Hash if server.settings.session.hash_max_size > 0 => {
+                features.push(Algorithm::feature_line(state.hash_algorithm));
+            }
+            Feature::HashAlias(line) if server.settings.session.hash_max_size > 0 => {
+                features.push(line.to_owned());
+            }
+            Feature::Hash | Feature::HashAlias(_) => {}
             Feature::Tls(line) if tls => tls_features.push(line.to_owned()),
             Feature::Tls(_) => {}
         }
@@ -73,6 +81,8 @@ pub(in crate::session) fn opts(state: &mut State, args: &str) -> Handled {
                 "UTF8 mode cannot be turned off",
             )),
         },
+        // draft-bryan-ftpext-hash-02 §4
+        "HASH" => hash::opts(&mut state.hash_algorithm, value),
         // RFC 3659 §7.9
         "MLST" => {
             state.facts = FactSet::select(value.trim());

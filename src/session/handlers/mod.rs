@@ -11,6 +11,7 @@
 pub(super) mod auth;
 pub(super) mod data_setup;
 pub(super) mod file_ops;
+pub(super) mod hash;
 pub(super) mod listing;
 pub(super) mod misc;
 pub(super) mod navigation;
