@@ -146,7 +146,8 @@ pub(crate) enum UserAction {
 /// get the `[[users]]` defaults.
 #[derive(Debug, Args)]
 pub(crate) struct AccountFields {
-    /// fs (serve base_path from disk) or memory (an empty tree, lost when the daemon stops).
+    /// fs (serve base_path from disk), memory (an empty tree, lost when the
+    /// daemon stops) or s3 (then `aioftpd user set LOGIN s3 '{ ... }'` names the bucket).
     #[arg(long, default_value = "fs")]
     pub storage: String,
     /// For fs: the directory the user sees as "/".

@@ -106,7 +106,11 @@ fn counters_move_by_what_clients_do_and_promtool_accepts_the_scrape() {
     );
     assert!(delta("aioftpd_replies_total{class=\"2xx\"}") >= 9.0);
     assert_eq!(delta("aioftpd_password_checks_total"), 2.0);
-    assert_eq!(value(&after, "aioftpd_password_queue"), 0.0, "nobody waits now");
+    assert_eq!(
+        value(&after, "aioftpd_password_queue"),
+        0.0,
+        "nobody waits now"
+    );
     assert!(after.contains_key("aioftpd_password_queue"));
     assert!(delta("aioftpd_storage_operation_seconds_count{operation=\"open_write\"}") >= 1.0);
     drop(held);

@@ -260,3 +260,41 @@ fn storage_settings_that_are_no_table_or_hold_a_column_are_refused_on_that_field
         assert_eq!(problems[0].0, "storage_settings", "{settings}");
     }
 }
+
+#[test]
+fn an_s3_user_is_a_storage_kind_and_its_table_in_storage_settings_no_new_column() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("s3.key");
+    std::fs::write(
+        &key,
+        "aws_access_key_id = GKexample\naws_secret_access_key = secret\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, PermissionsExt::from_mode(0o600)).unwrap();
+    let mut record = UserRecord::new("alice", hash(), "memory", 0);
+    set_field(&mut record, "storage", "s3").unwrap();
+    let table = format!(
+        "{{ endpoint = \"http://127.0.0.1:3900\", bucket = \"files\", region = \"garage\", prefix = \"alice/\", credentials_file = \"{}\" }}",
+        key.display()
+    );
+    set_field(&mut record, "s3", &table).unwrap();
+    assert!(
+        record.storage_settings.starts_with("{ s3 = { endpoint"),
+        "{}",
+        record.storage_settings
+    );
+    let rules = AccountRules::standalone(dir.path().to_owned());
+    rules
+        .account(&record, None)
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    // A bad value in the table is refused as in [[users]], on its key.
+    set_field(
+        &mut record,
+        "s3",
+        "{ endpoint = \"ftp://x\", bucket = \"files\", region = \"garage\" }",
+    )
+    .unwrap();
+    let problems = rules.account(&record, None).unwrap_err();
+    assert!(problems.iter().all(|p| p.concerns("s3")), "{problems:?}");
+}
