@@ -3,15 +3,7 @@
 
 use std::process::Command;
 
-use crate::support::{default_config, have_tool, pattern, run_ok, TestServer, PASSWORD};
-
-fn curl(args: &[&str]) -> String {
-    run_ok(
-        Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "60"])
-            .args(args),
-    )
-}
+use crate::support::{curl, default_config, have_tool, pattern, run_ok, TestServer, PASSWORD};
 
 #[test]
 fn curl_lists_uploads_downloads_resumes_renames_and_deletes() {

@@ -14,7 +14,9 @@ use aioftpd::storage::{S3Storage, Storage};
 use futures::TryStreamExt;
 use tokio::io::AsyncReadExt;
 
-use crate::support::{have_tool, password_hash, pattern, run_ok, RawClient, TestServer, PASSWORD};
+use crate::support::{
+    curl, have_tool, password_hash, pattern, run_ok, RawClient, TestServer, PASSWORD,
+};
 
 /// S3's smallest part, so that a few MB already make a multipart upload.
 const PART: usize = 5 * 1024 * 1024;
@@ -108,14 +110,6 @@ fn assert_same(got: &[u8], want: &[u8], what: &str) {
         got.len(),
         want.len()
     );
-}
-
-fn curl(args: &[&str]) -> String {
-    run_ok(
-        Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "60"])
-            .args(args),
-    )
 }
 
 #[test]

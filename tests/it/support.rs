@@ -383,6 +383,15 @@ pub fn free_ports(from: u16, count: u16) -> (u16, u16) {
     (first, first + count - 1)
 }
 
+/// curl with `args`, quiet but for errors, within a minute; its output.
+pub fn curl(args: &[&str]) -> String {
+    run_ok(
+        std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "60"])
+            .args(args),
+    )
+}
+
 /// Whether an external client is installed. Under CI a missing client is a
 /// failure (`.ci/run` installs them); elsewhere the test says so and skips.
 pub fn have_tool(program: &str, probe: &[&str]) -> bool {
