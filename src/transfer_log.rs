@@ -255,3 +255,45 @@ fn json_line(r: &Record) -> String {
     line.push('\n');
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, login: Option<&str>) -> Record {
+        Record {
+            ended: SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_118_588),
+            took: Duration::from_millis(2_600),
+            address: "::ffff:192.0.2.7".parse().unwrap(),
+            bytes: 42,
+            path: path.to_owned(),
+            ascii: false,
+            upload: true,
+            login: login.map(str::to_owned),
+            complete: false,
+        }
+    }
+
+    #[test]
+    fn an_xferlog_line_has_its_fields_whatever_the_name_holds() {
+        let line = xferlog_line(&record("/a b\x1b[2J\tc", Some("bob")));
+        assert_eq!(
+            line,
+            "Sun Dec  7 14:43:08 2025 3 192.0.2.7 42 /a_b?[2J?c b _ i r bob ftp 0 * i\n"
+        );
+        assert_eq!(line.matches('\n').count(), 1);
+        let anonymous = xferlog_line(&record("/f", None));
+        assert!(anonymous.contains(" a anonymous ftp 0 * "), "{anonymous}");
+    }
+
+    #[test]
+    fn a_json_line_is_one_object_with_the_name_exact() {
+        let line = json_line(&record("/a \"b\"\nc", None));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["path"], "/a \"b\"\nc");
+        assert_eq!(value["address"], "192.0.2.7");
+        assert_eq!(value["anonymous"], true);
+        assert_eq!(value["complete"], false);
+    }
+}
