@@ -168,7 +168,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     /// A connection whose far end has written `chunks`, each flushed on its
-    /// own, then `after`; the near end, for `read_header`.
+    /// own: both ends, the near one for `read_header`.
     async fn sent(chunks: &[&[u8]]) -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut far = TcpStream::connect(listener.local_addr().unwrap())

@@ -433,13 +433,11 @@ impl Session {
             error = error.unwrap_or(""),
             "transfer"
         );
-        let file_transfer = matches!(transfer.verb, "RETR" | "STOR" | "APPE" | "STOU");
-        if file_transfer {
-            let direction = if transfer.verb == "RETR" {
-                "download"
-            } else {
-                "upload"
-            };
+        // Listings are transfers too; the counters and the transfer log
+        // are about files.
+        if matches!(transfer.verb, "RETR" | "STOR" | "APPE" | "STOU") {
+            let upload = transfer.verb != "RETR";
+            let direction = if upload { "upload" } else { "download" };
             let metrics = crate::metrics::get();
             metrics
                 .transfers
@@ -449,19 +447,19 @@ impl Session {
                 .transfer_bytes
                 .with_label_values(&[direction])
                 .inc_by(bytes);
-        }
-        if let (Some(log), true) = (&self.context.transfer_log, file_transfer) {
-            log.record(&Record {
-                ended: std::time::SystemTime::now(),
-                took: transfer.elapsed(),
-                address: self.conn.peer.ip(),
-                bytes,
-                path: transfer.path.to_string(),
-                ascii: self.state.transfer_type == TransferType::Ascii,
-                upload: transfer.verb != "RETR",
-                login: self.state.user().and_then(|u| u.login.clone()),
-                complete: result == "ok",
-            });
+            if let Some(log) = &self.context.transfer_log {
+                log.record(&Record {
+                    ended: std::time::SystemTime::now(),
+                    took: transfer.elapsed(),
+                    address: self.conn.peer.ip(),
+                    bytes,
+                    path: transfer.path.to_string(),
+                    ascii: self.state.transfer_type == TransferType::Ascii,
+                    upload,
+                    login: self.state.user().and_then(|u| u.login.clone()),
+                    complete: result == "ok",
+                });
+            }
         }
         Some(transfer)
     }

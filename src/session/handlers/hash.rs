@@ -8,8 +8,6 @@
 //! `server.hash_max_size` is refused at once (`550`), so one command cannot
 //! hold a session for long; `0` turns hashing off.
 
-use std::sync::Arc;
-
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
@@ -19,6 +17,7 @@ use super::super::Handled;
 use super::{Cx, Target};
 use crate::reply::{Code, Reply};
 use crate::storage::FileKind;
+use crate::throttle::Throttle;
 
 /// How much is read and hashed at a time.
 const CHUNK: usize = 1 << 20;
@@ -177,12 +176,12 @@ pub(in crate::session) async fn hash(cx: Cx<'_>, target: Target, style: Style) -
             format!("Too large to hash here ({len} bytes; server.hash_max_size is {limit})"),
         ));
     }
-    let throttle = Arc::new(
-        cx.state
-            .account()
-            .map(|account| account.throttle(cx.server, false))
-            .unwrap_or_else(crate::throttle::Throttle::unlimited),
-    );
+    let throttle = cx
+        .state
+        .account()
+        .map_or_else(Throttle::unlimited, |account| {
+            account.throttle(cx.server, false)
+        });
     let mut reader = user.storage.open_read(&path, start).await?;
     let mut hasher = algorithm.hasher();
     let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
