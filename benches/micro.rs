@@ -74,6 +74,7 @@ fn user_with_rules() -> User {
         tls_required: None,
         max_connections: None,
         limits: UserLimits::default(),
+        quota: None,
     }
 }
 

@@ -177,6 +177,12 @@ pub(crate) struct AccountFields {
     /// Each of the user's connections' uploads.
     #[arg(long)]
     pub upload_limit_per_connection: Option<String>,
+    /// Bytes the user's files may hold together (`10GiB`).
+    #[arg(long)]
+    pub quota_bytes: Option<String>,
+    /// Files the user's tree may hold.
+    #[arg(long)]
+    pub quota_files: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod metrics_endpoint;
 pub mod path;
 pub mod proxy_protocol;
+pub mod quota;
 pub mod reply;
 #[cfg(test)]
 mod rooms;

@@ -464,6 +464,7 @@ mod tests {
                 download: Rate::new(1000),
                 ..UserLimits::default()
             },
+            quota: None,
         }
     }
 

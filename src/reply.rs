@@ -114,6 +114,8 @@ codes! {
     ProtectionNotSupported = 536,
     /// 550: file unavailable: not found, no access (RFC 959).
     FileUnavailable = 550,
+    /// 552: requested file action aborted, exceeded storage allocation (RFC 959).
+    ExceededStorage = 552,
     /// 553: file name not allowed (RFC 959).
     NameNotAllowed = 553,
     /// 554: requested action not taken: invalid REST parameter (RFC 3659 §5.5).
@@ -240,6 +242,7 @@ impl From<StorageError> for Reply {
             StorageError::StorageFull => {
                 Reply::new(Code::InsufficientStorage, "Insufficient storage space")
             }
+            StorageError::QuotaExceeded => Reply::new(Code::ExceededStorage, "Quota exceeded"),
             StorageError::Unsupported => Reply::new(
                 Code::NotImplemented,
                 "Operation not supported by this storage",

@@ -180,12 +180,17 @@ async fn act(loaded: &Loaded, action: UserAction, password: Option<String>) -> R
         UserAction::Show { login, json } => {
             let record = existing(&store, &login).await?;
             let problems = rules.account(&record, None).err().unwrap_or_default();
+            let used = store.usage(&login, &record.usage_scope()).await?;
             if json {
                 let mut shown = to_json(&record);
+                shown["usage"] = used.map_or(
+                    Value::Null,
+                    |(bytes, files)| json!({ "bytes": bytes, "files": files }),
+                );
                 shown["problems"] = problems.iter().map(ToString::to_string).collect();
                 println!("{shown}");
             } else {
-                print!("{}", details(&record, &problems));
+                print!("{}", details(&record, used, &problems));
             }
             Ok(())
         }
@@ -371,13 +376,15 @@ fn to_json(record: &UserRecord) -> Value {
         "upload_limit": record.upload_limit,
         "download_limit_per_connection": record.download_limit_per_connection,
         "upload_limit_per_connection": record.upload_limit_per_connection,
+        "quota_bytes": record.quota_bytes,
+        "quota_files": record.quota_files,
         "created_at": timestamp(record.created_at),
         "updated_at": timestamp(record.updated_at),
     })
 }
 
 /// The field lines `show` prints: every field but the hash, `-` for unset.
-fn details(record: &UserRecord, problems: &[FieldProblem]) -> String {
+fn details(record: &UserRecord, usage: Option<(i64, i64)>, problems: &[FieldProblem]) -> String {
     let or_unset = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
     let rows = [
         ("login", record.login.clone()),
@@ -402,6 +409,20 @@ fn details(record: &UserRecord, problems: &[FieldProblem]) -> String {
         (
             "upload_limit_per_connection",
             or_unset(&record.upload_limit_per_connection),
+        ),
+        ("quota_bytes", or_unset(&record.quota_bytes)),
+        (
+            "quota_files",
+            record
+                .quota_files
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+        ),
+        (
+            "usage",
+            usage.map_or_else(
+                || "not counted yet (counted at the first upload)".to_owned(),
+                |(bytes, files)| format!("{bytes} bytes in {files} files"),
+            ),
         ),
         ("created_at", timestamp(record.created_at)),
         ("updated_at", timestamp(record.updated_at)),
@@ -486,6 +507,8 @@ impl AccountFields {
                 "upload_limit_per_connection",
                 &self.upload_limit_per_connection,
             ),
+            ("quota_bytes", &self.quota_bytes),
+            ("quota_files", &self.quota_files),
         ]
         .into_iter()
         .filter_map(|(field, value)| Some((field, value.as_deref()?)))

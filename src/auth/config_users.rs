@@ -142,6 +142,7 @@ mod tests {
             tls_required: None,
             max_connections: None,
             limits: crate::auth::UserLimits::default(),
+            quota: None,
         }
     }
 

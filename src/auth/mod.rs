@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::path::VirtualPath;
+use crate::quota::UserQuota;
 use crate::storage::Storage;
 use crate::throttle::Rate;
 use crate::tls::TlsPolicy;
@@ -97,6 +98,8 @@ pub struct User {
     pub max_connections: Option<usize>,
     /// The user's bandwidth limits.
     pub limits: UserLimits,
+    /// How much the user's tree may hold, and what it holds; `None`: no quota.
+    pub quota: Option<Arc<UserQuota>>,
 }
 
 impl User {
@@ -304,6 +307,7 @@ mod tests {
             tls_required: None,
             max_connections: None,
             limits: UserLimits::default(),
+            quota: None,
         }
     }
 

@@ -24,7 +24,7 @@ const ENTRY: &str = "users[0]";
 
 /// The `[[users]]` keys that are columns of their own; any other key of an
 /// entry belongs to its storage backend and lives in `storage_settings`.
-const COLUMN_KEYS: [&str; 11] = [
+const COLUMN_KEYS: [&str; 13] = [
     "login",
     "password",
     "storage",
@@ -36,6 +36,8 @@ const COLUMN_KEYS: [&str; 11] = [
     "upload_limit",
     "download_limit_per_connection",
     "upload_limit_per_connection",
+    "quota_bytes",
+    "quota_files",
 ];
 
 /// Storage keys whose value is always text, even when it reads as a number.
@@ -210,6 +212,7 @@ fn entry_text(record: &UserRecord) -> Result<String, Vec<FieldProblem>> {
             "upload_limit_per_connection",
             &record.upload_limit_per_connection,
         ),
+        ("quota_bytes", &record.quota_bytes),
     ];
     for (key, text) in text_fields {
         if let Some(text) = text {
@@ -226,6 +229,9 @@ fn entry_text(record: &UserRecord) -> Result<String, Vec<FieldProblem>> {
     }
     if let Some(max) = record.max_connections {
         entry.insert("max_connections", value(max));
+    }
+    if let Some(files) = record.quota_files {
+        entry.insert("quota_files", value(files));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -292,16 +298,9 @@ pub fn set_field(record: &mut UserRecord, field: &str, written: &str) -> Result<
                 .map_err(|e| FieldProblem::new(field, toml_message(&e)))?;
             record.permissions = text();
         }
-        "max_connections" => {
-            let number = written.trim().parse::<i64>().map_err(|_| {
-                // The file's reader says this of a string where a count goes.
-                FieldProblem::new(
-                    field,
-                    format!("invalid type: string {written:?}, expected u64"),
-                )
-            })?;
-            record.max_connections = Some(number);
-        }
+        "max_connections" => record.max_connections = Some(count_field(field, written)?),
+        "quota_bytes" => record.quota_bytes = text(),
+        "quota_files" => record.quota_files = Some(count_field(field, written)?),
         setting => {
             let mut settings = storage_settings(&record.storage_settings)?;
             let parsed = match written.parse::<Value>() {
@@ -328,6 +327,8 @@ pub fn unset_field(record: &mut UserRecord, field: &str) -> Result<(), FieldProb
         "upload_limit" => record.upload_limit = None,
         "download_limit_per_connection" => record.download_limit_per_connection = None,
         "upload_limit_per_connection" => record.upload_limit_per_connection = None,
+        "quota_bytes" => record.quota_bytes = None,
+        "quota_files" => record.quota_files = None,
         setting => {
             let mut settings = storage_settings(&record.storage_settings)?;
             settings.remove(setting);
@@ -335,6 +336,17 @@ pub fn unset_field(record: &mut UserRecord, field: &str) -> Result<(), FieldProb
         }
     }
     Ok(())
+}
+
+/// A count as `aioftpd user set` takes it (`max_connections 5`).
+fn count_field(field: &str, written: &str) -> Result<i64, FieldProblem> {
+    written.trim().parse::<i64>().map_err(|_| {
+        // The file's reader says this of a string where a count goes.
+        FieldProblem::new(
+            field,
+            format!("invalid type: string {written:?}, expected u64"),
+        )
+    })
 }
 
 fn not_settable(field: &str) -> FieldProblem {

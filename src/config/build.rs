@@ -12,6 +12,7 @@ use super::validate::{
     Checked, DatabaseSpec, Problem, Problems, S3Spec, StorageSpec, TlsSpec, UserSpec,
 };
 use crate::auth::{PasswordHash, User};
+use crate::quota::{MemoryLedger, Quota, UserQuota};
 use crate::settings::Settings;
 use crate::storage::s3::{S3Config, S3Credentials};
 use crate::storage::{FsStorage, MemoryStorage, S3Storage, Storage, TimedStorage, UploadSync};
@@ -104,14 +105,25 @@ pub(super) fn build(
 
 /// The account `spec` describes, over `storage`.
 pub(super) fn account(spec: UserSpec, storage: Arc<dyn Storage>, limit: Duration) -> User {
+    let storage = bound_storage(storage, limit);
+    // Counted in memory, from the tree when first needed; the users
+    // database puts its own ledger in for its rows.
+    let quota = (spec.quota != Quota::default()).then(|| {
+        Arc::new(UserQuota::new(
+            spec.quota,
+            Arc::new(MemoryLedger::default()),
+            storage.clone(),
+        ))
+    });
     User {
         login: spec.login,
         home: spec.home,
         permissions: spec.permissions,
-        storage: bound_storage(storage, limit),
+        storage,
         tls_required: spec.tls_required,
         max_connections: spec.max_connections,
         limits: spec.limits,
+        quota,
     }
 }
 

@@ -305,6 +305,19 @@ fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Pat
         "upload_limit_per_connection = {}",
         rate(limits.upload_per_connection)
     ));
+    let quota = user
+        .quota
+        .as_ref()
+        .map(|quota| quota.limits)
+        .unwrap_or_default();
+    line(match quota.bytes {
+        Some(bytes) => format!("quota_bytes = {}", size(bytes)),
+        None => "# quota_bytes: not set, no limit".to_owned(),
+    });
+    line(match quota.files {
+        Some(files) => format!("quota_files = {files}"),
+        None => "# quota_files: not set, no limit".to_owned(),
+    });
 }
 
 /// A user's `s3` table, inline (a `[users.s3]` header would take the

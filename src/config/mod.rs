@@ -282,6 +282,7 @@ pub fn embedded_default(
         tls_required: None,
         max_connections: None,
         limits: Default::default(),
+        quota: None,
     };
     Ok(Loaded {
         settings,

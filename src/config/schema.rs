@@ -145,6 +145,8 @@ pub(super) struct UserEntry {
     pub upload_limit: Option<UnitText>,
     pub download_limit_per_connection: Option<UnitText>,
     pub upload_limit_per_connection: Option<UnitText>,
+    pub quota_bytes: Option<UnitText>,
+    pub quota_files: Option<u64>,
 }
 
 /// A user's `s3 = { ... }` (or `[users.s3]`): the bucket behind `storage = "s3"`.

@@ -15,6 +15,7 @@
 //! (421), never a login without a password check.
 
 mod cache;
+mod ledger;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::storage::Storage;
 use crate::tls::TlsPolicy;
 use crate::user_store::{StoreError, UserRecord, UserStore};
 use cache::{AccountCache, CAPACITY};
+use ledger::DatabaseLedger;
 
 /// A row of the users database, as what it lets a login do.
 struct Looked {
@@ -139,7 +141,20 @@ impl DatabaseUserManager {
                 };
             }
         };
-        let account = checked.map(|(user, _)| Arc::new(user)).map_err(|problems| {
+        let store = self.store.clone();
+        let scope = record.usage_scope();
+        let account = checked.map(|(mut user, _)| {
+            // The row's usage is the database's, shared by every instance.
+            user.quota = user.quota.map(|quota| {
+                Arc::new(quota.with_ledger(Arc::new(DatabaseLedger {
+                    store,
+                    login: login.clone(),
+                    scope,
+                })))
+            });
+            Arc::new(user)
+        });
+        let account = account.map_err(|problems| {
             for problem in &problems {
                 tracing::error!(
                     user = login,

@@ -206,9 +206,12 @@ pub enum StorageError {
     /// The name cannot be used by this backend.
     #[error("invalid file name")]
     InvalidName,
-    /// The disk or quota is full.
+    /// The disk is full.
     #[error("no space left on device")]
     StorageFull,
+    /// The user's quota (aioftpd's, or the file system's) has no room left.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// This backend does not implement the operation.
     #[error("operation not supported by this storage")]
     Unsupported,
@@ -231,7 +234,8 @@ impl From<io::Error> for StorageError {
             K::DirectoryNotEmpty => StorageError::DirectoryNotEmpty,
             K::PermissionDenied => StorageError::PermissionDenied,
             K::InvalidInput | K::InvalidFilename => StorageError::InvalidName,
-            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => StorageError::StorageFull,
+            K::StorageFull | K::FileTooLarge => StorageError::StorageFull,
+            K::QuotaExceeded => StorageError::QuotaExceeded,
             K::Unsupported => StorageError::Unsupported,
             _ => match err.raw_os_error() {
                 // ELOOP / EXDEV: cap-std reports a path that would escape the base this way.

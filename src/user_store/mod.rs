@@ -36,7 +36,8 @@ const IDLE_CONNECTION: Duration = Duration::from_secs(60);
 /// Every column, in the order [`UserRecord`] has them.
 const COLUMNS: &str = "login, password_hash, storage, storage_settings, home, permissions, \
      tls_required, max_connections, download_limit, upload_limit, \
-     download_limit_per_connection, upload_limit_per_connection, disabled, created_at, updated_at";
+     download_limit_per_connection, upload_limit_per_connection, quota_bytes, quota_files, \
+     disabled, created_at, updated_at";
 
 /// A password to send to PostgreSQL; hidden from `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -284,7 +285,7 @@ impl UserStore {
         self.ready().await?;
         let sql = format!(
             "INSERT INTO aioftpd_users ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (login) DO NOTHING"
         );
         let r = record;
@@ -302,6 +303,8 @@ impl UserStore {
                 .bind(&r.upload_limit)
                 .bind(&r.download_limit_per_connection)
                 .bind(&r.upload_limit_per_connection)
+                .bind(&r.quota_bytes)
+                .bind(r.quota_files)
                 .bind(r.disabled)
                 .bind(r.created_at)
                 .bind(r.updated_at)
@@ -318,7 +321,8 @@ impl UserStore {
              storage_settings = $4, home = $5, permissions = $6, tls_required = $7, \
              max_connections = $8, download_limit = $9, upload_limit = $10, \
              download_limit_per_connection = $11, upload_limit_per_connection = $12, \
-             disabled = $13, updated_at = $14 WHERE login = $1";
+             quota_bytes = $13, quota_files = $14, disabled = $15, updated_at = $16 \
+             WHERE login = $1";
         let r = record;
         let done = on_pool!(self, pool => self.run(
             sqlx::query(sql)
@@ -334,6 +338,8 @@ impl UserStore {
                 .bind(&r.upload_limit)
                 .bind(&r.download_limit_per_connection)
                 .bind(&r.upload_limit_per_connection)
+                .bind(&r.quota_bytes)
+                .bind(r.quota_files)
                 .bind(r.disabled)
                 .bind(r.updated_at)
                 .execute(pool)
@@ -341,12 +347,78 @@ impl UserStore {
         Ok(done == 1)
     }
 
-    /// Removes the row of `login`; `false` if there was none.
+    /// Removes the row of `login`, and its usage; `false` if there was none.
     pub async fn delete(&self, login: &str) -> Result<bool, StoreError> {
         self.ready().await?;
         let sql = "DELETE FROM aioftpd_users WHERE login = $1";
         let done = on_pool!(self, pool => self.run(
             sqlx::query(sql).bind(login).execute(pool)
+        ).await?.rows_affected());
+        let usage = "DELETE FROM aioftpd_usage WHERE login = $1";
+        on_pool!(self, pool => self.run(sqlx::query(usage).bind(login).execute(pool)).await.map(|_| ()))?;
+        Ok(done == 1)
+    }
+
+    /// What `login`'s tree holds as counted in `scope`: `(bytes, files)`,
+    /// or `None` when it was not counted there yet.
+    pub async fn usage(&self, login: &str, scope: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        self.ready().await?;
+        let sql = "SELECT bytes, files FROM aioftpd_usage WHERE login = $1 AND scope = $2";
+        on_pool!(self, pool => self.run(
+            sqlx::query_as::<_, (i64, i64)>(sql).bind(login).bind(scope).fetch_optional(pool)
+        ).await)
+    }
+
+    /// Records `bytes` and `files` as counted in `scope`, unless a usage in
+    /// that scope is recorded already (another instance counted first); a
+    /// usage of another scope is replaced. Returns the one in force.
+    pub async fn start_usage(
+        &self,
+        login: &str,
+        scope: &str,
+        counted: (i64, i64),
+    ) -> Result<(i64, i64), StoreError> {
+        self.ready().await?;
+        let sql = "INSERT INTO aioftpd_usage (login, scope, bytes, files) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (login) DO UPDATE SET scope = excluded.scope, bytes = excluded.bytes, \
+             files = excluded.files WHERE aioftpd_usage.scope <> excluded.scope";
+        on_pool!(self, pool => self.run(
+            sqlx::query(sql).bind(login).bind(scope).bind(counted.0).bind(counted.1).execute(pool)
+        ).await.map(|_| ()))?;
+        Ok(self.usage(login, scope).await?.unwrap_or(counted))
+    }
+
+    /// Adds `bytes` and `files` (either may be negative; neither count goes
+    /// below zero) to `login`'s usage in `scope`, in one statement, if what
+    /// grows stays within `limits` (`None`: no limit, or no check at all for
+    /// an unconditional change); `false`, and nothing changed, otherwise.
+    pub async fn add_usage(
+        &self,
+        login: &str,
+        scope: &str,
+        change: (i64, i64),
+        limits: Option<(Option<i64>, Option<i64>)>,
+    ) -> Result<bool, StoreError> {
+        self.ready().await?;
+        let (bytes_limit, files_limit) = limits.unwrap_or((None, None));
+        // The conditions hold for what shrinks, and where no limit is set;
+        // the database checks them and changes the row as one step, so two
+        // instances cannot both take the last bytes.
+        let sql = "UPDATE aioftpd_usage SET \
+             bytes = CASE WHEN bytes + $3 < 0 THEN 0 ELSE bytes + $3 END, \
+             files = CASE WHEN files + $4 < 0 THEN 0 ELSE files + $4 END \
+             WHERE login = $1 AND scope = $2 \
+             AND ($3 <= 0 OR $5 < 0 OR bytes + $3 <= $5) \
+             AND ($4 <= 0 OR $6 < 0 OR files + $4 <= $6)";
+        let done = on_pool!(self, pool => self.run(
+            sqlx::query(sql)
+                .bind(login)
+                .bind(scope)
+                .bind(change.0)
+                .bind(change.1)
+                .bind(bytes_limit.unwrap_or(-1))
+                .bind(files_limit.unwrap_or(-1))
+                .execute(pool)
         ).await?.rows_affected());
         Ok(done == 1)
     }

@@ -34,6 +34,10 @@ pub struct UserRecord {
     pub download_limit_per_connection: Option<String>,
     /// A rate as written.
     pub upload_limit_per_connection: Option<String>,
+    /// The quota in bytes as written (`"10GiB"`).
+    pub quota_bytes: Option<String>,
+    /// The quota in files.
+    pub quota_files: Option<i64>,
     /// A disabled account cannot log in; its row stays.
     pub disabled: bool,
     /// When the row was added, in seconds since the Unix epoch.
@@ -58,10 +62,20 @@ impl UserRecord {
             upload_limit: None,
             download_limit_per_connection: None,
             upload_limit_per_connection: None,
+            quota_bytes: None,
+            quota_files: None,
             disabled: false,
             created_at: now,
             updated_at: now,
         }
+    }
+}
+
+impl UserRecord {
+    /// What the row's quota usage is counted in: its storage, so a row
+    /// moved to another tree is counted again there.
+    pub fn usage_scope(&self) -> String {
+        format!("{} {}", self.storage, self.storage_settings)
     }
 }
 
@@ -76,6 +90,8 @@ impl fmt::Debug for UserRecord {
             .field("permissions", &self.permissions)
             .field("tls_required", &self.tls_required)
             .field("max_connections", &self.max_connections)
+            .field("quota_bytes", &self.quota_bytes)
+            .field("quota_files", &self.quota_files)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }

@@ -29,6 +29,7 @@ fn faulty_server(storage_timeout: Duration) -> (TestServer, FaultSwitch) {
         tls_required: None,
         max_connections: None,
         limits: Default::default(),
+        quota: None,
     };
     let hash = PasswordHash::parse(password_hash()).expect("hash");
     let users = ConfigUserManager::new(vec![(alice, hash)], None);

@@ -455,6 +455,7 @@ pub async fn paused_session(settings: Settings) -> tokio::io::BufReader<tokio::i
         tls_required: None,
         max_connections: None,
         limits: Default::default(),
+        quota: None,
     };
     let users = Arc::new(ConfigUserManager::new(Vec::new(), Some(anonymous)));
     let context = ServerContext::new(settings, users);

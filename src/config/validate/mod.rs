@@ -41,6 +41,7 @@ use super::schema::{FileConfig, TransferLogSection, UnitText};
 use super::units::{ByteSize, HumanDuration};
 use crate::auth::{PasswordHash, Permission, UserLimits};
 use crate::path::VirtualPath;
+use crate::quota::Quota;
 use crate::settings::Settings;
 use crate::storage::UploadSync;
 use crate::throttle::Rate;
@@ -139,6 +140,7 @@ pub(in crate::config) struct UserSpec {
     pub tls_required: Option<TlsPolicy>,
     pub max_connections: Option<usize>,
     pub limits: UserLimits,
+    pub quota: Quota,
 }
 
 /// Where an entry's files live.

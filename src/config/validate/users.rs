@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use crate::auth::UserLimits;
 use crate::auth::{PasswordHash, Permission};
-use crate::config::schema::{PermissionEntry, UserEntry};
+use crate::config::schema::{PermissionEntry, UnitText, UserEntry};
+use crate::config::units::ByteSize;
 use crate::path::VirtualPath;
+use crate::quota::Quota;
 
 use super::s3::s3_spec;
-use super::{count, rate, tls_policy, Problems, StorageSpec, UserSpec};
+use super::{count, parse, rate, tls_policy, Problems, StorageSpec, UserSpec};
 
 type NamedUsers = Vec<(UserSpec, PasswordHash)>;
 
@@ -189,6 +191,19 @@ fn user(
             problems,
         ),
     };
+    let quota = Quota {
+        bytes: quota_bytes(
+            &format!("{prefix}.quota_bytes"),
+            &entry.quota_bytes,
+            problems,
+        ),
+        files: count(
+            &format!("{prefix}.quota_files"),
+            entry.quota_files,
+            problems,
+        )
+        .map(|n| n as u64),
+    };
     Some(UserSpec {
         entry: entry_index,
         login,
@@ -197,7 +212,19 @@ fn user(
         tls_required: tls_required?,
         max_connections,
         limits,
+        quota,
     })
+}
+
+/// A quota in bytes (`"10GiB"`); 0 is refused, as it would only lock the
+/// user out of uploading: omitting the key means no limit.
+fn quota_bytes(key: &str, written: &Option<UnitText>, problems: &mut Problems) -> Option<u64> {
+    let size = problems.check(key, parse::<ByteSize>(written.as_ref()?))?;
+    if size.0 == 0 {
+        problems.add(key, "must be at least 1 byte; omit it for no limit");
+        return None;
+    }
+    Some(size.0)
 }
 
 fn virtual_path(written: &str) -> Result<VirtualPath, String> {

@@ -41,10 +41,14 @@ pub(in crate::session) async fn rmd(cwd: &VirtualPath, target: Target) -> Handle
 
 pub(in crate::session) async fn dele(target: Target) -> Handled {
     let Target { user, path, .. } = target;
-    if user.storage.metadata(&path).await?.is_dir() {
+    let meta = user.storage.metadata(&path).await?;
+    if meta.is_dir() {
         return Err(Reply::new(Code::FileUnavailable, "Is a directory; use RMD"));
     }
     user.storage.remove(&path).await?;
+    if let Some(quota) = user.quota.as_ref().filter(|_| meta.kind == FileKind::File) {
+        quota.removed(meta.size).await;
+    }
     tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
     Ok(Reply::new(Code::FileActionOk, "File deleted").into())
 }
@@ -90,7 +94,20 @@ pub(in crate::session) async fn rnto(from: Option<VirtualPath>, target: Target) 
             "Permission denied: the rename would give its contents more rights",
         ));
     }
+    // A file the rename replaces is gone from the quota's count.
+    let replaced = match &user.quota {
+        Some(_) if to != from => user
+            .storage
+            .metadata(&to)
+            .await
+            .ok()
+            .filter(|meta| meta.kind == FileKind::File),
+        _ => None,
+    };
     user.storage.rename(&from, &to).await?;
+    if let (Some(quota), Some(meta)) = (&user.quota, replaced) {
+        quota.removed(meta.size).await;
+    }
     tracing::info!(
         user = user.display_name(),
         from = from.as_str(),

@@ -79,7 +79,7 @@ pub(in crate::session) async fn stou(cx: Cx<'_>, hint: Option<&str>) -> Handled 
             // client take the name first, the upload fails with 550.
             Err(StorageError::NotFound) => {
                 parent_is_a_directory(&user, &path).await?;
-                return start_upload(cx, "STOU", user, path, WriteMode::CreateNew);
+                return start_upload(cx, "STOU", user, path, WriteMode::CreateNew, None).await;
             }
             Ok(_) => continue,
             Err(err) => return Err(err.into()),
@@ -102,29 +102,41 @@ async fn upload(cx: Cx<'_>, verb: &'static str, target: Target, mode: WriteMode)
         WriteMode::At(offset) => offset,
         _ => 0,
     };
-    match user.storage.metadata(&path).await {
+    let existing = match user.storage.metadata(&path).await {
         Err(StorageError::NotFound) => {
             drop(authorize(cx.state, path.as_str(), Need::Entry).await?);
             restart_within(offset, 0)?;
             parent_is_a_directory(&user, &path).await?;
+            None
         }
         Err(err) => return Err(err.into()),
         Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory.into()),
-        Ok(meta) => restart_within(offset, meta.size)?,
-    }
-    start_upload(cx, verb, user, path, mode)
+        Ok(meta) => {
+            restart_within(offset, meta.size)?;
+            Some(meta.size)
+        }
+    };
+    start_upload(cx, verb, user, path, mode, existing).await
 }
 
 /// Starts an upload whose file is opened only once the data connection
 /// is up and protected as the policy requires: an upload refused before
 /// then (no data connection, TLS policy, ABOR) leaves the file as it was.
-fn start_upload(
+/// Under a quota it is admitted first (552 when the user is at a limit, a
+/// new file counted from here, `existing` being the file's size now) and
+/// metered while it runs.
+async fn start_upload(
     cx: Cx<'_>,
     verb: &'static str,
     user: Arc<User>,
     path: VirtualPath,
     mode: WriteMode,
+    existing: Option<u64>,
 ) -> Handled {
+    let admitted = match &user.quota {
+        Some(quota) => Some(quota.admit(&path, mode, existing).await?),
+        None => None,
+    };
     let ascii = cx.state.transfer_type == TransferType::Ascii;
     let opening = if verb == "STOU" {
         // RFC 1123 §4.1.2.9
@@ -136,7 +148,13 @@ fn start_upload(
         )
     };
     let target = path.clone();
-    let open = Box::pin(async move { user.storage.open_write(&target, mode).await });
+    let open = Box::pin(async move {
+        let upload = user.storage.open_write(&target, mode).await?;
+        Ok(match admitted {
+            Some(admitted) => admitted.meter(upload),
+            None => upload,
+        })
+    });
     start_transfer(cx, verb, path, Job::Receive { open, ascii }, &opening)
 }
 
