@@ -25,6 +25,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("context", 5),
     ("reply", 5),
     ("database_users", 5),
+    ("auth_hook", 5),
     ("session", 6),
     ("server", 7),
     ("metrics_endpoint", 8),
