@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod auth_hook;
 pub mod config;
 pub mod context;
 pub mod data;

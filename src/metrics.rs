@@ -43,6 +43,10 @@ pub struct Metrics {
     pub storage_seconds: HistogramVec,
     /// Config reloads, ok or refused.
     pub reloads: IntCounterVec,
+    /// Logins the auth hook was asked about, by what came of it: allowed,
+    /// refused (its no), failed (no usable answer: a timeout, an error, a
+    /// malformed answer).
+    pub auth_hook_answers: IntCounterVec,
     draining: AtomicBool,
 }
 
@@ -162,6 +166,12 @@ impl Metrics {
                 &registry,
                 "aioftpd_reloads_total",
                 "Config reloads by result: ok, refused.",
+                &["result"],
+            ),
+            auth_hook_answers: counters(
+                &registry,
+                "aioftpd_auth_hook_answers_total",
+                "Logins asked of [auth_hook] by result: allowed, refused, failed.",
                 &["result"],
             ),
             registry,

@@ -26,6 +26,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("context", 6),
     ("reply", 6),
     ("database_users", 6),
+    ("auth_hook", 6),
     ("session", 7),
     ("server", 8),
     ("metrics_endpoint", 9),

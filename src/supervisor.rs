@@ -19,6 +19,7 @@ use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use aioftpd::auth::UserManager;
+use aioftpd::auth_hook::{HookUserManager, IssuedAccounts};
 use aioftpd::config::{self, ConfigWarning, Loaded};
 use aioftpd::database_users::DatabaseUserManager;
 use aioftpd::metrics_endpoint;
@@ -48,7 +49,8 @@ pub(crate) async fn run(
 ) -> ExitCode {
     log_warnings(&loaded.warnings);
     let mut store: OpenStore = None;
-    let (settings, users) = match users(loaded, &mut store).await {
+    let issued = IssuedAccounts::new();
+    let (settings, users) = match users(loaded, &mut store, &issued).await {
         Ok(running) => running,
         Err(message) => {
             eprintln!("{message}");
@@ -112,7 +114,15 @@ pub(crate) async fn run(
                     tracing::info!("SIGHUP: no --config file to reload");
                     continue;
                 };
-                reload(&server, path, listen_override, &mut bound, &mut store).await;
+                reload(
+                    &server,
+                    path,
+                    listen_override,
+                    &mut bound,
+                    &mut store,
+                    &issued,
+                )
+                .await;
             }
             Some(signal) => {
                 tracing::info!(signal, "signal received");
@@ -165,6 +175,7 @@ async fn reload(
     listen_override: &[SocketAddr],
     bound: &mut Bound,
     store: &mut OpenStore,
+    issued: &Arc<IssuedAccounts>,
 ) {
     notify(&[NotifyState::Reloading, monotonic_now()]);
     match config::load_file(path) {
@@ -177,7 +188,7 @@ async fn reload(
             // Opened before anything is swapped: a database that cannot be
             // opened leaves the old config in force, listeners and all.
             let mut reopened = store.clone();
-            match users(loaded, &mut reopened).await {
+            match users(loaded, &mut reopened, issued).await {
                 Err(message) => {
                     count_reload("refused");
                     tracing::error!("reload rejected, the old config stays in force: {message}")
@@ -213,12 +224,31 @@ async fn reload(
 }
 
 /// The settings of `loaded`, and who may log in under it: its
-/// `[[users]]`, and its users database if it has one (`store`, reused when
-/// its settings are unchanged, else opened and put there). The database is
+/// `[[users]]`, its users database if it has one, then its `[auth_hook]`
+/// if it has one for the logins neither has (the accounts the hook gives
+/// recorded in `issued`, which outlives reloads).
+async fn users(
+    mut loaded: Loaded,
+    store: &mut OpenStore,
+    issued: &Arc<IssuedAccounts>,
+) -> Result<(Settings, Arc<dyn UserManager>), String> {
+    let hook = loaded.auth_hook.take();
+    let (settings, users) = stored_users(loaded, store).await?;
+    let Some(hook) = hook else {
+        return Ok((settings, users));
+    };
+    let manager = HookUserManager::new(users, &hook, issued.clone())?;
+    tracing::info!(url = hook.url, "auth hook ready");
+    Ok((settings, Arc::new(manager)))
+}
+
+/// The settings of `loaded`, and its `[[users]]` and users database
+/// (`store`, reused when its settings are unchanged, else opened and put
+/// there). The database is
 /// asked once here, to create or migrate its schema and for the logins
 /// `[[users]]` shadows; it being down is logged, not fatal: its logins get
 /// 421 until it answers.
-async fn users(
+async fn stored_users(
     loaded: Loaded,
     store: &mut OpenStore,
 ) -> Result<(Settings, Arc<dyn UserManager>), String> {

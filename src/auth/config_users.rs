@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use super::credential_cache::CredentialCache;
 use super::{
-    LoginKind, Password, PasswordHash, PasswordVerifier, User, UserManager, ANONYMOUS_LOGINS,
+    LoginKind, LoginPresence, Password, PasswordHash, PasswordVerifier, User, UserManager,
+    ANONYMOUS_LOGINS,
 };
 use crate::address::ClientKey;
 use crate::tls::TlsPolicy;
@@ -108,6 +109,14 @@ impl UserManager for ConfigUserManager {
     }
 
     async fn notify_logout(&self, _user: &User) {}
+
+    async fn presence(&self, login: &str) -> LoginPresence {
+        if self.answers_for(login) {
+            LoginPresence::Known
+        } else {
+            LoginPresence::Unknown
+        }
+    }
 
     async fn refresh(&self, user: &Arc<User>) -> Option<Arc<User>> {
         match &user.login {

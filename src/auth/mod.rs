@@ -248,6 +248,18 @@ pub enum LoginCheck {
     Unavailable,
 }
 
+/// Whether a manager has an account of a login, for one consulted after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginPresence {
+    /// This manager answers for the login (a named user, a row, disabled
+    /// or not, the anonymous user's names): no other may.
+    Known,
+    /// This manager has never heard of the login.
+    Unknown,
+    /// This manager cannot tell now (its database is out of reach).
+    Unreachable,
+}
+
 /// Looks up users and checks their passwords (aioftp's `AbstractUserManager`).
 #[async_trait]
 pub trait UserManager: Send + Sync + 'static {
@@ -273,6 +285,12 @@ pub trait UserManager: Send + Sync + 'static {
     }
     /// Called once when a logged-in session ends.
     async fn notify_logout(&self, user: &User);
+    /// Whether this manager answers for `login`, so that one consulted
+    /// after it (the auth hook) never decides a login this one has. By
+    /// default every login is this manager's.
+    async fn presence(&self, _login: &str) -> LoginPresence {
+        LoginPresence::Known
+    }
     /// The TLS policy for `login` when it differs from the server's (asked at
     /// `USER`, before any password is sent). Unknown logins get the server's.
     async fn tls_policy(&self, _login: &str) -> Option<TlsPolicy> {

@@ -77,7 +77,7 @@ pub struct FieldProblem {
 }
 
 impl FieldProblem {
-    fn new(field: &str, message: impl Into<String>) -> Self {
+    pub(super) fn new(field: &str, message: impl Into<String>) -> Self {
         FieldProblem {
             field: field.to_owned(),
             message: message.into(),
@@ -123,11 +123,23 @@ impl AccountRules {
         storage: Option<Arc<dyn Storage>>,
     ) -> Result<(User, PasswordHash), Vec<FieldProblem>> {
         let text = entry_text(record)?;
+        self.entry_account(&text, storage)
+    }
+
+    /// The account the file `text`, holding one `[[users]]` entry, describes,
+    /// and its password hash; or every problem of the entry, on the fields
+    /// it names. What [`AccountRules::account`] says of a row, for any
+    /// source of entries (a hook's answer too).
+    pub(super) fn entry_account(
+        &self,
+        text: &str,
+        storage: Option<Arc<dyn Storage>>,
+    ) -> Result<(User, PasswordHash), Vec<FieldProblem>> {
         let Read {
             file,
             misfits,
             set_aside,
-        } = read::read(&text);
+        } = read::read(text);
         let mut problems = Problems::default();
         let reused = storage.is_some();
         let checked = file.as_ref().and_then(|file| {
@@ -259,7 +271,7 @@ fn storage_settings(text: &str) -> Result<InlineTable, FieldProblem> {
 }
 
 /// A TOML syntax error in one line, as the config's own are worded.
-fn toml_message(error: &toml_edit::TomlError) -> String {
+pub(super) fn toml_message(error: &toml_edit::TomlError) -> String {
     let parts: Vec<&str> = error
         .message()
         .lines()

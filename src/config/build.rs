@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::account::{AccountRules, UsersDatabase};
+use super::auth_hook::{AuthHook, BearerToken};
 use super::validate::{
-    Checked, DatabaseSpec, Problem, Problems, S3Spec, StorageSpec, TlsSpec, UserSpec,
+    Checked, DatabaseSpec, HookSpec, Problem, Problems, S3Spec, StorageSpec, TlsSpec, UserSpec,
 };
 use crate::auth::{PasswordHash, User};
 use crate::quota::{MemoryLedger, Quota, UserQuota};
@@ -28,6 +29,8 @@ pub(super) struct Built {
     pub sync: UploadSync,
     /// `[users_database]`, if the file has one.
     pub database: Option<UsersDatabase>,
+    /// `[auth_hook]`, if the file has one.
+    pub auth_hook: Option<AuthHook>,
 }
 
 /// Opens what `checked` names (relative paths from `config_dir`); every
@@ -45,6 +48,7 @@ pub(super) fn build(
         storages,
         sync,
         database,
+        hook,
     } = checked;
     // Every storage an entry names is opened, whatever else is wrong, so a
     // missing directory shows beside the other problems.
@@ -71,6 +75,7 @@ pub(super) fn build(
         }
     }
     let database = database.and_then(|spec| open_database(spec, config_dir, &mut problems));
+    let hook = hook.and_then(|spec| read_hook(spec, config_dir, &mut problems));
     if !problems.0.is_empty() {
         return Err(problems.0);
     }
@@ -84,15 +89,20 @@ pub(super) fn build(
         .filter_map(|(spec, hash)| Some((account(spec)?, hash)))
         .collect();
     let anonymous = anonymous.and_then(account);
+    let accounts = AccountRules {
+        config_dir: config_dir.to_owned(),
+        tls_configured,
+        sync,
+        storage_timeout: limit,
+    };
     let database = database.map(|(store, cache_lifetime)| UsersDatabase {
         store,
         cache_lifetime,
-        accounts: AccountRules {
-            config_dir: config_dir.to_owned(),
-            tls_configured,
-            sync,
-            storage_timeout: limit,
-        },
+        accounts: accounts.clone(),
+    });
+    let auth_hook = hook.map(|mut hook| {
+        hook.accounts = accounts;
+        hook
     });
     Ok(Built {
         settings,
@@ -100,6 +110,7 @@ pub(super) fn build(
         anonymous,
         sync,
         database,
+        auth_hook,
     })
 }
 
@@ -163,6 +174,55 @@ fn open_database(
         },
         spec.cache_lifetime,
     ))
+}
+
+/// `[auth_hook]` with its token read from `bearer_token_file`; the
+/// accounts' rules are the caller's to set.
+fn read_hook(spec: HookSpec, config_dir: &Path, problems: &mut Problems) -> Option<AuthHook> {
+    let bearer_token = match &spec.bearer_token_file {
+        None => None,
+        Some(file) => Some(read_token(&config_dir.join(file), problems)?),
+    };
+    Some(AuthHook {
+        url: spec.url?,
+        timeout: spec.timeout,
+        cache_lifetime: spec.cache_lifetime,
+        bearer_token,
+        accounts: AccountRules::standalone(config_dir.to_owned()),
+    })
+}
+
+/// The token in `file`, its first line; refused, as an S3 credentials
+/// file is, when others may read it or its group or others may write it.
+fn read_token(file: &Path, problems: &mut Problems) -> Option<BearerToken> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "auth_hook.bearer_token_file";
+    let shown = file.display();
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.add(key, format!("cannot read {shown}: {e}"));
+            return None;
+        }
+    };
+    let mode = std::fs::metadata(file).map_or(0, |meta| meta.permissions().mode()) & 0o7777;
+    if mode & 0o026 != 0 {
+        problems.add(
+            key,
+            format!("{shown} has mode {mode:04o}: a token file must not be readable by others nor writable by its group or others; run `chmod 600 {shown}`"),
+        );
+        return None;
+    }
+    let token = text.lines().next().unwrap_or_default().trim();
+    // It goes into an HTTP header as it is.
+    if token.is_empty() || !token.chars().all(|c| c.is_ascii_graphic()) {
+        problems.add(
+            key,
+            format!("{shown}: its first line must be the token, printable ASCII without spaces"),
+        );
+        return None;
+    }
+    Some(BearerToken::new(token))
 }
 
 /// The password in `file`, its first line; refused when others may read it.

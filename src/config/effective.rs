@@ -228,6 +228,28 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         }
         _ => line("# [users_database]: not configured, users come from [[users]] only".to_owned()),
     }
+    line(String::new());
+    match (&built.auth_hook, &file.auth_hook) {
+        (Some(hook), Some(written)) => {
+            line("[auth_hook]".to_owned());
+            line(format!("url = {}", quoted(&hook.url)));
+            line(format!("timeout = {}", duration(hook.timeout)));
+            line(format!(
+                "cache_lifetime = {}",
+                duration(hook.cache_lifetime)
+            ));
+            // The file's name, never the token.
+            if let Some(file) = &written.bearer_token_file {
+                line(format!(
+                    "bearer_token_file = {}",
+                    quoted(&absolute(config_dir, file))
+                ));
+            }
+        }
+        _ => {
+            line("# [auth_hook]: not configured, no login is asked of an HTTP endpoint".to_owned())
+        }
+    }
     for entry in &file.users {
         let user = match &entry.login {
             Some(login) => built

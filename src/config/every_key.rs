@@ -292,6 +292,10 @@ impl Base {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .expect("chmod password");
+        let token = dir.path().join("hook-token");
+        std::fs::write(&token, "t0ken\n").expect("write token");
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod token");
         let hash = crate::auth::hash_password("pw").expect("hash");
         let head = format!(
             "[server]\n[passive]\n\
@@ -302,11 +306,13 @@ impl Base {
              [transfer_log]\npath = \"{log}\"\nformat = \"xferlog\"\n\
              [metrics]\nlisten = \"127.0.0.1:9187\"\n\
              [users_database]\nurl = \"postgres://aioftpd@127.0.0.1/ftp\"\npassword_file = \"{password}\"\n\
+             [auth_hook]\nurl = \"http://127.0.0.1:9/login\"\nbearer_token_file = \"{token}\"\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\n",
             cert = cert_path.display(),
             key = key_path.display(),
             log = dir.path().join("xferlog").display(),
             password = password.display(),
+            token = token.display(),
         );
         let rule = "permissions = [{ path = \"/\" }]\n";
         let text = format!(

@@ -19,9 +19,11 @@
 //! | `warnings.rs` | risky but valid settings: [`ConfigWarning`] |
 //! | `error.rs` | [`ConfigError`] and [`ConfigIssue`] |
 //! | `account.rs` | users-database rows checked and built as `[[users]]` entries |
+//! | `auth_hook.rs` | `[auth_hook]` as loaded; a hook's answer checked as a `[[users]]` entry |
 //! | `every_key.rs` | (test) every key of the schema refuses its bad values |
 
 mod account;
+mod auth_hook;
 mod build;
 mod effective;
 mod error;
@@ -40,6 +42,7 @@ use std::sync::Arc;
 use toml_edit::ImDocument;
 
 pub use account::{set_field, unset_field, AccountRules, FieldProblem, UsersDatabase};
+pub use auth_hook::{kind as json_kind, storage_keys, AuthHook, BearerToken};
 pub use error::{ConfigError, ConfigIssue};
 pub use warnings::{ConfigWarning, Risk};
 
@@ -68,6 +71,8 @@ pub struct Loaded {
     pub effective: Option<String>,
     /// `[users_database]`, if the file has one.
     pub users_database: Option<UsersDatabase>,
+    /// `[auth_hook]`, if the file has one.
+    pub auth_hook: Option<AuthHook>,
     /// The logins `[[users]]` answers for, each with where it is written,
     /// for [`Loaded::shadowing`].
     logins: Vec<ConfigLogin>,
@@ -207,6 +212,7 @@ fn loaded(
         warnings,
         effective,
         users_database: built.database,
+        auth_hook: built.auth_hook,
         logins,
     }
 }
@@ -290,6 +296,7 @@ pub fn embedded_default(
         warnings: Vec::new(),
         effective: None,
         users_database: None,
+        auth_hook: None,
         logins: Vec::new(),
     })
 }

@@ -27,6 +27,18 @@ pub(super) struct FileConfig {
     pub users_database: Option<UsersDatabaseSection>,
     pub transfer_log: Option<TransferLogSection>,
     pub metrics: Option<MetricsSection>,
+    pub auth_hook: Option<AuthHookSection>,
+}
+
+/// `[auth_hook]`: an HTTP endpoint that decides logins neither `[[users]]`
+/// nor the users database has (docs/users.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuthHookSection {
+    pub url: Option<String>,
+    pub timeout: Option<UnitText>,
+    pub cache_lifetime: Option<UnitText>,
+    pub bearer_token_file: Option<String>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.

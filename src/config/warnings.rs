@@ -83,6 +83,12 @@ pub enum Risk {
         /// The login.
         login: String,
     },
+    /// `[auth_hook] url` is plain `http://` to a host other than loopback:
+    /// every password the hook checks crosses the network in clear.
+    HookInClear {
+        /// The URL.
+        url: String,
+    },
     /// A permission rule's path names nothing in the user's directory,
     /// likely a typo: the rule then guards nothing.
     RuleMatchesNothing {
@@ -129,6 +135,10 @@ impl fmt::Display for Risk {
                 f,
                 "{login:?} is also a login in the users database: this entry wins, so that row is never used; remove one of them (docs/users.md)"
             ),
+            Risk::HookInClear { url } => write!(
+                f,
+                "{url} is plain http to a host other than loopback: every password the hook checks crosses the network in clear; use https:// (docs/users.md)"
+            ),
             Risk::RuleMatchesNothing { path, base } => write!(
                 f,
                 "{path} names nothing in {} (a typo?), so this rule guards nothing",
@@ -167,6 +177,9 @@ pub(super) fn check(file: &FileConfig, built: &Built, config_dir: &Path) -> Vec<
         if built.database.is_some() && server_policy == TlsPolicy::Optional {
             logins.push("the users of [users_database]".to_owned());
         }
+        if built.auth_hook.is_some() && server_policy == TlsPolicy::Optional {
+            logins.push("the users of [auth_hook]".to_owned());
+        }
         if !logins.is_empty() {
             let key = if file.tls.is_some() {
                 "tls.required"
@@ -186,6 +199,18 @@ pub(super) fn check(file: &FileConfig, built: &Built, config_dir: &Path) -> Vec<
             Risk::PerIpCapIneffective {
                 per_ip: limits.max_connections_per_ip,
                 total: limits.max_connections,
+            },
+        ));
+    }
+    if let Some(hook) = built
+        .auth_hook
+        .as_ref()
+        .filter(|hook| hook_in_clear(&hook.url))
+    {
+        found.push((
+            "auth_hook.url".to_owned(),
+            Risk::HookInClear {
+                url: hook.url.clone(),
             },
         ));
     }
@@ -229,6 +254,20 @@ fn user_risks(prefix: &str, entry: &UserEntry, config_dir: &Path, found: &mut Ve
             ));
         }
     }
+}
+
+/// Whether `url` (valid: checked) is plain http to a host off loopback.
+fn hook_in_clear(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 fn world_writable(dir: &Path) -> bool {

@@ -25,8 +25,8 @@ use async_trait::async_trait;
 
 use crate::address::ClientKey;
 use crate::auth::{
-    ConfigUserManager, CredentialCache, LoginCheck, LoginKind, Password, PasswordHash,
-    PasswordVerifier, User, UserManager,
+    ConfigUserManager, CredentialCache, LoginCheck, LoginKind, LoginPresence, Password,
+    PasswordHash, PasswordVerifier, User, UserManager,
 };
 use crate::config::{AccountRules, FieldProblem, UsersDatabase};
 use crate::storage::Storage;
@@ -255,6 +255,19 @@ impl UserManager for DatabaseUserManager {
     }
 
     async fn notify_logout(&self, _user: &User) {}
+
+    async fn presence(&self, login: &str) -> LoginPresence {
+        if self.config.answers_for(login) {
+            return LoginPresence::Known;
+        }
+        // A disabled or broken row is known too: its login is the
+        // database's, refused there, never decided elsewhere.
+        match self.lookup(login).await {
+            Ok(Some(_)) => LoginPresence::Known,
+            Ok(None) => LoginPresence::Unknown,
+            Err(_) => LoginPresence::Unreachable,
+        }
+    }
 
     async fn tls_policy(&self, login: &str) -> Option<TlsPolicy> {
         if self.config.answers_for(login) {

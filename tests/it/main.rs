@@ -1,6 +1,7 @@
 //! Integration tests: the real server over TCP, driven by real clients.
 
 mod attacks;
+mod auth_hook;
 mod cli;
 mod clients;
 mod faults;

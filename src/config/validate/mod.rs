@@ -17,10 +17,12 @@
 //! | `users.rs` | `[[users]]` |
 //! | `s3.rs` | a user's `s3` table (`storage = "s3"`) |
 //! | `users_database.rs` | `[users_database]` |
+//! | `auth_hook.rs` | `[auth_hook]` |
 //!
 //! This file holds what the sections share: the problem list, the duration
 //! bounds, and the parsers of counts, rates, durations and addresses.
 
+mod auth_hook;
 mod login;
 mod passive;
 mod proxy;
@@ -47,6 +49,7 @@ use crate::storage::UploadSync;
 use crate::throttle::Rate;
 use crate::tls::{MinVersion, TlsPolicy};
 
+use auth_hook::auth_hook;
 use login::login_protection;
 use passive::passive_settings;
 use proxy::proxy_settings;
@@ -56,6 +59,7 @@ use tls::tls_settings;
 use users::users;
 use users_database::users_database;
 
+pub(in crate::config) use auth_hook::HookSpec;
 pub(in crate::config) use users::check_entry;
 pub(in crate::config) use users_database::DatabaseSpec;
 
@@ -128,6 +132,8 @@ pub(in crate::config) struct Checked {
     pub sync: UploadSync,
     /// `[users_database]`, if the file has one.
     pub database: Option<DatabaseSpec>,
+    /// `[auth_hook]`, if the file has one.
+    pub hook: Option<HookSpec>,
 }
 
 /// A user's account as checked: a [`crate::auth::User`] but for its storage, which
@@ -235,8 +241,12 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         .users_database
         .as_ref()
         .map(|section| users_database(section, problems));
-    let (named, anonymous, storages) =
-        users(&file.users, tls.is_some(), database.is_some(), problems);
+    let hook = file
+        .auth_hook
+        .as_ref()
+        .map(|section| auth_hook(section, problems));
+    let others_decide = database.is_some() || hook.is_some();
+    let (named, anonymous, storages) = users(&file.users, tls.is_some(), others_decide, problems);
     let mut taken = listen.clone();
     taken.extend(
         tls.iter()
@@ -289,6 +299,7 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         storages,
         sync,
         database,
+        hook,
     }
 }
 

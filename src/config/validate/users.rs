@@ -20,13 +20,13 @@ type NamedUsers = Vec<(UserSpec, PasswordHash)>;
 pub(super) fn users(
     entries: &[UserEntry],
     tls_configured: bool,
-    has_database: bool,
+    others_decide: bool,
     problems: &mut Problems,
 ) -> (NamedUsers, Option<UserSpec>, Vec<Option<StorageSpec>>) {
-    if entries.is_empty() && !has_database {
+    if entries.is_empty() && !others_decide {
         problems.add(
             "users",
-            "no [[users]] entries: nobody could log in; add one (an entry without `login` allows anonymous access), or a [users_database]",
+            "no [[users]] entries: nobody could log in; add one (an entry without `login` allows anonymous access), or a [users_database] or an [auth_hook]",
         );
     }
     let mut named = Vec::new();
