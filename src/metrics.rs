@@ -43,6 +43,11 @@ pub struct Metrics {
     pub storage_seconds: HistogramVec,
     /// Config reloads, ok or refused.
     pub reloads: IntCounterVec,
+    /// Hook events by kind and result: ok, failed (every attempt), dropped
+    /// (the hook's queue was full).
+    pub hook_events: IntCounterVec,
+    /// Pre-upload check decisions: allowed, refused, failed.
+    pub pre_upload: IntCounterVec,
     draining: AtomicBool,
 }
 
@@ -163,6 +168,18 @@ impl Metrics {
                 "aioftpd_reloads_total",
                 "Config reloads by result: ok, refused.",
                 &["result"],
+            ),
+            hook_events: counters(
+                &registry,
+                "aioftpd_hook_events_total",
+                "Hook events by event and result: ok, failed, dropped.",
+                &["event", "result"],
+            ),
+            pre_upload: counters(
+                &registry,
+                "aioftpd_pre_upload_checks_total",
+                "Pre-upload check decisions: allowed, refused, failed.",
+                &["decision"],
             ),
             registry,
             draining: AtomicBool::new(false),

@@ -16,6 +16,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("transfer_log", 0),
     ("storage", 1),
     ("user_store", 1),
+    ("hooks", 1),
     ("auth", 2),
     ("settings", 3),
     ("config", 4),

@@ -83,6 +83,13 @@ pub enum Risk {
         /// The login.
         login: String,
     },
+    /// A hook or the pre-upload check posts to a plain `http://` URL off
+    /// loopback: events (logins, file names) cross the network in clear,
+    /// and anyone on the way can forge the check's answers.
+    PlainHttpHook {
+        /// The URL, as shown in log lines (without any password).
+        url: String,
+    },
     /// A permission rule's path names nothing in the user's directory,
     /// likely a typo: the rule then guards nothing.
     RuleMatchesNothing {
@@ -128,6 +135,10 @@ impl fmt::Display for Risk {
             Risk::ShadowsDatabaseRow { login } => write!(
                 f,
                 "{login:?} is also a login in the users database: this entry wins, so that row is never used; remove one of them (docs/users.md)"
+            ),
+            Risk::PlainHttpHook { url } => write!(
+                f,
+                "{url} is plain HTTP off loopback: events cross the network in clear and a pre-upload answer can be forged on the way; use https (docs/hooks.md)"
             ),
             Risk::RuleMatchesNothing { path, base } => write!(
                 f,
@@ -189,6 +200,23 @@ pub(super) fn check(file: &FileConfig, built: &Built, config_dir: &Path) -> Vec<
             },
         ));
     }
+    let hooks = settings.hooks.iter().map(|h| (h.key.clone(), &h.endpoint));
+    let check = settings
+        .pre_upload
+        .iter()
+        .map(|c| ("pre_upload".to_owned(), &c.endpoint));
+    for (key, endpoint) in hooks.chain(check) {
+        if let crate::hooks::Endpoint::Url(url) = endpoint {
+            if plain_http_off_loopback(url) {
+                found.push((
+                    format!("{key}.url"),
+                    Risk::PlainHttpHook {
+                        url: endpoint.to_string(),
+                    },
+                ));
+            }
+        }
+    }
     for (index, entry) in file.users.iter().enumerate() {
         user_risks(&format!("users[{index}]"), entry, config_dir, &mut found);
     }
@@ -229,6 +257,20 @@ fn user_risks(prefix: &str, entry: &UserEntry, config_dir: &Path, found: &mut Ve
             ));
         }
     }
+}
+
+/// `http://` to a host other than loopback (`localhost`, 127/8, `::1`).
+fn plain_http_off_loopback(written: &str) -> bool {
+    let Ok(url) = url::Url::parse(written) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 fn world_writable(dir: &Path) -> bool {
