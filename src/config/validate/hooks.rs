@@ -266,3 +266,110 @@ fn count_in(
 fn as_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::load_str;
+    use crate::hooks::{Endpoint, EventKind};
+
+    /// An anonymous user, so that the files load.
+    const USER: &str = "[[users]]\nstorage = \"memory\"\npermissions = [{ path = \"/\" }]\n";
+
+    fn load(text: &str) -> crate::config::Loaded {
+        load_str(&format!("{text}{USER}"), Path::new("/etc/aioftpd.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn errors(text: &str) -> String {
+        load_str(text, Path::new("/etc/aioftpd.toml"))
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_hook_is_read_with_its_defaults() {
+        let text = "[[hooks]]\nevents = [\"upload\", \"login_failed\"]\ncommand = [\"/bin/true\", \"--x\"]\n\
+                    [[hooks]]\nevents = [\"rename\"]\nurl = \"https://hooks.example/in\"\ntimeout = \"3s\"\nretries = 0\n\
+                    [pre_upload]\ncommand = [\"/bin/true\"]\n";
+        let settings = load(text).settings;
+        let first = &settings.hooks[0];
+        assert_eq!(first.key, "hooks[0]");
+        assert_eq!(first.events, [EventKind::Upload, EventKind::LoginFailed]);
+        assert_eq!(
+            first.endpoint,
+            Endpoint::Command(vec!["/bin/true".into(), "--x".into()])
+        );
+        assert_eq!(
+            (first.retries, first.queue, first.concurrency),
+            (2, 1024, 4)
+        );
+        let second = &settings.hooks[1];
+        assert_eq!(second.retries, 0);
+        assert_eq!(second.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(
+            settings.pre_upload.unwrap().timeout,
+            std::time::Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn every_hook_problem_is_reported_on_its_line() {
+        let text = "[[hooks]]\n\
+                    events = [\"upload\", \"uplaod\"]\n\
+                    command = [\"on-upload\"]\n\
+                    timeout = \"0s\"\n\
+                    queue = 0\n\
+                    [[hooks]]\n\
+                    events = []\n\
+                    command = [\"/bin/true\"]\n\
+                    url = \"ftp://example.org/\"\n\
+                    [pre_upload]\n\
+                    url = \"not a url\"\n\
+                    [[hooks]]\n\
+                    events = [\"login\"]\n\
+                    command = [\"/nonexistent/aioftpd-hook\"]\n";
+        let shown = errors(text);
+        for expected in [
+            "/etc/aioftpd.toml:2: hooks[0].events[1]: unknown event \"uplaod\"",
+            "/etc/aioftpd.toml:3: hooks[0].command[0]: \"on-upload\" is not an absolute path",
+            "/etc/aioftpd.toml:4: hooks[0].timeout: must be greater than zero",
+            "/etc/aioftpd.toml:5: hooks[0].queue: 0 is out of range",
+            "/etc/aioftpd.toml:7: hooks[1].events: required",
+            "/etc/aioftpd.toml:9: hooks[1].url:",
+            "/etc/aioftpd.toml:11: pre_upload.url: invalid URL",
+            "/etc/aioftpd.toml:14: hooks[2].command[0]: cannot run /nonexistent/aioftpd-hook",
+        ] {
+            assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+        }
+    }
+
+    #[test]
+    fn a_plain_http_hook_off_loopback_is_a_warning_and_loopback_is_not() {
+        let text = "[[hooks]]\nevents = [\"upload\"]\nurl = \"http://user:pw@10.0.0.9/in\"\n\
+                    [[hooks]]\nevents = [\"upload\"]\nurl = \"http://127.0.0.1:8080/in\"\n";
+        let loaded = load(text);
+        let shown: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        let hooks: Vec<&String> = shown.iter().filter(|w| w.contains("hooks[")).collect();
+        assert_eq!(hooks.len(), 1, "{shown:#?}");
+        assert!(
+            hooks[0].contains(":3: hooks[0].url: warning: http://10.0.0.9/in is plain HTTP"),
+            "{}",
+            hooks[0]
+        );
+        assert!(!hooks[0].contains("pw"));
+    }
+
+    #[test]
+    fn the_printed_config_loads_again_to_the_same_hooks() {
+        let text = "[[hooks]]\nevents = [\"mkdir\", \"rmdir\"]\ncommand = [\"/bin/true\", \"a \\\"b\\\"\"]\nconcurrency = 2\n\
+                    [pre_upload]\nurl = \"https://check.example/\"\ntimeout = \"2s\"\n";
+        let first = load(text);
+        let printed = first.effective.clone().unwrap();
+        let again = load_str(&printed, Path::new("/etc/aioftpd.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert_eq!(first.settings.hooks, again.settings.hooks, "{printed}");
+        assert_eq!(first.settings.pre_upload, again.settings.pre_upload);
+    }
+}
