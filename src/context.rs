@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::UserManager;
 use crate::data::PassivePortPool;
+use crate::hooks::{Hooks, PreUpload};
 use crate::limits::{Admission, LoginFailures, UserSlots};
 use crate::settings::Settings;
 use crate::throttle::Bucket;
@@ -38,6 +39,11 @@ pub struct ServerContext {
     /// The log of finished transfers, if one is configured (and could be
     /// opened).
     pub transfer_log: Option<Arc<TransferLog>>,
+    /// The runners of `[[hooks]]`; a hook a reload leaves as it was keeps
+    /// its runner and queue.
+    pub hooks: Arc<Hooks>,
+    /// `[pre_upload]`, if configured.
+    pub pre_upload: Option<Arc<PreUpload>>,
 }
 
 impl ServerContext {
@@ -52,6 +58,11 @@ impl ServerContext {
             user_slots: Arc::default(),
             login_failures: Arc::new(LoginFailures::new(&settings.login)),
             transfer_log: open_transfer_log(&settings, None),
+            hooks: Arc::new(Hooks::start(&settings.hooks, None)),
+            pre_upload: settings
+                .pre_upload
+                .as_ref()
+                .map(|c| Arc::new(PreUpload::new(c))),
             settings,
             users,
         })
@@ -75,6 +86,11 @@ impl ServerContext {
             user_slots: self.user_slots.clone(),
             login_failures: self.login_failures.clone(),
             transfer_log: open_transfer_log(&settings, self.transfer_log.as_ref()),
+            hooks: Arc::new(Hooks::start(&settings.hooks, Some(&self.hooks))),
+            pre_upload: settings
+                .pre_upload
+                .as_ref()
+                .map(|c| Arc::new(PreUpload::new(c))),
             settings,
             users,
         })

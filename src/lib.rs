@@ -19,6 +19,7 @@ pub mod context;
 pub mod data;
 pub mod database_users;
 mod deadline;
+pub mod hooks;
 pub mod limits;
 pub mod listing;
 pub mod metrics;

@@ -47,6 +47,11 @@ pub struct Metrics {
     /// refused (its no), failed (no usable answer: a timeout, an error, a
     /// malformed answer).
     pub auth_hook_answers: IntCounterVec,
+    /// Hook events by kind and result: ok, failed (every attempt), dropped
+    /// (the hook's queue was full).
+    pub hook_events: IntCounterVec,
+    /// Pre-upload check decisions: allowed, refused, failed.
+    pub pre_upload: IntCounterVec,
     draining: AtomicBool,
 }
 
@@ -173,6 +178,18 @@ impl Metrics {
                 "aioftpd_auth_hook_answers_total",
                 "Logins asked of [auth_hook] by result: allowed, refused, failed.",
                 &["result"],
+            ),
+            hook_events: counters(
+                &registry,
+                "aioftpd_hook_events_total",
+                "Hook events by event and result: ok, failed, dropped.",
+                &["event", "result"],
+            ),
+            pre_upload: counters(
+                &registry,
+                "aioftpd_pre_upload_checks_total",
+                "Pre-upload check decisions: allowed, refused, failed.",
+                &["decision"],
             ),
             registry,
             draining: AtomicBool::new(false),

@@ -16,6 +16,7 @@ const ROOMS: &[(&str, u8)] = &[
     ("transfer_log", 0),
     ("storage", 1),
     ("user_store", 1),
+    ("hooks", 1),
     ("quota", 2),
     ("auth", 3),
     ("settings", 4),

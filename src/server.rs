@@ -121,6 +121,7 @@ impl Server {
     /// finish for up to `grace`, then ends whatever is left.
     pub async fn shutdown(&self, grace: Duration) {
         tracing::info!("shutting down: no new connections; waiting for transfers to finish");
+        let until = crate::deadline::after(tokio::time::Instant::now(), grace);
         self.stop.cancel();
         self.acceptors.close();
         self.acceptors.wait().await;
@@ -136,6 +137,9 @@ impl Server {
             self.force.cancel();
             self.sessions.wait().await;
         }
+        // What the last sessions told the hooks goes out in what is left
+        // of the grace period (docs/hooks.md).
+        self.context().hooks.finish(until).await;
     }
 
     /// Serves `listeners` until `shutdown` completes, then shuts down with the

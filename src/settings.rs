@@ -42,6 +42,10 @@ pub struct Settings {
     pub transfer_log: Option<crate::transfer_log::Settings>,
     /// Where `/metrics` and `/healthz` are served (`[metrics] listen`).
     pub metrics: Option<SocketAddr>,
+    /// Programs and URLs told of events (`[[hooks]]`).
+    pub hooks: Vec<crate::hooks::HookSettings>,
+    /// What may refuse an upload before it starts (`[pre_upload]`).
+    pub pre_upload: Option<crate::hooks::PreUploadSettings>,
 }
 
 /// `[proxy_protocol]`: control listeners whose connections come from
@@ -237,6 +241,8 @@ impl Default for Settings {
             proxy: None,
             transfer_log: None,
             metrics: None,
+            hooks: Vec::new(),
+            pre_upload: None,
         }
     }
 }

@@ -155,6 +155,7 @@ mod tests {
             tls_required: None,
             max_connections: None,
             limits: Default::default(),
+            quota: None,
         })
     }
 

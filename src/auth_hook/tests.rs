@@ -134,6 +134,7 @@ fn alice() -> Arc<dyn UserManager> {
         tls_required: None,
         max_connections: None,
         limits: Default::default(),
+        quota: None,
     };
     Arc::new(ConfigUserManager::new(vec![(user, hash)], None))
 }

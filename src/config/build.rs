@@ -33,6 +33,31 @@ pub(super) struct Built {
     pub auth_hook: Option<AuthHook>,
 }
 
+/// Each hook's and the pre-upload check's program must be an executable
+/// file now, so a typo shows in `check-config` rather than at the first event.
+fn hook_programs(settings: &Settings, problems: &mut Problems) {
+    use std::os::unix::fs::PermissionsExt;
+    let hooks = settings.hooks.iter().map(|h| (h.key.as_str(), &h.endpoint));
+    let check = settings
+        .pre_upload
+        .iter()
+        .map(|c| ("pre_upload", &c.endpoint));
+    for (key, endpoint) in hooks.chain(check) {
+        let crate::hooks::Endpoint::Command(argv) = endpoint else {
+            continue;
+        };
+        let Some(program) = argv.first() else {
+            continue;
+        };
+        let key = format!("{key}.command[0]");
+        match std::fs::metadata(program) {
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => problems.add(key, format!("{program} is not an executable file")),
+            Err(err) => problems.add(key, format!("cannot run {program}: {err}")),
+        }
+    }
+}
+
 /// Opens what `checked` names (relative paths from `config_dir`); every
 /// problem of both stages, or the runtime values.
 pub(super) fn build(
@@ -74,6 +99,7 @@ pub(super) fn build(
             );
         }
     }
+    hook_programs(&settings, &mut problems);
     let database = database.and_then(|spec| open_database(spec, config_dir, &mut problems));
     let hook = hook.and_then(|spec| read_hook(spec, config_dir, &mut problems));
     if !problems.0.is_empty() {

@@ -207,6 +207,8 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         None => line("# [metrics]: not configured, no /metrics endpoint".to_owned()),
     }
     line(String::new());
+    hooks_tables(&mut line, s);
+    line(String::new());
     match (&built.database, &file.users_database) {
         (Some(database), Some(written)) => {
             line("[users_database]".to_owned());
@@ -265,6 +267,40 @@ pub(super) fn render(file: &FileConfig, built: &Built, config_dir: &Path) -> Str
         }
     }
     out
+}
+
+/// `[[hooks]]` and `[pre_upload]`, defaults filled in.
+fn hooks_tables(line: &mut impl FnMut(String), s: &crate::settings::Settings) {
+    use crate::hooks::Endpoint;
+    let endpoint = |line: &mut dyn FnMut(String), endpoint: &Endpoint| match endpoint {
+        Endpoint::Command(argv) => {
+            let words: Vec<String> = argv.iter().map(|word| quoted(word)).collect();
+            line(format!("command = [{}]", words.join(", ")));
+        }
+        Endpoint::Url(url) => line(format!("url = {}", quoted(url))),
+    };
+    for hook in &s.hooks {
+        line("[[hooks]]".to_owned());
+        let events: Vec<String> = hook.events.iter().map(|kind| quoted(kind.name())).collect();
+        line(format!("events = [{}]", events.join(", ")));
+        endpoint(line, &hook.endpoint);
+        line(format!("timeout = {}", duration(hook.timeout)));
+        line(format!("retries = {}", hook.retries));
+        line(format!("queue = {}", hook.queue));
+        line(format!("concurrency = {}", hook.concurrency));
+    }
+    if s.hooks.is_empty() {
+        line("# [[hooks]]: none configured, no program or URL hears of events".to_owned());
+    }
+    line(String::new());
+    match &s.pre_upload {
+        Some(check) => {
+            line("[pre_upload]".to_owned());
+            endpoint(line, &check.endpoint);
+            line(format!("timeout = {}", duration(check.timeout)));
+        }
+        None => line("# [pre_upload]: not configured, uploads are not checked".to_owned()),
+    }
 }
 
 fn user_table(out: &mut String, entry: &UserEntry, user: &User, config_dir: &Path) {

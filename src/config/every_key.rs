@@ -240,7 +240,8 @@ fn wrong_types(kind: Kind) -> Vec<Value> {
 fn outside_the_domain(kind: Kind) -> Vec<Value> {
     match kind {
         Kind::Bool => Vec::new(),
-        Kind::Integer => vec![0.into()],
+        // Past every key's bound; `retries` takes 0.
+        Kind::Integer => vec![0.into(), 1_000_000_000_000_i64.into()],
         Kind::WithUnit => vec!["banana".into(), "-5".into()],
         Kind::Text => vec![
             "".into(),
@@ -307,6 +308,8 @@ impl Base {
              [metrics]\nlisten = \"127.0.0.1:9187\"\n\
              [users_database]\nurl = \"postgres://aioftpd@127.0.0.1/ftp\"\npassword_file = \"{password}\"\n\
              [auth_hook]\nurl = \"http://127.0.0.1:9/login\"\nbearer_token_file = \"{token}\"\n\
+             [[hooks]]\nevents = [\"upload\"]\ncommand = [\"/bin/true\"]\n\
+             [pre_upload]\ncommand = [\"/bin/true\"]\n\
              [[users]]\nlogin = \"alice\"\npassword = \"{hash}\"\n",
             cert = cert_path.display(),
             key = key_path.display(),

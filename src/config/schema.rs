@@ -28,6 +28,9 @@ pub(super) struct FileConfig {
     pub transfer_log: Option<TransferLogSection>,
     pub metrics: Option<MetricsSection>,
     pub auth_hook: Option<AuthHookSection>,
+    #[serde(default)]
+    pub hooks: Vec<HookEntry>,
+    pub pre_upload: Option<PreUploadSection>,
 }
 
 /// `[auth_hook]`: an HTTP endpoint that decides logins neither `[[users]]`
@@ -39,6 +42,28 @@ pub(super) struct AuthHookSection {
     pub timeout: Option<UnitText>,
     pub cache_lifetime: Option<UnitText>,
     pub bearer_token_file: Option<String>,
+}
+
+/// One `[[hooks]]` entry: a program or URL told of events (docs/hooks.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HookEntry {
+    pub events: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub url: Option<String>,
+    pub timeout: Option<UnitText>,
+    pub retries: Option<u64>,
+    pub queue: Option<u64>,
+    pub concurrency: Option<u64>,
+}
+
+/// `[pre_upload]`: the program or URL that may refuse an upload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreUploadSection {
+    pub command: Option<Vec<String>>,
+    pub url: Option<String>,
+    pub timeout: Option<UnitText>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.

@@ -89,6 +89,13 @@ pub enum Risk {
         /// The URL.
         url: String,
     },
+    /// A hook or the pre-upload check posts to a plain `http://` URL off
+    /// loopback: events (logins, file names) cross the network in clear,
+    /// and anyone on the way can forge the check's answers.
+    PlainHttpHook {
+        /// The URL, as shown in log lines (without any password).
+        url: String,
+    },
     /// A permission rule's path names nothing in the user's directory,
     /// likely a typo: the rule then guards nothing.
     RuleMatchesNothing {
@@ -138,6 +145,10 @@ impl fmt::Display for Risk {
             Risk::HookInClear { url } => write!(
                 f,
                 "{url} is plain http to a host other than loopback: every password the hook checks crosses the network in clear; use https:// (docs/users.md)"
+            ),
+            Risk::PlainHttpHook { url } => write!(
+                f,
+                "{url} is plain HTTP off loopback: events cross the network in clear and a pre-upload answer can be forged on the way; use https (docs/hooks.md)"
             ),
             Risk::RuleMatchesNothing { path, base } => write!(
                 f,
@@ -205,7 +216,7 @@ pub(super) fn check(file: &FileConfig, built: &Built, config_dir: &Path) -> Vec<
     if let Some(hook) = built
         .auth_hook
         .as_ref()
-        .filter(|hook| hook_in_clear(&hook.url))
+        .filter(|hook| plain_http_off_loopback(&hook.url))
     {
         found.push((
             "auth_hook.url".to_owned(),
@@ -213,6 +224,23 @@ pub(super) fn check(file: &FileConfig, built: &Built, config_dir: &Path) -> Vec<
                 url: hook.url.clone(),
             },
         ));
+    }
+    let hooks = settings.hooks.iter().map(|h| (h.key.clone(), &h.endpoint));
+    let check = settings
+        .pre_upload
+        .iter()
+        .map(|c| ("pre_upload".to_owned(), &c.endpoint));
+    for (key, endpoint) in hooks.chain(check) {
+        if let crate::hooks::Endpoint::Url(url) = endpoint {
+            if plain_http_off_loopback(url) {
+                found.push((
+                    format!("{key}.url"),
+                    Risk::PlainHttpHook {
+                        url: endpoint.to_string(),
+                    },
+                ));
+            }
+        }
     }
     for (index, entry) in file.users.iter().enumerate() {
         user_risks(&format!("users[{index}]"), entry, config_dir, &mut found);
@@ -256,9 +284,9 @@ fn user_risks(prefix: &str, entry: &UserEntry, config_dir: &Path, found: &mut Ve
     }
 }
 
-/// Whether `url` (valid: checked) is plain http to a host off loopback.
-fn hook_in_clear(url: &str) -> bool {
-    let Ok(url) = url::Url::parse(url) else {
+/// `http://` to a host other than loopback (`localhost`, 127/8, `::1`).
+fn plain_http_off_loopback(written: &str) -> bool {
+    let Ok(url) = url::Url::parse(written) else {
         return false;
     };
     let loopback = match url.host() {

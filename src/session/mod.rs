@@ -25,6 +25,7 @@ use tracing::Instrument;
 use crate::context::ServerContext;
 use crate::data::DataSetup;
 use crate::deadline;
+use crate::hooks::{self, EventKind};
 use crate::limits::ConnectionPermit;
 use crate::proxy_protocol::TrustedProxies;
 use crate::transfer_log::Record;
@@ -415,7 +416,7 @@ impl Session {
     /// closes the data connection.
     fn finish_transfer(
         &mut self,
-        result: &str,
+        result: &'static str,
         bytes: u64,
         error: Option<&str>,
     ) -> Option<Box<Transfer>> {
@@ -459,6 +460,19 @@ impl Session {
                     login: self.state.user().and_then(|u| u.login.clone()),
                     complete: result == "ok",
                 });
+            }
+            let kind = if upload {
+                EventKind::Upload
+            } else {
+                EventKind::Download
+            };
+            if self.context.hooks.wants(kind) {
+                let login = self.state.user().and_then(|u| u.login.clone());
+                let event =
+                    hooks::Event::new(kind, login, self.conn.peer.ip(), self.conn.tls.is_some())
+                        .with_path(transfer.path.as_str())
+                        .with_transfer(bytes, result);
+                self.context.hooks.emit(event);
             }
         }
         Some(transfer)

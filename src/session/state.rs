@@ -123,6 +123,9 @@ pub(super) struct State {
     pub cwd: VirtualPath,
     pub transfer_type: TransferType,
     pub restart_offset: u64,
+    /// The size the last `ALLO` announced, for the next upload's
+    /// pre-upload check.
+    pub announced_size: Option<u64>,
     pub rename_from: Option<VirtualPath>,
     pub data: DataSetup,
     /// A passive listener that no transfer took by then is closed, so its
@@ -141,6 +144,7 @@ impl State {
             cwd: VirtualPath::root(),
             transfer_type: TransferType::Ascii,
             restart_offset: 0,
+            announced_size: None,
             rename_from: None,
             data: DataSetup::None,
             passive_until: None,

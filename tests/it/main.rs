@@ -9,6 +9,7 @@ mod file_ops;
 mod ftps;
 mod ftps_clients;
 mod ftps_reuse;
+mod hooks;
 mod hostile;
 mod limits;
 mod listings;

@@ -18,11 +18,13 @@
 //! | `s3.rs` | a user's `s3` table (`storage = "s3"`) |
 //! | `users_database.rs` | `[users_database]` |
 //! | `auth_hook.rs` | `[auth_hook]` |
+//! | `hooks.rs` | `[[hooks]]` and `[pre_upload]` |
 //!
 //! This file holds what the sections share: the problem list, the duration
 //! bounds, and the parsers of counts, rates, durations and addresses.
 
 mod auth_hook;
+mod hooks;
 mod login;
 mod passive;
 mod proxy;
@@ -50,6 +52,7 @@ use crate::throttle::Rate;
 use crate::tls::{MinVersion, TlsPolicy};
 
 use auth_hook::auth_hook;
+use hooks::{hooks, pre_upload};
 use login::login_protection;
 use passive::passive_settings;
 use proxy::proxy_settings;
@@ -280,6 +283,11 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
         };
         problems.check("metrics.listen", parsed)
     });
+    let hooks = hooks(&file.hooks, problems);
+    let pre_upload = file
+        .pre_upload
+        .as_ref()
+        .and_then(|section| pre_upload(section, problems));
     Checked {
         settings: Settings {
             listen,
@@ -292,6 +300,8 @@ pub(in crate::config) fn check(file: &FileConfig, problems: &mut Problems) -> Ch
             proxy,
             transfer_log,
             metrics,
+            hooks,
+            pre_upload,
         },
         tls,
         named,

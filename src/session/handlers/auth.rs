@@ -5,10 +5,11 @@ use std::sync::Arc;
 use super::super::state::{Account, Connection, LoginState, State};
 use super::super::{Action, Handled};
 use super::tls::check_login_protected;
-use super::Cx;
+use super::{Cx, Witness};
 use crate::auth::{LoginCheck, LoginKind, Password, User};
 use crate::context::ServerContext;
 use crate::deadline;
+use crate::hooks::EventKind;
 use crate::limits::LoginAttempt;
 use crate::reply::{Code, Reply};
 use crate::tls::resumption::Holder;
@@ -105,6 +106,8 @@ pub(in crate::session) async fn pass(cx: Cx<'_>, password: String) -> Handled {
         ));
     };
     tracing::info!(address = %peer.ip(), user = user.display_name(), tls = cx.conn.tls.is_some(), "login ok");
+    cx.witness()
+        .saw(EventKind::Login, user.login.as_deref(), |e| e);
     cx.conn.record_holder(holder(&user));
     cx.state.cwd = user.home.clone();
     cx.state.login = LoginState::LoggedIn(Account::new(user, slot, cx.server));
@@ -134,6 +137,7 @@ async fn login_failed(
         .logins
         .with_label_values(&["failed"])
         .inc();
+    Witness::new(server, conn).saw(EventKind::LoginFailed, Some(login), |e| e);
     let blocked = attempt.failed();
     conn.failed_logins += 1;
     let protection = &server.settings.login;

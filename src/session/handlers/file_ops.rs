@@ -2,13 +2,14 @@
 
 use super::super::command::Need;
 use super::super::Handled;
-use super::{quote_path, real_path, Target};
+use super::{quote_path, real_path, Target, Witness};
+use crate::hooks::EventKind;
 use crate::listing::time_format::{parse_timestamp, timestamp};
 use crate::path::VirtualPath;
 use crate::reply::{Code, Reply};
 use crate::storage::{FileKind, StorageError};
 
-pub(in crate::session) async fn mkd(target: Target) -> Handled {
+pub(in crate::session) async fn mkd(target: Target, witness: Witness<'_>) -> Handled {
     let Target { user, path, .. } = target;
     if path.is_root() {
         return Err(Reply::new(Code::FileUnavailable, "File exists"));
@@ -19,10 +20,17 @@ pub(in crate::session) async fn mkd(target: Target) -> Handled {
         path = path.as_str(),
         "directory created"
     );
+    witness.saw(EventKind::Mkdir, user.login.as_deref(), |e| {
+        e.with_path(path.as_str())
+    });
     Ok(Reply::new(Code::PathName, format!("{} created", quote_path(&path))).into())
 }
 
-pub(in crate::session) async fn rmd(cwd: &VirtualPath, target: Target) -> Handled {
+pub(in crate::session) async fn rmd(
+    cwd: &VirtualPath,
+    target: Target,
+    witness: Witness<'_>,
+) -> Handled {
     let Target { user, path, .. } = target;
     if path.is_root() || cwd.starts_with(&path) {
         return Err(Reply::new(
@@ -36,10 +44,13 @@ pub(in crate::session) async fn rmd(cwd: &VirtualPath, target: Target) -> Handle
         path = path.as_str(),
         "directory removed"
     );
+    witness.saw(EventKind::Rmdir, user.login.as_deref(), |e| {
+        e.with_path(path.as_str())
+    });
     Ok(Reply::new(Code::FileActionOk, "Directory removed").into())
 }
 
-pub(in crate::session) async fn dele(target: Target) -> Handled {
+pub(in crate::session) async fn dele(target: Target, witness: Witness<'_>) -> Handled {
     let Target { user, path, .. } = target;
     let meta = user.storage.metadata(&path).await?;
     if meta.is_dir() {
@@ -50,6 +61,9 @@ pub(in crate::session) async fn dele(target: Target) -> Handled {
         quota.removed(meta.size).await;
     }
     tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
+    witness.saw(EventKind::Delete, user.login.as_deref(), |e| {
+        e.with_path(path.as_str())
+    });
     Ok(Reply::new(Code::FileActionOk, "File deleted").into())
 }
 
@@ -68,7 +82,11 @@ pub(in crate::session) async fn rnfr(
 }
 
 /// `from` is what the preceding command (it must be RNFR) left behind.
-pub(in crate::session) async fn rnto(from: Option<VirtualPath>, target: Target) -> Handled {
+pub(in crate::session) async fn rnto(
+    from: Option<VirtualPath>,
+    target: Target,
+    witness: Witness<'_>,
+) -> Handled {
     let Some(from) = from else {
         return Err(Reply::new(Code::BadSequence, "Send RNFR first"));
     };
@@ -114,6 +132,9 @@ pub(in crate::session) async fn rnto(from: Option<VirtualPath>, target: Target) 
         to = to.as_str(),
         "renamed"
     );
+    witness.saw(EventKind::Rename, user.login.as_deref(), |e| {
+        e.with_rename(from.as_str(), to.as_str())
+    });
     Ok(Reply::new(Code::FileActionOk, "Renamed").into())
 }
 

@@ -19,12 +19,14 @@ pub(super) mod tls;
 pub(super) mod transfer;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::command::Need;
 use super::state::{Connection, State};
 use crate::auth::User;
 use crate::context::ServerContext;
+use crate::hooks::{Event, EventKind, Hooks};
 use crate::path::VirtualPath;
 use crate::reply::{Code, Reply};
 
@@ -54,6 +56,43 @@ impl Cx<'_> {
     /// The logged-in user; handlers behind the login check may rely on it.
     pub(super) fn user(&self) -> Result<&Arc<User>, Reply> {
         self.state.user().ok_or_else(not_logged_in)
+    }
+
+    /// Whom this command tells what it did.
+    pub(super) fn witness(&self) -> Witness<'_> {
+        Witness::new(self.server, self.conn)
+    }
+}
+
+/// Where a command tells the hooks what it did, once it has done it: the
+/// generation's hooks, and the client it did it for.
+pub(super) struct Witness<'a> {
+    hooks: &'a Hooks,
+    address: IpAddr,
+    tls: bool,
+}
+
+impl<'a> Witness<'a> {
+    pub(super) fn new(server: &'a ServerContext, conn: &Connection) -> Self {
+        Witness {
+            hooks: &server.hooks,
+            address: conn.peer.ip(),
+            tls: conn.tls.is_some(),
+        }
+    }
+
+    /// Tells the hooks that hear of `kind` that `user` (`None`: anonymous)
+    /// did it; `detail` adds the event's own fields. Never waits.
+    pub(super) fn saw(
+        &self,
+        kind: EventKind,
+        user: Option<&str>,
+        detail: impl FnOnce(Event) -> Event,
+    ) {
+        if self.hooks.wants(kind) {
+            let event = Event::new(kind, user.map(str::to_owned), self.address, self.tls);
+            self.hooks.emit(detail(event));
+        }
     }
 }
 

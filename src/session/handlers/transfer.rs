@@ -11,6 +11,7 @@ use super::tls::{check_data_protected, data_protection};
 use super::{authorize, not_logged_in, Cx, Target};
 use crate::auth::User;
 use crate::data::{DataSetup, Job, Source, TransferLimits};
+use crate::hooks::{Decision, UploadRequest};
 use crate::path::VirtualPath;
 use crate::reply::{Code, Reply};
 use crate::storage::{StorageError, WriteMode};
@@ -22,6 +23,13 @@ pub(in crate::session) fn rest(state: &mut State, offset: u64) -> Handled {
     state.restart_offset = offset;
     let text = format!("Restarting at {offset}; send RETR, STOR or APPE to resume");
     Ok(Reply::new(Code::PendingMoreInfo, text).into())
+}
+
+/// `ALLO`: nothing to reserve, but the size is remembered for the next
+/// upload's pre-upload check (`size`).
+pub(in crate::session) fn allo(state: &mut State, size: Option<u64>) -> Handled {
+    state.announced_size = size;
+    Ok(Reply::new(Code::Superfluous, "ALLO not needed").into())
 }
 
 pub(in crate::session) async fn retr(cx: Cx<'_>, target: Target) -> Handled {
@@ -64,6 +72,7 @@ pub(in crate::session) async fn appe(cx: Cx<'_>, target: Target) -> Handled {
 /// cannot: the names are made here.
 pub(in crate::session) async fn stou(cx: Cx<'_>, hint: Option<&str>) -> Handled {
     cx.state.restart_offset = 0;
+    let announced = cx.state.announced_size.take();
     let stem = hint
         .and_then(|h| VirtualPath::new(h).file_name().map(str::to_owned))
         .unwrap_or_else(|| "stou".to_owned());
@@ -79,6 +88,13 @@ pub(in crate::session) async fn stou(cx: Cx<'_>, hint: Option<&str>) -> Handled 
             // client take the name first, the upload fails with 550.
             Err(StorageError::NotFound) => {
                 parent_is_a_directory(&user, &path).await?;
+                let asked = Asked {
+                    verb: "STOU",
+                    offset: 0,
+                    size: announced,
+                    existing_size: None,
+                };
+                pre_upload_check(&cx, &user, &path, asked).await?;
                 return start_upload(cx, "STOU", user, path, WriteMode::CreateNew, None).await;
             }
             Ok(_) => continue,
@@ -102,7 +118,8 @@ async fn upload(cx: Cx<'_>, verb: &'static str, target: Target, mode: WriteMode)
         WriteMode::At(offset) => offset,
         _ => 0,
     };
-    let existing = match user.storage.metadata(&path).await {
+    let announced = cx.state.announced_size.take();
+    let existing_size = match user.storage.metadata(&path).await {
         Err(StorageError::NotFound) => {
             drop(authorize(cx.state, path.as_str(), Need::Entry).await?);
             restart_within(offset, 0)?;
@@ -116,7 +133,60 @@ async fn upload(cx: Cx<'_>, verb: &'static str, target: Target, mode: WriteMode)
             Some(meta.size)
         }
     };
-    start_upload(cx, verb, user, path, mode, existing).await
+    let asked = Asked {
+        verb,
+        offset,
+        size: announced,
+        existing_size,
+    };
+    pre_upload_check(&cx, &user, &path, asked).await?;
+    start_upload(cx, verb, user, path, mode, existing_size).await
+}
+
+/// What the pre-upload check is asked about an upload, besides who and where.
+struct Asked {
+    verb: &'static str,
+    offset: u64,
+    size: Option<u64>,
+    existing_size: Option<u64>,
+}
+
+/// `[pre_upload]`, asked last, once everything else allows the upload:
+/// before its `150` and before the file is opened, so a refusal leaves the
+/// old file as it was. A refusal is `553`; a check that cannot decide
+/// refuses too, with `451` (docs/hooks.md).
+async fn pre_upload_check(
+    cx: &Cx<'_>,
+    user: &User,
+    path: &VirtualPath,
+    asked: Asked,
+) -> Result<(), Reply> {
+    let Some(check) = cx.server.pre_upload.clone() else {
+        return Ok(());
+    };
+    let request = UploadRequest {
+        user: user.login.clone(),
+        address: cx.conn.peer.ip(),
+        tls: cx.conn.tls.is_some(),
+        path: path.to_string(),
+        verb: asked.verb,
+        offset: asked.offset,
+        size: asked.size,
+        existing_size: asked.existing_size,
+    };
+    // Boxed: the program's or the request's state lives on the heap while
+    // it runs, not in every upload's future.
+    match Box::pin(async move { check.check(&request).await }).await {
+        Decision::Allow => Ok(()),
+        Decision::Refuse(message) => Err(Reply::new(
+            Code::NameNotAllowed,
+            message.unwrap_or_else(|| "Upload refused".to_owned()),
+        )),
+        Decision::Failed(_) => Err(Reply::new(
+            Code::LocalError,
+            "Upload refused: the upload check failed, try again later",
+        )),
+    }
 }
 
 /// Starts an upload whose file is opened only once the data connection
