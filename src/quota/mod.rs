@@ -173,7 +173,8 @@ impl UserQuota {
 
     /// Admits an upload to `path` in `mode` whose file has `existing` size
     /// now (`None`: there is none), or refuses it with
-    /// [`StorageError::QuotaExceeded`] when the user is at a limit already;
+    /// [`StorageError::QuotaExceeded`] when the user is at a limit already
+    /// and the upload can only grow the tree (a new file, an append);
     /// a new file is counted from here. The upload must then be
     /// [`Admitted::meter`]ed.
     pub async fn admit(
@@ -183,10 +184,13 @@ impl UserQuota {
         existing: Option<u64>,
     ) -> Result<Admitted, StorageError> {
         let usage = self.usage().await?;
-        if self.limits.bytes.is_some_and(|limit| usage.bytes >= limit) {
+        let new_file = existing.is_none();
+        // A new file or an append can only grow; a file written over may
+        // end no larger than it was, so only its growth is refused.
+        let grows = new_file || mode == WriteMode::Append;
+        if grows && self.limits.bytes.is_some_and(|limit| usage.bytes >= limit) {
             return Err(StorageError::QuotaExceeded);
         }
-        let new_file = existing.is_none();
         if new_file {
             let one = Change { bytes: 0, files: 1 };
             if !self.reserve(one).await? {

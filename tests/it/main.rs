@@ -20,6 +20,7 @@ mod metrics;
 mod properties;
 mod protocol;
 mod proxy;
+mod quotas;
 mod s3;
 mod scale_out;
 mod security;

@@ -23,6 +23,11 @@ const PART: usize = 5 * 1024 * 1024;
 
 /// A server whose `alice` keeps her files under `prefix` of the bucket.
 fn server_on(prefix: &str, endpoint: &str) -> TestServer {
+    server_with(prefix, endpoint, "")
+}
+
+/// [`server_on`], with `extra` keys in alice's entry.
+fn server_with(prefix: &str, endpoint: &str, extra: &str) -> TestServer {
     let garage = garage();
     let text = format!(
         r#"
@@ -37,6 +42,7 @@ password = "{hash}"
 storage = "s3"
 permissions = [{{ path = "/", readable = true, writable = true }}]
 s3 = {{ endpoint = "{endpoint}", bucket = "{BUCKET}", region = "{REGION}", prefix = "{prefix}", credentials_file = "{key}", part_size = "5MiB" }}
+{extra}
 "#,
         hash = password_hash(),
         key = garage.credentials_file.display(),
@@ -455,4 +461,32 @@ fn an_unreachable_endpoint_answers_451() {
         assert_eq!(c.cmd(command).code, 451, "{command}");
     }
     assert_eq!(c.cmd("NOOP").code, 200);
+}
+
+#[test]
+fn a_quota_on_s3_refuses_the_upload_that_crosses_it_and_leaves_no_object() {
+    if missing() {
+        return;
+    }
+    let garage = garage();
+    let prefix = garage.fresh_prefix();
+    let server = server_with(&prefix, &garage.endpoint, "quota_bytes = \"12MiB\"");
+    let bucket = Bucket::at(&prefix);
+    let mut c = server.raw();
+    c.login("alice", PASSWORD);
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    let first = pattern(4 << 20, 71);
+    assert_eq!(c.upload("STOR first.bin", &first).code, 226);
+    // 4 MiB held, 8 MiB left: 10 MiB crosses it once its first 5 MiB part
+    // is up; the multipart upload is aborted, nothing appears.
+    let reply = c.upload("STOR second.bin", &pattern(10 << 20, 72));
+    assert_eq!(reply.code, 552, "{reply:?}");
+    assert_eq!(bucket.names("/"), vec!["first.bin".to_owned()]);
+    assert_same(&bucket.read("/first.bin"), &first, "first.bin");
+    // What is left still fits, and replacing a file counts its old bytes.
+    assert_eq!(c.upload("STOR second.bin", &pattern(8 << 20, 73)).code, 226);
+    assert_eq!(c.upload("STOR first.bin", &pattern(1 << 20, 74)).code, 226);
+    assert_eq!(c.upload("STOR third.bin", &pattern(3 << 20, 75)).code, 226);
+    assert_eq!(c.cmd("DELE third.bin").code, 250);
+    assert_eq!(c.upload("STOR fourth.bin", &pattern(3 << 20, 76)).code, 226);
 }

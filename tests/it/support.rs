@@ -315,7 +315,9 @@ impl RawClient {
         if first.code != 150 {
             return first;
         }
-        data.write_all(bytes).expect("write data");
+        // A server that refuses the upload partway (a quota, a full disk)
+        // closes the connection under the write: its reply says what happened.
+        let _ = data.write_all(bytes);
         drop(data);
         self.reply()
     }

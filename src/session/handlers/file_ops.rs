@@ -58,7 +58,8 @@ pub(in crate::session) async fn dele(target: Target, witness: Witness<'_>) -> Ha
     }
     user.storage.remove(&path).await?;
     if let Some(quota) = user.quota.as_ref().filter(|_| meta.kind == FileKind::File) {
-        quota.removed(meta.size).await;
+        // Boxed: a ledger's state should not set the size of every command's future.
+        Box::pin(quota.removed(meta.size)).await;
     }
     tracing::info!(user = user.display_name(), path = path.as_str(), "deleted");
     witness.saw(EventKind::Delete, user.login.as_deref(), |e| {
@@ -124,7 +125,8 @@ pub(in crate::session) async fn rnto(
     };
     user.storage.rename(&from, &to).await?;
     if let (Some(quota), Some(meta)) = (&user.quota, replaced) {
-        quota.removed(meta.size).await;
+        // Boxed: a ledger's state should not set the size of every command's future.
+        Box::pin(quota.removed(meta.size)).await;
     }
     tracing::info!(
         user = user.display_name(),

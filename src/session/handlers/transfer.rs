@@ -204,7 +204,9 @@ async fn start_upload(
     existing: Option<u64>,
 ) -> Handled {
     let admitted = match &user.quota {
-        Some(quota) => Some(quota.admit(&path, mode, existing).await?),
+        // Boxed: counting a tree may take a while, and its state should
+        // not set the size of every command's future.
+        Some(quota) => Some(Box::pin(quota.admit(&path, mode, existing)).await?),
         None => None,
     };
     let ascii = cx.state.transfer_type == TransferType::Ascii;
