@@ -89,14 +89,10 @@ impl Accepted {
 
     /// The storage of `login`'s last account, however old, if it was
     /// opened for the same storage keys.
-    pub(super) fn storage_for(
-        &self,
-        login: &str,
-        keys: &Json,
-    ) -> Option<Arc<dyn crate::storage::Storage>> {
+    pub(super) fn account_for(&self, login: &str, keys: &Json) -> Option<Arc<User>> {
         let entries = self.lock();
         let entry = entries.get(login)?;
-        (entry.storage_keys == *keys).then(|| entry.user.storage.clone())
+        (entry.storage_keys == *keys).then(|| entry.user.clone())
     }
 
     /// Keeps the hook's yes for `login` with `password`: `user`, opened
@@ -174,11 +170,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(cache.hit("bob", &right).is_none());
         assert!(
-            cache.storage_for("bob", &json!({})).is_some(),
+            cache.account_for("bob", &json!({})).is_some(),
             "an expired entry's storage may serve the next answer"
         );
         assert!(cache
-            .storage_for("bob", &json!({"base_path": "x"}))
+            .account_for("bob", &json!({"base_path": "x"}))
             .is_none());
     }
 

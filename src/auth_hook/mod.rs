@@ -161,17 +161,26 @@ impl HookUserManager {
         login: &str,
         user: &serde_json::Value,
     ) -> Result<User, Vec<FieldProblem>> {
-        let reuse = self.accepted.storage_for(login, &storage_keys(user));
+        let last = self.accepted.account_for(login, &storage_keys(user));
+        let reuse = last.as_ref().map(|last| last.storage.clone());
         let rules = self.rules.clone();
         let (login_owned, user) = (login.to_owned(), user.clone());
-        tokio::task::spawn_blocking(move || rules.answered_account(&login_owned, &user, reuse))
-            .await
-            .unwrap_or_else(|err| {
-                Err(vec![FieldProblem {
-                    field: "user".to_owned(),
-                    message: format!("could not be checked: {err}"),
-                }])
-            })
+        let mut account =
+            tokio::task::spawn_blocking(move || rules.answered_account(&login_owned, &user, reuse))
+                .await
+                .unwrap_or_else(|err| {
+                    Err(vec![FieldProblem {
+                        field: "user".to_owned(),
+                        message: format!("could not be checked: {err}"),
+                    }])
+                })?;
+        // The same tree keeps the same count: every session of the login
+        // reserves from one ledger.
+        let ledger = last.and_then(|last| last.quota.as_ref().map(|q| q.ledger()));
+        if let (Some(quota), Some(ledger)) = (&account.quota, ledger) {
+            account.quota = Some(Arc::new(quota.with_ledger(ledger)));
+        }
+        Ok(account)
     }
 }
 

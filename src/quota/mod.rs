@@ -157,6 +157,11 @@ impl UserQuota {
         }
     }
 
+    /// Where the usage is counted.
+    pub fn ledger(&self) -> Arc<dyn Ledger> {
+        self.ledger.clone()
+    }
+
     /// The same limits and tree, counted in `ledger` instead.
     pub fn with_ledger(&self, ledger: Arc<dyn Ledger>) -> Self {
         UserQuota::new(self.limits, ledger, self.storage.clone())
