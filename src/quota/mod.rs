@@ -145,6 +145,9 @@ pub struct UserQuota {
     pub limits: Quota,
     ledger: Arc<dyn Ledger>,
     storage: Arc<dyn Storage>,
+    /// Held while the tree is counted: many sessions starting at once walk
+    /// it once, not once each.
+    counting: tokio::sync::Mutex<()>,
 }
 
 impl UserQuota {
@@ -154,6 +157,7 @@ impl UserQuota {
             limits,
             ledger,
             storage,
+            counting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -169,6 +173,10 @@ impl UserQuota {
 
     /// The usage now: as recorded, or counted from the tree when nothing is.
     pub async fn usage(&self) -> Result<Usage, StorageError> {
+        if let Some(usage) = self.ledger.usage().await.map_err(unavailable)? {
+            return Ok(usage);
+        }
+        let _counting = self.counting.lock().await;
         if let Some(usage) = self.ledger.usage().await.map_err(unavailable)? {
             return Ok(usage);
         }

@@ -224,3 +224,76 @@ async fn two_uploads_at_once_cannot_both_take_the_last_bytes() {
         }
     );
 }
+
+/// A storage that counts its listings, over another.
+struct Listings {
+    inner: Arc<dyn Storage>,
+    count: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Storage for Listings {
+    async fn metadata(&self, path: &VirtualPath) -> Result<crate::storage::Metadata, StorageError> {
+        self.inner.metadata(path).await
+    }
+    async fn list(&self, path: &VirtualPath) -> Result<crate::storage::EntryStream, StorageError> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Let the other sessions reach the count meanwhile.
+        tokio::task::yield_now().await;
+        self.inner.list(path).await
+    }
+    async fn open_read(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+    ) -> Result<crate::storage::ReadStream, StorageError> {
+        self.inner.open_read(path, offset).await
+    }
+    async fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        self.inner.open_write(path, mode).await
+    }
+    async fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.mkdir(path).await
+    }
+    async fn rmdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.rmdir(path).await
+    }
+    async fn remove(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.remove(path).await
+    }
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        self.inner.rename(from, to).await
+    }
+    async fn set_modified(
+        &self,
+        path: &VirtualPath,
+        time: std::time::SystemTime,
+    ) -> Result<(), StorageError> {
+        self.inner.set_modified(path, time).await
+    }
+}
+
+#[tokio::test]
+async fn many_sessions_needing_the_usage_at_once_walk_the_tree_once() {
+    let listings = Arc::new(Listings {
+        inner: tree(&[("/a", 1), ("/d/b", 2)]).await,
+        count: Default::default(),
+    });
+    let storage: Arc<dyn Storage> = listings.clone();
+    let q = quota(Some(100), None, &storage);
+    let asking: Vec<_> = (0..20)
+        .map(|_| {
+            let q = q.clone();
+            tokio::spawn(async move { q.usage().await.unwrap() })
+        })
+        .collect();
+    for asked in asking {
+        assert_eq!(asked.await.unwrap(), Usage { bytes: 3, files: 2 });
+    }
+    // The root and /d, once.
+    assert_eq!(listings.count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

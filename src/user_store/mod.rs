@@ -459,7 +459,7 @@ impl UserStore {
                 "its schema version {version} is unknown to this aioftpd, which knows versions 1 to {known}: it was made by a newer aioftpd or by another program; upgrade aioftpd, or point url at a database of its own"
             ),
             MigrateError::VersionMismatch(version) => format!(
-                "its schema version {version} differs from this aioftpd's version {version}: the schema was changed by hand or by another program"
+                "its migration to schema version {version} differs from this aioftpd's: the schema was changed by hand or by another program"
             ),
             MigrateError::Dirty(version) => format!(
                 "the migration to schema version {version} failed partway; restore the database from a backup"

@@ -258,7 +258,8 @@ fn a_database_of_an_unknown_schema_version_is_refused_clearly_and_nobody_gets_in
     add(&config, "alice");
     sqlite_exec(
         &dir.path().join("users.db"),
-        "UPDATE _sqlx_migrations SET version = 999",
+        "UPDATE _sqlx_migrations SET version = 999 \
+         WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
     );
 
     let out = user(&config, &["list"], "");
