@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::daemon::Daemon;
 use crate::support::{curl, have_tool, password_hash, pattern, run_ok, RawClient, IO_TIMEOUT};
+use crate::users::login_code;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth_hook.py");
 
@@ -113,16 +114,6 @@ fn start(dir: &Path, config: &Path) -> Daemon {
         daemon.startup_log
     );
     daemon
-}
-
-fn login_code(daemon: &Daemon, login: &str, password: &str) -> u16 {
-    let mut c = RawClient::connect(daemon.addr);
-    assert_eq!(c.cmd(&format!("USER {login}")).code, 331);
-    let code = c.cmd(&format!("PASS {password}")).code;
-    if code == 230 {
-        c.cmd("QUIT");
-    }
-    code
 }
 
 /// bob (password `bob-pw`), served from `dir/bob`, starting in `/in`,

@@ -4,13 +4,12 @@
 //! database enforce one quota together, as `aioftpd user show` reports.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use std::io::Write;
-
-use crate::support::daemon::{Daemon, BIN};
+use crate::support::daemon::Daemon;
 use crate::support::postgres::Postgres;
 use crate::support::{have_tool, password_hash, pattern, RawClient, TestServer, PASSWORD};
+use crate::users::user_ok;
 
 /// alice, writing on `/` under `quota`, and the anonymous user.
 fn quota_config(root: &Path, quota: &str) -> String {
@@ -121,34 +120,10 @@ fn a_file_quota_counts_files_not_bytes() {
     assert_eq!(c.upload("STOR c", b"c").code, 226);
 }
 
-/// `aioftpd user args... --config config` with `stdin`.
-fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("aioftpd user");
-    let mut stdin_pipe = child.stdin.take().expect("stdin");
-    stdin_pipe.write_all(stdin.as_bytes()).expect("write stdin");
-    drop(stdin_pipe);
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "aioftpd user {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// What `aioftpd user show alice --json` says alice's tree holds.
 fn shown_usage(config: &Path) -> serde_json::Value {
-    let out = user(config, &["show", "alice", "--json"], "");
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let out = user_ok(config, &["show", "alice", "--json"], "");
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("json");
     shown["usage"].clone()
 }
 
@@ -167,7 +142,7 @@ fn two_instances_enforce_one_quota(dir: &Path, section: &str) {
         format!("[server]\nlisten = [\"127.0.0.1:0\"]\ndata_timeout = \"10s\"\n{section}"),
     )
     .unwrap();
-    user(
+    user_ok(
         &config,
         &[
             "add",
@@ -211,8 +186,7 @@ fn two_instances_enforce_one_quota(dir: &Path, section: &str) {
         shown_usage(&config),
         serde_json::json!({ "bytes": 60 << 10, "files": 1 })
     );
-    let out = user(&config, &["show", "alice"], "");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = user_ok(&config, &["show", "alice"], "");
     assert!(text.contains("quota_bytes: 100KiB"), "{text}");
     assert!(text.contains("usage: 61440 bytes in 1 files"), "{text}");
 }

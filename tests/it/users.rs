@@ -42,7 +42,7 @@ fn postgres(server: &Postgres, dir: &Path, lifetime: &str) -> String {
 }
 
 /// `aioftpd user args... --config config`, `stdin` on its standard input.
-fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BIN)
         .arg("user")
         .args(args)
@@ -63,7 +63,7 @@ fn user(config: &Path, args: &[&str], stdin: &str) -> Output {
 }
 
 /// `aioftpd user args...` that must succeed.
-fn user_ok(config: &Path, args: &[&str], stdin: &str) -> String {
+pub(crate) fn user_ok(config: &Path, args: &[&str], stdin: &str) -> String {
     let out = user(config, args, stdin);
     assert!(
         out.status.success(),
@@ -91,7 +91,7 @@ fn add(config: &Path, login: &str) {
 }
 
 /// The reply to `PASS` for `login` on a fresh connection.
-fn login_code(daemon: &Daemon, login: &str, password: &str) -> u16 {
+pub(crate) fn login_code(daemon: &Daemon, login: &str, password: &str) -> u16 {
     let mut c = RawClient::connect(daemon.addr);
     assert_eq!(c.cmd(&format!("USER {login}")).code, 331);
     let code = c.cmd(&format!("PASS {password}")).code;
