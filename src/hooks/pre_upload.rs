@@ -3,7 +3,9 @@
 //! hang, a malformed reply) is a failure, and a failure refuses too.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use super::deliver::{exit_failure, http_client, post, run_program, Failure};
 use super::event::env_value;
@@ -14,6 +16,11 @@ const MESSAGE_LIMIT: usize = 200;
 
 /// The most of a URL's answer that is read.
 const ANSWER_LIMIT: usize = 8 * 1024;
+
+/// Checks run at once at most; more uploads wait for one to end, within
+/// their timeout. Without a bound, every session of every client uploading
+/// at once would start a program (or a request) of its own.
+const IN_FLIGHT: usize = 32;
 
 /// What the check is asked about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +97,7 @@ pub enum Decision {
 pub struct PreUpload {
     settings: PreUploadSettings,
     client: Result<reqwest::Client, String>,
+    slots: Semaphore,
 }
 
 impl std::fmt::Debug for PreUpload {
@@ -110,6 +118,7 @@ impl PreUpload {
         PreUpload {
             settings: settings.clone(),
             client,
+            slots: Semaphore::new(IN_FLIGHT),
         }
     }
 
@@ -152,9 +161,19 @@ impl PreUpload {
         decision
     }
 
+    /// The decision, within the timeout: waiting for a slot and asking,
+    /// together.
     async fn ask(&self, request: &UploadRequest) -> Result<Decision, Failure> {
+        let start = Instant::now();
+        let limit = self.settings.timeout;
+        let _slot = tokio::time::timeout(limit, self.slots.acquire())
+            .await
+            .map_err(|_| {
+                format!("{IN_FLIGHT} checks were running and none ended within {limit:?}")
+            })?
+            .map_err(|_| "the check is closed".to_owned())?;
+        let timeout = limit.saturating_sub(start.elapsed());
         let body = request.json().to_string();
-        let timeout: Duration = self.settings.timeout;
         match &self.settings.endpoint {
             Endpoint::Command(argv) => {
                 let ran = run_program(
@@ -226,6 +245,36 @@ fn message(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request() -> UploadRequest {
+        UploadRequest {
+            user: Some("alice".into()),
+            address: IpAddr::from([127, 0, 0, 1]),
+            tls: false,
+            path: "/f.txt".into(),
+            verb: "STOR",
+            offset: 0,
+            size: None,
+            existing_size: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_past_the_bound_waits_for_a_slot_and_starts_nothing_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let check = PreUpload::new(&PreUploadSettings {
+            endpoint: Endpoint::Command(vec!["/usr/bin/touch".into(), ran.display().to_string()]),
+            timeout: Duration::from_millis(200),
+        });
+        let taken = check.slots.acquire_many(IN_FLIGHT as u32).await.unwrap();
+        let refused = check.ask(&request()).await.unwrap_err();
+        assert!(refused.contains("checks were running"), "{refused}");
+        assert!(!ran.exists(), "no program was started");
+        drop(taken);
+        assert_eq!(check.ask(&request()).await, Ok(Decision::Allow));
+        assert!(ran.exists());
+    }
 
     #[test]
     fn an_answer_must_say_allow_as_a_boolean_and_the_error_names_the_field() {
