@@ -3,7 +3,7 @@
 //! hang, a malformed reply) is a failure, and a failure refuses too.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
@@ -265,7 +265,7 @@ mod tests {
         let ran = dir.path().join("ran");
         let check = PreUpload::new(&PreUploadSettings {
             endpoint: Endpoint::Command(vec!["/usr/bin/touch".into(), ran.display().to_string()]),
-            timeout: Duration::from_millis(200),
+            timeout: std::time::Duration::from_millis(200),
         });
         let taken = check.slots.acquire_many(IN_FLIGHT as u32).await.unwrap();
         let refused = check.ask(&request()).await.unwrap_err();
