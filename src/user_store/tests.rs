@@ -182,3 +182,90 @@ async fn a_database_that_cannot_be_opened_is_unavailable_not_a_panic() {
         Err(StoreError::Unavailable { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_brought_to_this_one_keeping_its_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.db");
+    // What an aioftpd that knew only the first migration made.
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_users.sql"),
+        first.join("0001_users.sql"),
+    )
+    .unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await.unwrap();
+    Migrator::new(first.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO aioftpd_users (login, password_hash, storage, storage_settings, \
+         disabled, created_at, updated_at) VALUES ('old', 'h', 'memory', '{}', FALSE, 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = UserStore::open(&settings(dir.path())).unwrap();
+    let old = store.find("old").await.unwrap().expect("kept");
+    assert_eq!((&old.quota_bytes, old.quota_files), (&None, None));
+    let scope = old.usage_scope();
+    assert_eq!(store.usage("old", &scope).await.unwrap(), None);
+    assert_eq!(
+        store.start_usage("old", &scope, (10, 1)).await.unwrap(),
+        (10, 1)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_usage_grows_only_within_its_limits_and_shrinks_always() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = UserStore::open(&settings(dir.path())).unwrap();
+    assert!(store.insert(&record("alice")).await.unwrap());
+    let scope = "memory {}";
+    assert_eq!(
+        store.start_usage("alice", scope, (90, 1)).await.unwrap(),
+        (90, 1)
+    );
+    // Another instance counting too keeps the first count.
+    assert_eq!(
+        store.start_usage("alice", scope, (0, 0)).await.unwrap(),
+        (90, 1)
+    );
+    let limits = Some((Some(100), Some(2)));
+    assert!(store
+        .add_usage("alice", scope, (10, 1), limits)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_usage("alice", scope, (1, 0), limits)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_usage("alice", scope, (0, 1), limits)
+        .await
+        .unwrap());
+    assert!(store
+        .add_usage("alice", scope, (-500, -5), limits)
+        .await
+        .unwrap());
+    assert_eq!(store.usage("alice", scope).await.unwrap(), Some((0, 0)));
+    // Counted in another tree: counted again there.
+    assert_eq!(store.usage("alice", "fs {}").await.unwrap(), None);
+    assert_eq!(
+        store.start_usage("alice", "fs {}", (7, 7)).await.unwrap(),
+        (7, 7)
+    );
+    assert!(store.delete("alice").await.unwrap());
+    assert_eq!(store.usage("alice", "fs {}").await.unwrap(), None);
+    store.close().await;
+}
