@@ -111,12 +111,15 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "# $UPLOADS uploads of $SIZE_KB KiB, $RUNS runs; hook sleeps ${HOOK_SLEEP}s per event"
 printf '%-6s %-4s %18s %22s\n' case run "one session (s)" "$UPLOADS sessions (s)"
-# The cases alternate, run by run, so a change in the machine's load
-# falls on both.
+# The cases alternate, and which goes first swaps run by run, so a change
+# in the machine's load, or the TIME_WAIT sockets each run leaves for the
+# next, falls on both alike.
 : > "$WORK/none.times"
 : > "$WORK/hook.times"
 for run in $(seq 1 "$RUNS"); do
-    for case in none hook; do
+    order="none hook"
+    [ $((run % 2)) -eq 0 ] && order="hook none"
+    for case in $order; do
         start "$case"
         times=$(measure)
         stop
