@@ -248,11 +248,16 @@ fn entry_text(record: &UserRecord) -> Result<String, Vec<FieldProblem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
+    Ok(entry_document(entry))
+}
+
+/// The config text holding `entry` as its one `[[users]]` entry.
+pub(super) fn entry_document(entry: Table) -> String {
     let mut users = ArrayOfTables::new();
     users.push(entry);
     let mut doc = DocumentMut::new();
     doc.insert("users", Item::ArrayOfTables(users));
-    Ok(doc.to_string())
+    doc.to_string()
 }
 
 /// A row's `storage_settings`: a TOML inline table.

@@ -11,9 +11,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{value, Array, InlineTable, Item, Table, Value};
 
-use super::account::{AccountRules, FieldProblem};
+use super::account::{entry_document, AccountRules, FieldProblem};
 use crate::auth::User;
 use crate::storage::Storage;
 
@@ -148,11 +148,7 @@ fn answer_entry(login: &str, user: &Json) -> Result<String, Vec<FieldProblem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut users = ArrayOfTables::new();
-    users.push(entry);
-    let mut doc = DocumentMut::new();
-    doc.insert("users", Item::ArrayOfTables(users));
-    Ok(doc.to_string())
+    Ok(entry_document(entry))
 }
 
 /// `json` as the TOML value of the same meaning; `null` has none.

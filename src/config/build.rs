@@ -221,24 +221,11 @@ fn read_hook(spec: HookSpec, config_dir: &Path, problems: &mut Problems) -> Opti
 /// The token in `file`, its first line; refused, as an S3 credentials
 /// file is, when others may read it or its group or others may write it.
 fn read_token(file: &Path, problems: &mut Problems) -> Option<BearerToken> {
-    use std::os::unix::fs::PermissionsExt;
     let key = "auth_hook.bearer_token_file";
     let shown = file.display();
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) => {
-            problems.add(key, format!("cannot read {shown}: {e}"));
-            return None;
-        }
-    };
-    let mode = std::fs::metadata(file).map_or(0, |meta| meta.permissions().mode()) & 0o7777;
-    if mode & 0o026 != 0 {
-        problems.add(
-            key,
-            format!("{shown} has mode {mode:04o}: a token file must not be readable by others nor writable by its group or others; run `chmod 600 {shown}`"),
-        );
-        return None;
-    }
+    let text = secret_file(file, key, 0o026, problems, |mode| {
+        format!("{shown} has mode {mode:04o}: a token file must not be readable by others nor writable by its group or others; run `chmod 600 {shown}`")
+    })?;
     let token = text.lines().next().unwrap_or_default().trim();
     // It goes into an HTTP header as it is.
     if token.is_empty() || !token.chars().all(|c| c.is_ascii_graphic()) {
@@ -253,24 +240,11 @@ fn read_token(file: &Path, problems: &mut Problems) -> Option<BearerToken> {
 
 /// The password in `file`, its first line; refused when others may read it.
 fn read_password(file: &Path, problems: &mut Problems) -> Option<DatabasePassword> {
-    use std::os::unix::fs::PermissionsExt;
     let key = "users_database.password_file";
     let shown = file.display();
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) => {
-            problems.add(key, format!("cannot read {shown}: {e}"));
-            return None;
-        }
-    };
-    let mode = std::fs::metadata(file).map_or(0, |meta| meta.permissions().mode());
-    if mode & 0o004 != 0 {
-        problems.add(
-            key,
-            format!("{shown} has mode {:04o}: a password file must not be readable by others; run `chmod 600 {shown}` (or `chmod 640 {shown}` to share it with the daemon's group)", mode & 0o7777),
-        );
-        return None;
-    }
+    let text = secret_file(file, key, 0o004, problems, |mode| {
+        format!("{shown} has mode {mode:04o}: a password file must not be readable by others; run `chmod 600 {shown}` (or `chmod 640 {shown}` to share it with the daemon's group)")
+    })?;
     let password = text.lines().next().unwrap_or_default();
     if password.is_empty() {
         problems.add(
@@ -280,6 +254,32 @@ fn read_password(file: &Path, problems: &mut Problems) -> Option<DatabasePasswor
         return None;
     }
     Some(DatabasePassword::new(password))
+}
+
+/// The text of the secret `file`, recorded against `key` as a problem when
+/// it cannot be read or its mode has any of the `forbidden` bits
+/// (`refusal` says so, given the mode).
+fn secret_file(
+    file: &Path,
+    key: &str,
+    forbidden: u32,
+    problems: &mut Problems,
+    refusal: impl FnOnce(u32) -> String,
+) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            problems.add(key, format!("cannot read {}: {e}", file.display()));
+            return None;
+        }
+    };
+    let mode = std::fs::metadata(file).map_or(0, |meta| meta.permissions().mode()) & 0o7777;
+    if mode & forbidden != 0 {
+        problems.add(key, refusal(mode));
+        return None;
+    }
+    Some(text)
 }
 
 pub(super) fn open_storage(
