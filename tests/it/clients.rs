@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use crate::support::ftplib_script;
 use crate::support::{curl, default_config, have_tool, pattern, run_ok, TestServer, PASSWORD};
 
 #[test]
@@ -162,15 +163,7 @@ print("ok")
 "#;
 
 fn ftplib(server: &TestServer, mode: &str) {
-    let out = run_ok(Command::new("python3").args([
-        "-c",
-        FTPLIB_SCRIPT,
-        &server.addr.ip().to_string(),
-        &server.addr.port().to_string(),
-        "alice",
-        PASSWORD,
-        mode,
-    ]));
+    let out = ftplib_script(FTPLIB_SCRIPT, server.addr, &[mode]);
     assert_eq!(out.trim(), "ok");
 }
 
@@ -362,13 +355,6 @@ fn python_ftplib_abort_is_heard_idle_and_during_a_download() {
     }
     let server = TestServer::start();
     std::fs::write(server.path("big.bin"), vec![7u8; 64 << 20]).unwrap();
-    let out = run_ok(Command::new("python3").args([
-        "-c",
-        FTPLIB_ABORT,
-        &server.addr.ip().to_string(),
-        &server.addr.port().to_string(),
-        "alice",
-        PASSWORD,
-    ]));
+    let out = ftplib_script(FTPLIB_ABORT, server.addr, &[]);
     assert_eq!(out.trim(), "ok");
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use suppaftp::{RustlsConnector, RustlsFtpStream};
 
+use crate::support::ftplib_script;
 use crate::support::ftps::{
     client_config, test_cert, write_pems, FtpsClient, TlsOptions, SERVER_NAME, TLS12_ONLY,
     TLS13_FIRST,
@@ -573,15 +574,7 @@ fn python_ftplib_ftp_tls_works_without_session_reuse() {
         ..TlsOptions::default()
     });
     let work = tempfile::tempdir().unwrap();
-    let out = run_ok(Command::new("python3").args([
-        "-c",
-        FTPLIB_TLS_SCRIPT,
-        "127.0.0.1",
-        &server.addr.port().to_string(),
-        "alice",
-        PASSWORD,
-        &ca_file(work.path()),
-    ]));
+    let out = ftplib_script(FTPLIB_TLS_SCRIPT, server.addr, &[&ca_file(work.path())]);
     assert_eq!(out.trim(), "ok");
     assert_eq!(
         std::fs::read(server.path("b.bin")).unwrap().len(),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::daemon::Daemon;
+use crate::support::ftplib_script;
 use crate::support::ftps::{tls_config, write_pems, TlsOptions};
 use crate::support::{have_tool, pattern, run_ok, PASSWORD};
 
@@ -393,16 +394,11 @@ fn ftplib_with_a_session_reusing_subclass_passes_with_reuse_required() {
     }
     let server = FtpsDaemon::start();
     for version in ["1.3", "1.2"] {
-        let out = run_ok(Command::new("python3").args([
-            "-c",
+        let out = ftplib_script(
             FTPLIB_REUSE_SCRIPT,
-            "127.0.0.1",
-            &server.explicit.port().to_string(),
-            "alice",
-            PASSWORD,
-            &server.ca(),
-            version,
-        ]));
+            server.explicit,
+            &[&server.ca(), version],
+        );
         assert_eq!(out.trim(), "ok", "TLS {version}");
     }
     server.assert_no_failed_transfer();

@@ -14,6 +14,7 @@ use aioftpd::storage::{S3Storage, Storage};
 use futures::TryStreamExt;
 use tokio::io::AsyncReadExt;
 
+use crate::support::ftplib_script;
 use crate::support::{
     curl, have_tool, password_hash, pattern, run_ok, RawClient, TestServer, PASSWORD,
 };
@@ -371,14 +372,7 @@ fn python_ftplib_on_s3_and_what_s3_refuses() {
         return;
     }
     let (server, bucket, _) = s3_server();
-    let out = run_ok(Command::new("python3").args([
-        "-c",
-        FTPLIB_S3,
-        &server.addr.ip().to_string(),
-        &server.addr.port().to_string(),
-        "alice",
-        PASSWORD,
-    ]));
+    let out = ftplib_script(FTPLIB_S3, server.addr, &[]);
     assert_eq!(out.trim(), "ok");
     assert!(bucket.names("/").is_empty(), "every object was deleted");
 }

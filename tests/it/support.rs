@@ -430,6 +430,17 @@ pub fn fail2ban_addresses(log: impl AsRef<std::ffi::OsStr>, options: &str) -> Ve
     out.lines().map(str::to_owned).collect()
 }
 
+/// Runs the Python `script` (an ftplib session) with the arguments the
+/// scripts share, the server's host and port, alice's login and password,
+/// then `extra`; its output.
+pub fn ftplib_script(script: &str, addr: SocketAddr, extra: &[&str]) -> String {
+    let host = addr.ip().to_string();
+    let port = addr.port().to_string();
+    let mut args = vec!["-c", script, &host, &port, "alice", PASSWORD];
+    args.extend_from_slice(extra);
+    run_ok(std::process::Command::new("python3").args(&args))
+}
+
 /// Runs a command to completion; panics with its output if it fails.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
