@@ -327,8 +327,9 @@ impl Admitted {
         Err(io::Error::from(io::ErrorKind::QuotaExceeded))
     }
 
-    /// Sets the ledger to what the upload changed, from the file as it is now.
-    async fn settle(mut self) {
+    /// Sets the ledger to what the upload changed, from the file as it is
+    /// now; once settled, dropping it does nothing more.
+    async fn settle(&mut self) {
         if let Some(admission) = self.admission.take() {
             admission.settle(self.reserved).await;
         }
@@ -395,14 +396,7 @@ impl Upload for Metered {
     async fn finish(mut self: Box<Self>) -> Result<(), StorageError> {
         let inner = self.inner.take().ok_or(StorageError::Unsupported)?;
         let result = inner.finish().await;
-        let admitted = std::mem::replace(
-            &mut self.admitted,
-            Admitted {
-                admission: None,
-                reserved: 0,
-            },
-        );
-        admitted.settle().await;
+        self.admitted.settle().await;
         result
     }
 }
